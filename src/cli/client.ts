@@ -1,0 +1,73 @@
+/**
+ * The admin API client used by every CLI command. It finds the store from
+ * --host, then HUSH_HOST, then what `hush up`/`hush store` recorded in
+ * HUSH_HOME, then the default socket.
+ */
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { HushError, type ErrorCode } from '../errors/index.js';
+import { DEFAULT_ADMIN_SOCKET, hushHome, readHomeConfig } from '../home/index.js';
+
+export interface ClientOptions {
+  host?: string;
+}
+
+export class AdminClient {
+  private constructor(private readonly host: string) {}
+
+  static async connect(options: ClientOptions): Promise<AdminClient> {
+    const host = options.host ?? process.env.HUSH_HOST ?? (await readHomeConfig(hushHome())).host ?? `unix://${DEFAULT_ADMIN_SOCKET}`;
+    if (!host.startsWith('unix://')) throw new HushError('bad_request', `unsupported host "${host}": use unix:///path/to/admin.sock`);
+    return new AdminClient(host);
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.call<T>('GET', path);
+  }
+
+  post<T>(path: string, body?: unknown): Promise<T> {
+    return this.call<T>('POST', path, body ?? {});
+  }
+
+  delete(path: string): Promise<void> {
+    return this.call<void>('DELETE', path);
+  }
+
+  private call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const socketPath = this.host.slice('unix://'.length);
+    return new Promise<T>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          socketPath,
+          method,
+          path,
+          headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
+        },
+        (res) => readResponse<T>(res).then(resolve, reject),
+      );
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
+          reject(new HushError('unavailable', `cannot reach the hush store at ${this.host}: is it running? Start one with \`hush up\`, or point --host / HUSH_HOST at it`));
+        } else if (err.code === 'EACCES') {
+          reject(new HushError('forbidden', `permission denied on ${socketPath}: the admin socket is root-only; run as root`));
+        } else reject(err);
+      });
+      req.end(payload);
+    });
+  }
+}
+
+async function readResponse<T>(res: IncomingMessage): Promise<T> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  const text = Buffer.concat(chunks).toString('utf8');
+  const status = res.statusCode ?? 0;
+  if (status >= 200 && status < 300) return (text ? JSON.parse(text) : undefined) as T;
+  let error: { code?: ErrorCode; message?: string } | undefined;
+  try {
+    error = (JSON.parse(text) as { error?: { code?: ErrorCode; message?: string } }).error;
+  } catch {
+    // not JSON: fall through to a generic message
+  }
+  throw new HushError(error?.code ?? 'internal', error?.message ?? `store answered ${status}`);
+}

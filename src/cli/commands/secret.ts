@@ -1,0 +1,104 @@
+/** `hush secret ...`: create, ls, inspect, rm, versions, rotate. */
+import { Command, Option } from 'commander';
+import { AdminClient } from '../client.js';
+import { collectKeyValue, readValue } from '../input.js';
+import { ago, parseFormat, printJson, printTable, type Format } from '../output.js';
+
+interface SecretSummary {
+  id: string;
+  name: string;
+  version: number;
+  labels: Record<string, string>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+interface SecretDetail extends SecretSummary {
+  versions: { version: number; createdAt: string }[];
+}
+
+const formatOption = () => new Option('--format <format>', 'table or json').default('table').argParser(parseFormat);
+const path = (name: string) => `/v1/secrets/${encodeURIComponent(name)}`;
+
+export function secretCommand(client: () => Promise<AdminClient>): Command {
+  const secret = new Command('secret').description('manage secrets');
+
+  secret
+    .command('create')
+    .description('create a secret from a file, or from stdin with "-"')
+    .argument('<name>', 'secret name')
+    .argument('[file]', 'file holding the value, or - for stdin')
+    .option('--label <key=value>', 'add a label (repeatable)', collectKeyValue('--label'), {})
+    .action(async (name: string, file: string | undefined, opts: { label: Record<string, string> }) => {
+      const data = await readValue(file);
+      const created = await (await client()).post<{ id: string }>('/v1/secrets', { name, data: data.toString('base64'), labels: opts.label });
+      data.fill(0);
+      console.log(created.id);
+    });
+
+  secret
+    .command('ls')
+    .description('list secrets (never their values)')
+    .addOption(formatOption())
+    .action(async (opts: { format: Format }) => {
+      const list = await (await client()).get<SecretSummary[]>('/v1/secrets');
+      if (opts.format === 'json') return printJson(list);
+      printTable(
+        ['ID', 'NAME', 'VERSION', 'CREATED', 'UPDATED'],
+        list.map((s) => [s.id, s.name, String(s.version), ago(s.createdAt), ago(s.updatedAt)]),
+      );
+    });
+
+  secret
+    .command('inspect')
+    .description('show a secret\'s metadata and versions as JSON')
+    .argument('<name...>', 'secret names or ids')
+    .action(async (names: string[]) => {
+      const c = await client();
+      const details = [];
+      for (const name of names) details.push(await c.get<SecretDetail>(path(name)));
+      printJson(details);
+    });
+
+  secret
+    .command('rm')
+    .alias('remove')
+    .description('remove secrets')
+    .argument('<name...>', 'secret names or ids')
+    .action(async (names: string[]) => {
+      const c = await client();
+      for (const name of names) {
+        await c.delete(path(name));
+        console.log(name);
+      }
+    });
+
+  secret
+    .command('versions')
+    .description('list a secret\'s versions')
+    .argument('<name>', 'secret name or id')
+    .addOption(formatOption())
+    .action(async (name: string, opts: { format: Format }) => {
+      const detail = await (await client()).get<SecretDetail>(path(name));
+      if (opts.format === 'json') return printJson(detail.versions);
+      printTable(
+        ['VERSION', 'CREATED', ''],
+        detail.versions.map((v) => [String(v.version), v.createdAt, v.version === detail.version ? 'current' : '']),
+      );
+    });
+
+  secret
+    .command('rotate')
+    .description('give a secret a new version, from a file, stdin ("-") or --generate')
+    .argument('<name>', 'secret name or id')
+    .argument('[file]', 'file holding the new value, or - for stdin')
+    .option('--generate <bytes>', 'generate a random value of this many bytes', (v) => Number.parseInt(v, 10))
+    .action(async (name: string, file: string | undefined, opts: { generate?: number }) => {
+      const c = await client();
+      const body = opts.generate !== undefined ? { generate: opts.generate } : { data: (await readValue(file)).toString('base64') };
+      const rotated = await c.post<{ version: number }>(`${path(name)}/rotate`, body);
+      console.log(`${name} is now at version ${rotated.version}`);
+    });
+
+  return secret;
+}

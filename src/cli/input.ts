@@ -1,0 +1,32 @@
+/** Reading secret values and key=value options from the command line. */
+import { readFile } from 'node:fs/promises';
+import { InvalidArgumentError } from 'commander';
+import { HushError } from '../errors/index.js';
+
+/** A value from a file, or from stdin with "-" (or when stdin is piped and no file is given), like `docker secret create`. */
+export async function readValue(source: string | undefined): Promise<Buffer> {
+  if (source === undefined && process.stdin.isTTY) {
+    throw new HushError('bad_request', 'give the value as a file, or "-" to read it from stdin (e.g. `printf s3cret | hush secret create NAME -`)');
+  }
+  if (source === undefined || source === '-') return readStdin();
+  try {
+    return await readFile(source);
+  } catch (err) {
+    throw new HushError('bad_request', `cannot read ${source}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+async function readStdin(): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Collects repeated `--label K=V` options into a record. */
+export function collectKeyValue(flag: string) {
+  return (pair: string, previous: Record<string, string> = {}): Record<string, string> => {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new InvalidArgumentError(`${flag} takes KEY=VALUE, not "${pair}".`);
+    return { ...previous, [pair.slice(0, eq)]: pair.slice(eq + 1) };
+  };
+}

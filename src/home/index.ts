@@ -1,0 +1,38 @@
+/**
+ * HUSH_HOME (default ~/.hush): where `hush up` / `hush store` leave what a
+ * client needs to find and trust the store — the admin socket path (and, with
+ * the PKI, ca.pem / cert.pem / key.pem, usable as DOCKER_CERT_PATH).
+ */
+import { mkdir, readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../store/index.js';
+
+export interface HomeConfig {
+  /** unix:///path/admin.sock or https://H:P */
+  host?: string;
+  agentSocket?: string;
+}
+
+export const DEFAULT_ADMIN_SOCKET = '/run/hush/admin.sock';
+export const DEFAULT_AGENT_SOCKET = '/run/hush/agent.sock';
+
+export function hushHome(explicit?: string): string {
+  return explicit ?? process.env.HUSH_HOME ?? join(homedir(), '.hush');
+}
+
+export async function readHomeConfig(home: string): Promise<HomeConfig> {
+  try {
+    return JSON.parse(await readFile(join(home, 'config.json'), 'utf8')) as HomeConfig;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw err;
+  }
+}
+
+/** Merges `changes` into the home's config.json (0600, written atomically). */
+export async function updateHomeConfig(home: string, changes: HomeConfig): Promise<void> {
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  const current = await readHomeConfig(home);
+  await writeFileAtomic(join(home, 'config.json'), JSON.stringify({ ...current, ...changes }, null, 2) + '\n', 0o600);
+}

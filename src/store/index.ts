@@ -1,0 +1,12 @@
+/** The store: durable, encrypted records of secrets (and, later, services and nodes). */
+export { ConflictError, CorruptionError } from './backend.js';
+export type { Backend, KvCondition, KvEntry, KvEvent, KvOp, KvTxn } from './backend.js';
+export { EmbeddedBackend, type EmbeddedOptions } from './embedded.js';
+export { Envelope, b64, unb64, type SealedValue } from './envelope.js';
+export { writeFileAtomic } from './fsutil.js';
+export { newObjectId } from './ids.js';
+export { Keyring, type KeyringOptions } from './keyring.js';
+export { SecretStore, type SecretDetail, type SecretSummary, type SecretsOptions } from './secrets.js';
+export { loadSodium, type Sodium } from './sodium.js';
+export { assertValidLabels, assertValidName, assertValidValue, DEFAULT_MAX_VALUE_BYTES, MAX_NAME_LENGTH } from './validation.js';
+export { openStore, type OpenStoreOptions, type OpenedStore } from './open.js';

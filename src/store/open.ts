@@ -1,0 +1,35 @@
+/** Opens the embedded store in a data directory: backend, keyring, secrets. */
+import { join } from 'node:path';
+import { log } from '../log/index.js';
+import type { Backend } from './backend.js';
+import { EmbeddedBackend } from './embedded.js';
+import { Envelope } from './envelope.js';
+import { Keyring } from './keyring.js';
+import { SecretStore, type SecretsOptions } from './secrets.js';
+import { loadSodium } from './sodium.js';
+
+export interface OpenStoreOptions extends SecretsOptions {
+  dataDir: string;
+  autolock?: boolean;
+  snapshotAfterBytes?: number;
+}
+
+export interface OpenedStore {
+  backend: Backend;
+  keyring: Keyring;
+  secrets: SecretStore;
+  /** Set when this start created an autolocked store: show it once. */
+  newUnlockKey?: string;
+}
+
+export async function openStore(options: OpenStoreOptions): Promise<OpenedStore> {
+  const sodium = await loadSodium();
+  const backend = await EmbeddedBackend.open({
+    dir: options.dataDir,
+    snapshotAfterBytes: options.snapshotAfterBytes,
+    onTornTail: (file, bytes) => log.warn({ file, bytes }, 'cut off a torn tail of the write-ahead log (a write interrupted by a crash, never acknowledged)'),
+  });
+  const { keyring, newUnlockKey } = await Keyring.open(sodium, backend, { keyFile: join(options.dataDir, 'master.key'), autolock: options.autolock ?? false });
+  const secrets = new SecretStore(backend, keyring, new Envelope(sodium), options);
+  return { backend, keyring, secrets, newUnlockKey };
+}

@@ -1,0 +1,212 @@
+/**
+ * Secrets and their versions: the domain layer over a Backend. Records hold
+ * only sealed values (see envelope.ts), so the in-memory and on-disk state is
+ * ciphertext; plaintext exists only inside `create`, `rotate` and `reveal`.
+ */
+import { HushError } from '../errors/index.js';
+import { ConflictError, type Backend, type KvCondition, type KvOp } from './backend.js';
+import { Envelope, type SealedValue } from './envelope.js';
+import { SharedExclusiveGate } from './gate.js';
+import { newObjectId } from './ids.js';
+import type { Keyring } from './keyring.js';
+import { assertValidLabels, assertValidName, assertValidValue, DEFAULT_MAX_VALUE_BYTES } from './validation.js';
+
+export interface VersionRecord extends SealedValue {
+  version: number;
+  createdAt: string;
+}
+
+export interface SecretRecord {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  createdAt: string;
+  updatedAt: string;
+  versions: VersionRecord[];
+}
+
+/** What callers may see: everything but the sealed data. */
+export interface SecretSummary {
+  id: string;
+  name: string;
+  version: number;
+  labels: Record<string, string>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface SecretDetail extends SecretSummary {
+  versions: { version: number; createdAt: string }[];
+}
+
+export interface SecretsOptions {
+  maxValueBytes?: number;
+  /** How many versions to keep per secret; older ones are dropped on rotation. */
+  keepVersions?: number;
+}
+
+const SECRET_PREFIX = 'secrets/';
+const ID_PREFIX = 'secret-ids/';
+const COMMIT_RETRIES = 5;
+
+export class SecretStore {
+  readonly maxValueBytes: number;
+  private readonly keepVersions: number;
+  /** Seals under the active KEK (shared) wait for a KEK rotation (exclusive) and vice versa. */
+  private readonly kekGate = new SharedExclusiveGate();
+  /** Asked before a delete; throws (409) when something still uses the secret. */
+  removalGuard: (name: string) => Promise<void> = async () => {};
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly keyring: Keyring,
+    private readonly envelope: Envelope,
+    options: SecretsOptions = {},
+  ) {
+    this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
+    this.keepVersions = options.keepVersions ?? 16;
+  }
+
+  async create(name: string, data: Uint8Array, labels: Record<string, string> = {}): Promise<SecretSummary> {
+    assertValidName(name);
+    assertValidValue(data, this.maxValueBytes);
+    assertValidLabels(labels);
+    return this.kekGate.shared(() => this.createSealed(name, data, labels));
+  }
+
+  private async createSealed(name: string, data: Uint8Array, labels: Record<string, string>): Promise<SecretSummary> {
+    const { term, kek } = this.keyring.activeKek();
+    const id = newObjectId();
+    const now = new Date().toISOString();
+    const sealed = this.envelope.seal(data, { id, name, version: 1 }, kek, term);
+    const record: SecretRecord = { id, name, labels, createdAt: now, updatedAt: now, versions: [{ version: 1, createdAt: now, ...sealed }] };
+    try {
+      await this.backend.commit({
+        conditions: [
+          { key: SECRET_PREFIX + name, modRevision: 0 },
+          { key: ID_PREFIX + id, modRevision: 0 },
+          this.keyring.condition(),
+        ],
+        ops: [
+          { type: 'put', key: SECRET_PREFIX + name, value: JSON.stringify(record) },
+          { type: 'put', key: ID_PREFIX + id, value: name },
+        ],
+      });
+    } catch (err) {
+      if (err instanceof ConflictError) throw new HushError('conflict', `a secret named "${name}" already exists; use \`hush secret rotate ${name}\` to give it a new value`);
+      throw err;
+    }
+    return summarize(record);
+  }
+
+  async list(): Promise<SecretSummary[]> {
+    const entries = await this.backend.list(SECRET_PREFIX);
+    return entries.map((e) => summarize(JSON.parse(e.value) as SecretRecord));
+  }
+
+  async inspect(nameOrId: string): Promise<SecretDetail> {
+    const { record } = await this.find(nameOrId);
+    return { ...summarize(record), versions: record.versions.map(({ version, createdAt }) => ({ version, createdAt })) };
+  }
+
+  async remove(nameOrId: string): Promise<void> {
+    const { record, modRevision } = await this.find(nameOrId);
+    await this.removalGuard(record.name);
+    try {
+      await this.backend.commit({
+        conditions: [{ key: SECRET_PREFIX + record.name, modRevision }],
+        ops: [
+          { type: 'delete', key: SECRET_PREFIX + record.name },
+          { type: 'delete', key: ID_PREFIX + record.id },
+        ],
+      });
+    } catch (err) {
+      if (err instanceof ConflictError) throw new HushError('conflict', `secret "${record.name}" changed while it was being removed; try again`);
+      throw err;
+    }
+  }
+
+  /** Adds a new version and makes it current. */
+  async rotate(nameOrId: string, data: Uint8Array): Promise<{ name: string; version: number }> {
+    assertValidValue(data, this.maxValueBytes);
+    return this.kekGate.shared(() => this.addVersion(nameOrId, data));
+  }
+
+  private async addVersion(nameOrId: string, data: Uint8Array): Promise<{ name: string; version: number }> {
+    for (let attempt = 0; ; attempt++) {
+      const { record, modRevision } = await this.find(nameOrId);
+      const { term, kek } = this.keyring.activeKek();
+      const version = record.versions.at(-1)!.version + 1;
+      const now = new Date().toISOString();
+      const sealed = this.envelope.seal(data, { id: record.id, name: record.name, version }, kek, term);
+      const next: SecretRecord = { ...record, updatedAt: now, versions: [...record.versions, { version, createdAt: now, ...sealed }].slice(-this.keepVersions) };
+      try {
+        await this.backend.commit({
+          conditions: [{ key: SECRET_PREFIX + record.name, modRevision }, this.keyring.condition()],
+          ops: [{ type: 'put', key: SECRET_PREFIX + record.name, value: JSON.stringify(next) }],
+        });
+        return { name: record.name, version };
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= COMMIT_RETRIES) throw err;
+      }
+    }
+  }
+
+  /** The plaintext of a version (the current one by default). Only for delivery to an entitled node. */
+  async reveal(nameOrId: string, version?: number): Promise<{ name: string; version: number; data: Uint8Array }> {
+    const { record } = await this.find(nameOrId);
+    const v = version === undefined ? record.versions.at(-1) : record.versions.find((x) => x.version === version);
+    if (!v) throw new HushError('not_found', `secret "${record.name}" has no version ${version}`);
+    const data = this.envelope.open(v, { id: record.id, name: record.name, version: v.version }, this.keyring.kek(v.term));
+    return { name: record.name, version: v.version, data };
+  }
+
+  /**
+   * Replaces the KEK: every data key is re-wrapped under a new key term and
+   * the new keyring is committed with them in one transaction.
+   */
+  async rotateKek(): Promise<{ term: number; secrets: number }> {
+    return this.kekGate.exclusive(() => this.rewrapAll());
+  }
+
+  private async rewrapAll(): Promise<{ term: number; secrets: number }> {
+    for (let attempt = 0; ; attempt++) {
+      const rotation = this.keyring.prepareRotation();
+      const entries = await this.backend.list(SECRET_PREFIX);
+      const conditions: KvCondition[] = [rotation.condition];
+      const ops: KvOp[] = [{ type: 'put', ...rotation.op }];
+      for (const entry of entries) {
+        const record = JSON.parse(entry.value) as SecretRecord;
+        const versions = record.versions.map((v) => ({
+          ...v,
+          ...this.envelope.rewrap(v, { id: record.id, name: record.name, version: v.version }, this.keyring.kek(v.term), rotation.kek, rotation.term),
+        }));
+        conditions.push({ key: entry.key, modRevision: entry.modRevision });
+        ops.push({ type: 'put', key: entry.key, value: JSON.stringify({ ...record, versions }) });
+      }
+      try {
+        const revision = await this.backend.commit({ conditions, ops });
+        this.keyring.adopt(rotation.term, rotation.kek, rotation.op.value, revision);
+        return { term: rotation.term, secrets: entries.length };
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= COMMIT_RETRIES) throw err;
+      }
+    }
+  }
+
+  private async find(nameOrId: string): Promise<{ record: SecretRecord; modRevision: number }> {
+    this.keyring.assertUnlocked();
+    let entry = await this.backend.get(SECRET_PREFIX + nameOrId);
+    if (!entry) {
+      const byId = await this.backend.get(ID_PREFIX + nameOrId);
+      if (byId) entry = await this.backend.get(SECRET_PREFIX + byId.value);
+    }
+    if (!entry) throw new HushError('not_found', `no secret named "${nameOrId}"; \`hush secret ls\` lists them`);
+    return { record: JSON.parse(entry.value) as SecretRecord, modRevision: entry.modRevision };
+  }
+}
+
+function summarize(record: SecretRecord): SecretSummary {
+  const { id, name, labels, createdAt, updatedAt } = record;
+  return { id, name, version: record.versions.at(-1)!.version, labels, createdAt, updatedAt };
+}

@@ -1,0 +1,34 @@
+/** Rules for what may be stored, shared by every entry point (REST, Docker API, compose, CLI). */
+import { HushError } from '../errors/index.js';
+
+/** Docker's rule for object names. */
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+export const MAX_NAME_LENGTH = 64;
+export const DEFAULT_MAX_VALUE_BYTES = 500 * 1024;
+const MAX_LABELS = 64;
+const MAX_LABEL_BYTES = 4096;
+
+export function assertValidName(name: unknown, what = 'secret'): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0) throw new HushError('invalid_name', `${what} name is required`);
+  if (name.length > MAX_NAME_LENGTH) throw new HushError('invalid_name', `${what} name "${name.slice(0, 80)}" is longer than ${MAX_NAME_LENGTH} characters`);
+  if (!NAME.test(name)) {
+    throw new HushError('invalid_name', `invalid ${what} name "${name}": use letters, digits, "_", "." and "-", starting with a letter or digit`);
+  }
+}
+
+export function assertValidValue(data: Uint8Array, maxValueBytes: number): void {
+  if (data.length === 0) throw new HushError('bad_request', 'secret value is empty: give at least one byte');
+  if (data.length > maxValueBytes) {
+    throw new HushError('too_large', `secret value is ${data.length} bytes; the limit is ${maxValueBytes} bytes (${Math.floor(maxValueBytes / 1024)} KiB)`);
+  }
+}
+
+export function assertValidLabels(labels: Record<string, string>): void {
+  const entries = Object.entries(labels);
+  if (entries.length > MAX_LABELS) throw new HushError('bad_request', `too many labels (${entries.length}); the limit is ${MAX_LABELS}`);
+  for (const [key, value] of entries) {
+    if (key.length === 0) throw new HushError('bad_request', 'label keys must not be empty');
+    if (typeof value !== 'string') throw new HushError('bad_request', `label "${key}" must be a string`);
+    if (key.length + value.length > MAX_LABEL_BYTES) throw new HushError('bad_request', `label "${key.slice(0, 80)}" is too long`);
+  }
+}

@@ -1,0 +1,156 @@
+/**
+ * The write-ahead log: one segment file per snapshot period.
+ *
+ *   segment header: "HUSHWAL1" | start revision (u64 BE) | seed (32 bytes)
+ *   record:         length L (u32 BE) | ~L (u32 BE) | hash (32 bytes) | payload (L bytes)
+ *
+ * hash = SHA-256(previous hash || payload), starting from the segment's seed,
+ * which is the hash the previous segment (or snapshot) ended with. The hash is
+ * both the record's checksum and its link in the chain, so an edited, dropped
+ * or reordered record is detected. ~L guards the length, so a flipped length
+ * bit reads as damage instead of as a torn tail that would be cut off.
+ *
+ * Recovery tells a torn tail (a crash during the last, unacknowledged write:
+ * the damage reaches the end of the file) from damage in the middle (refuse to
+ * start). Only the last segment may have a torn tail.
+ */
+import { createHash } from 'node:crypto';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
+import { CorruptionError } from './backend.js';
+import { fsyncDir } from './fsutil.js';
+
+const MAGIC = Buffer.from('HUSHWAL1');
+export const SEGMENT_HEADER_BYTES = MAGIC.length + 8 + 32;
+const RECORD_HEADER_BYTES = 4 + 4 + 32;
+
+export function chainHash(previous: Buffer, payload: Buffer): Buffer {
+  return createHash('sha256').update(previous).update(payload).digest();
+}
+
+export class WalWriter {
+  private constructor(
+    private readonly file: FileHandle,
+    private lastHash: Buffer,
+    private size: number,
+  ) {}
+
+  /** Creates a new segment durably (header written and synced, directory synced). */
+  static async create(path: string, startRevision: number, seed: Buffer): Promise<WalWriter> {
+    const file = await open(path, 'wx', 0o600);
+    const header = Buffer.alloc(SEGMENT_HEADER_BYTES);
+    MAGIC.copy(header, 0);
+    header.writeBigUInt64BE(BigInt(startRevision), MAGIC.length);
+    seed.copy(header, MAGIC.length + 8);
+    await file.write(header, 0, header.length, 0);
+    await file.datasync();
+    await fsyncDir(path);
+    return new WalWriter(file, seed, header.length);
+  }
+
+  /** Reopens a recovered segment for appending, cutting off a torn tail if there was one. */
+  static async reopen(path: string, validBytes: number, lastHash: Buffer): Promise<WalWriter> {
+    const file = await open(path, 'r+');
+    const { size } = await file.stat();
+    if (size !== validBytes) {
+      await file.truncate(validBytes);
+      await file.datasync();
+    }
+    return new WalWriter(file, lastHash, validBytes);
+  }
+
+  get bytes(): number {
+    return this.size;
+  }
+
+  get hash(): Buffer {
+    return this.lastHash;
+  }
+
+  /** Frames a payload as the next record of the chain. Call in commit order. */
+  frame(payload: Buffer): Buffer {
+    const hash = chainHash(this.lastHash, payload);
+    const record = Buffer.allocUnsafe(RECORD_HEADER_BYTES + payload.length);
+    record.writeUInt32BE(payload.length, 0);
+    record.writeUInt32BE(~payload.length >>> 0, 4);
+    hash.copy(record, 8);
+    payload.copy(record, RECORD_HEADER_BYTES);
+    this.lastHash = hash;
+    return record;
+  }
+
+  /** Appends framed records with one write and one fdatasync: the group commit. */
+  async append(records: Buffer[]): Promise<void> {
+    const total = records.reduce((n, r) => n + r.length, 0);
+    let written = 0;
+    while (written < total) {
+      const { bytesWritten } = await this.file.writev(written === 0 ? records : [Buffer.concat(records).subarray(written)], this.size + written);
+      written += bytesWritten;
+    }
+    await this.file.datasync();
+    this.size += total;
+  }
+
+  async close(): Promise<void> {
+    await this.file.close();
+  }
+}
+
+export interface RecoveredSegment {
+  startRevision: number;
+  seed: Buffer;
+  payloads: Buffer[];
+  /** Bytes up to the end of the last intact record. */
+  validBytes: number;
+  lastHash: Buffer;
+  /** Bytes after validBytes: a torn tail that recovery cuts off. */
+  tornBytes: number;
+}
+
+/**
+ * Reads and verifies a segment. `isLast` permits a torn tail; anywhere else,
+ * damage throws CorruptionError naming the file and offset.
+ */
+export async function readSegment(path: string, isLast: boolean): Promise<RecoveredSegment> {
+  const data = await readFile(path);
+  if (data.length < SEGMENT_HEADER_BYTES) {
+    if (isLast) {
+      // Crash while creating the segment: nothing in it was ever acknowledged.
+      return { startRevision: -1, seed: Buffer.alloc(32), payloads: [], validBytes: 0, lastHash: Buffer.alloc(32), tornBytes: data.length };
+    }
+    throw new CorruptionError(path, 0, 'segment header is truncated');
+  }
+  if (!data.subarray(0, MAGIC.length).equals(MAGIC)) throw new CorruptionError(path, 0, 'not a hush write-ahead log segment');
+  const startRevision = Number(data.readBigUInt64BE(MAGIC.length));
+  const seed = Buffer.from(data.subarray(MAGIC.length + 8, SEGMENT_HEADER_BYTES));
+
+  const payloads: Buffer[] = [];
+  let offset = SEGMENT_HEADER_BYTES;
+  let hash: Buffer = seed;
+  const torn = (reason: string): RecoveredSegment => {
+    if (!isLast) throw new CorruptionError(path, offset, `${reason} in a segment that is not the last`);
+    return { startRevision, seed, payloads, validBytes: offset, lastHash: hash, tornBytes: data.length - offset };
+  };
+
+  while (offset < data.length) {
+    if (data.length - offset < RECORD_HEADER_BYTES) return torn('incomplete record header');
+    const length = data.readUInt32BE(offset);
+    const lengthCheck = data.readUInt32BE(offset + 4);
+    if ((~length >>> 0) !== lengthCheck) {
+      // A torn write past the end can leave zeros; anything else is damage.
+      if (data.subarray(offset).every((b) => b === 0)) return torn('zeroed tail');
+      throw new CorruptionError(path, offset, 'record length fails its check');
+    }
+    const end = offset + RECORD_HEADER_BYTES + length;
+    if (end > data.length) return torn('incomplete record');
+    const payload = data.subarray(offset + RECORD_HEADER_BYTES, end);
+    const expected = chainHash(hash, payload);
+    if (!expected.equals(data.subarray(offset + 8, offset + 8 + 32))) {
+      if (end === data.length) return torn('last record fails its checksum');
+      throw new CorruptionError(path, offset, 'record fails its checksum (damage in the middle of the log)');
+    }
+    payloads.push(Buffer.from(payload));
+    hash = expected;
+    offset = end;
+  }
+  return { startRevision, seed, payloads, validBytes: offset, lastHash: hash, tornBytes: 0 };
+}

@@ -1,0 +1,43 @@
+/** A minimal HTTP client over a unix socket, for talking to the store and the agent as a client would. */
+import { Agent, request } from 'node:http';
+
+export interface Reply<T = unknown> {
+  status: number;
+  body: T;
+  text: string;
+}
+
+const agents = new Map<string, Agent>();
+
+export function call<T = unknown>(socketPath: string, method: string, path: string, body?: unknown, rawBody?: string | Buffer, headers: Record<string, string> = {}): Promise<Reply<T>> {
+  const payload = rawBody !== undefined ? Buffer.from(rawBody) : body !== undefined ? Buffer.from(JSON.stringify(body)) : undefined;
+  let agent = agents.get(socketPath);
+  if (!agent) agents.set(socketPath, (agent = new Agent({ keepAlive: true, maxSockets: 64 })));
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { socketPath, method, path, agent, headers: { ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}), ...headers } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = undefined;
+          try {
+            parsed = text ? JSON.parse(text) : undefined;
+          } catch {
+            parsed = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed as T, text });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+export function closeClients(): void {
+  for (const agent of agents.values()) agent.destroy();
+  agents.clear();
+}

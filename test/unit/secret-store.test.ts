@@ -1,0 +1,116 @@
+import { expect } from 'chai';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { HushError } from '../../src/errors/index.js';
+import { openStore, type OpenedStore } from '../../src/store/index.js';
+import { rejection } from '../helpers/assert.js';
+import { removeDir, tempDir } from '../helpers/tmp.js';
+
+const bytes = (s: string) => new TextEncoder().encode(s);
+const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  const err = await rejection(promise);
+  expect(err).to.be.instanceOf(HushError);
+  return (err as HushError).code;
+}
+
+describe('secret store', () => {
+  let dir: string;
+  let store: OpenedStore;
+  beforeEach(async () => {
+    dir = await tempDir();
+    store = await openStore({ dataDir: dir });
+  });
+  afterEach(async () => {
+    await store.backend.close();
+    await removeDir(dir);
+  });
+
+  it('creates, lists, inspects, reveals and removes a secret', async () => {
+    const created = await store.secrets.create('db_password', bytes('hunter2'), { env: 'dev' });
+    expect(created.id).to.match(/^[a-z0-9]{25}$/);
+    expect(created.version).to.equal(1);
+    expect((await store.secrets.list()).map((s) => s.name)).to.deep.equal(['db_password']);
+    const detail = await store.secrets.inspect(created.id);
+    expect(detail).to.include({ name: 'db_password', version: 1 });
+    expect(detail.labels).to.deep.equal({ env: 'dev' });
+    expect(JSON.stringify(detail)).not.to.contain('hunter2');
+    expect(text((await store.secrets.reveal('db_password')).data)).to.equal('hunter2');
+    await store.secrets.remove('db_password');
+    expect(await codeOf(store.secrets.inspect('db_password'))).to.equal('not_found');
+    expect(await codeOf(store.secrets.inspect(created.id))).to.equal('not_found');
+  });
+
+  it('refuses a duplicate name, a bad name, an empty or oversized value', async () => {
+    await store.secrets.create('a', bytes('1'));
+    expect(await codeOf(store.secrets.create('a', bytes('2')))).to.equal('conflict');
+    expect(await codeOf(store.secrets.create('../etc', bytes('2')))).to.equal('invalid_name');
+    expect(await codeOf(store.secrets.create('x'.repeat(65), bytes('2')))).to.equal('invalid_name');
+    expect(await codeOf(store.secrets.create('b', new Uint8Array(0)))).to.equal('bad_request');
+    expect(await codeOf(store.secrets.create('c', new Uint8Array(500 * 1024 + 1)))).to.equal('too_large');
+    await store.secrets.create('d', new Uint8Array(500 * 1024));
+    expect(text((await store.secrets.reveal('a')).data)).to.equal('1');
+  });
+
+  it('keeps every version readable after rotations', async () => {
+    await store.secrets.create('token', bytes('v1'));
+    expect((await store.secrets.rotate('token', bytes('v2'))).version).to.equal(2);
+    expect((await store.secrets.rotate('token', bytes('v3'))).version).to.equal(3);
+    expect(text((await store.secrets.reveal('token')).data)).to.equal('v3');
+    expect(text((await store.secrets.reveal('token', 1)).data)).to.equal('v1');
+    expect((await store.secrets.inspect('token')).versions.map((v) => v.version)).to.deep.equal([1, 2, 3]);
+  });
+
+  it('rotates the KEK: every value stays readable, old key terms are gone, writes racing it are not lost', async () => {
+    for (let i = 0; i < 20; i++) await store.secrets.create(`s${i}`, bytes(`value-${i}`));
+    const racing = Array.from({ length: 10 }, (_, i) => store.secrets.create(`race${i}`, bytes(`race-${i}`)));
+    const rotation = store.secrets.rotateKek();
+    const more = Array.from({ length: 10 }, (_, i) => store.secrets.create(`late${i}`, bytes(`late-${i}`)));
+    await Promise.all([...racing, rotation, ...more]);
+    expect(store.keyring.term).to.equal(2);
+    await store.backend.close();
+    store = await openStore({ dataDir: dir });
+    for (let i = 0; i < 20; i++) expect(text((await store.secrets.reveal(`s${i}`)).data)).to.equal(`value-${i}`);
+    for (let i = 0; i < 10; i++) expect(text((await store.secrets.reveal(`race${i}`)).data)).to.equal(`race-${i}`);
+    for (let i = 0; i < 10; i++) expect(text((await store.secrets.reveal(`late${i}`)).data)).to.equal(`late-${i}`);
+    expect(() => store.keyring.kek(1)).to.throw(/term 1/);
+  });
+
+  it('never writes a value, or its base64, to disk', async () => {
+    const values = Array.from({ length: 20 }, (_, i) => `plaintext-marker-${i}-${Math.random().toString(36).slice(2)}`);
+    for (const [i, v] of values.entries()) await store.secrets.create(`m${i}`, bytes(v));
+    await store.secrets.rotateKek();
+    const files = await readdir(dir);
+    const all = Buffer.concat(await Promise.all(files.map((f) => readFile(join(dir, f)))));
+    for (const v of values) {
+      expect(all.includes(Buffer.from(v))).to.equal(false);
+      expect(all.includes(Buffer.from(Buffer.from(v).toString('base64')))).to.equal(false);
+    }
+  });
+});
+
+describe('autolock', () => {
+  let dir: string;
+  beforeEach(async () => (dir = await tempDir()));
+  afterEach(async () => removeDir(dir));
+
+  it('shows an unlock key once, stays locked after a restart until it is given, and refuses a wrong one', async () => {
+    const first = await openStore({ dataDir: dir, autolock: true });
+    expect(first.newUnlockKey).to.match(/^HUSHKEY-1-/);
+    await first.secrets.create('x', bytes('locked value'));
+    await first.backend.close();
+    expect(await readdir(dir)).not.to.include('master.key');
+
+    const second = await openStore({ dataDir: dir });
+    expect(second.newUnlockKey).to.equal(undefined);
+    expect(second.keyring.locked).to.equal(true);
+    expect(await codeOf(second.secrets.list().then(() => second.secrets.inspect('x')))).to.equal('locked');
+    expect(() => second.keyring.unlock('HUSHKEY-1-wrongwrongwrong')).to.throw(/wrong unlock key/);
+    expect(() => second.keyring.unlock('not a key')).to.throw(/not an unlock key/);
+    expect(second.keyring.locked).to.equal(true);
+    second.keyring.unlock(first.newUnlockKey!);
+    expect(text((await second.secrets.reveal('x')).data)).to.equal('locked value');
+    await second.backend.close();
+  });
+});

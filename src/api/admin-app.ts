@@ -2,10 +2,13 @@
  * The admin REST application. The same app is served on the root-only unix
  * socket and (later) on HTTPS with client certificates.
  */
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
+import { TLSSocket } from 'node:tls';
+import * as acl from '../acl/index.js';
 import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
-import type { Backend, Keyring, SecretStore } from '../store/index.js';
+import type { Backend, Keyring, NodeStore, SecretStore, ServiceStore } from '../store/index.js';
+import { joinTokenRoutes, nodeRoutes, serviceRoutes, type ClusterControl } from './cluster-routes.js';
 import { errorHandler, notFoundHandler } from './http-errors.js';
 import { secretRoutes } from './secret-routes.js';
 import { validator } from './validate.js';
@@ -14,6 +17,10 @@ export interface AdminContext {
   backend: Backend;
   keyring: Keyring;
   secrets: SecretStore;
+  services: ServiceStore;
+  nodes: NodeStore;
+  /** The PKI and node sessions; undefined until the store is unlocked and they are up. */
+  cluster: () => ClusterControl | undefined;
   randomBytes: (n: number) => Uint8Array;
 }
 
@@ -35,6 +42,8 @@ export function createAdminApp(ctx: AdminContext): Express {
   const bodyLimit = Math.ceil((ctx.secrets.maxValueBytes * 4) / 3) + 64 * 1024;
   app.use(express.json({ limit: bodyLimit, strict: true }));
 
+  app.use(authorize);
+
   app.use((req, _res, next) => {
     if (ctx.keyring.locked && !OPEN_WHILE_LOCKED.has(req.path)) throw new HushError('locked', 'the store is locked; run `hush unlock` and paste the unlock key');
     next();
@@ -54,8 +63,28 @@ export function createAdminApp(ctx: AdminContext): Express {
   });
 
   app.use('/v1/secrets', secretRoutes(ctx.secrets, ctx.randomBytes));
+  app.use('/v1/services', serviceRoutes(ctx.services));
+  const cluster = (): ClusterControl => {
+    const control = ctx.cluster();
+    if (!control) throw new HushError('unavailable', 'the cluster side of the store is still starting; try again in a moment');
+    return control;
+  };
+  app.use('/v1/nodes', nodeRoutes(ctx.nodes, cluster));
+  app.use('/v1/join-token', joinTokenRoutes(cluster));
 
   app.use(notFoundHandler);
   app.use(errorHandler);
   return app;
 }
+
+/**
+ * Role-based access: on HTTPS the role is the OU of the verified client
+ * certificate; on the root-only unix socket the caller is root, so admin.
+ */
+const authorize: RequestHandler = (req, _res, next) => {
+  const action = acl.actionForRequest(req.method, req.path);
+  if (action === undefined) return next();
+  const role = req.socket instanceof TLSSocket ? (req.socket.getPeerCertificate().subject?.OU ?? '') : 'admin';
+  acl.assertCan(String(role), action);
+  next();
+};

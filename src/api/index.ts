@@ -2,3 +2,22 @@
 export { createAdminApp, type AdminContext } from './admin-app.js';
 export { listenOnUnixSocket } from './listen.js';
 export { toHttpError } from './http-errors.js';
+export {
+  GRPC_MAX_MESSAGE_BYTES,
+  nodeServiceClient,
+  nodeServiceDefinition,
+  type AgentMessage,
+  type JoinRequest,
+  type JoinResponse,
+  type StoreMessage,
+  type WireContainer,
+  type WireDecision,
+  type WireDelta,
+  type WireGrant,
+  type WireSecretVersion,
+  type WireServiceGrants,
+  type WireSnapshot,
+} from './node-proto.js';
+export { startNodeServer, type NodeIdentity, type NodeProtocolHandler, type TlsMaterial } from './node-server.js';
+export type { ClusterControl, NodeStatus } from './cluster-routes.js';
+export { listenHttps, splitHostPort } from './listen.js';

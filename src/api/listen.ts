@@ -3,6 +3,7 @@ import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { dirname } from 'node:path';
 import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { HushError } from '../errors/index.js';
 
 /**
@@ -42,4 +43,27 @@ function isServed(path: string): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/**
+ * Serves the admin API on HTTPS: TLS 1.3 only, and a client certificate from
+ * the cluster CA is required (the TLS layer refuses anything else).
+ */
+export async function listenHttps(app: RequestListener, address: string, tls: { caPem: string; keyPem: string; certChainPem: string }): Promise<Server> {
+  const { host, port } = splitHostPort(address);
+  const server = createHttpsServer({ minVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: true, ca: tls.caPem, key: tls.keyPem, cert: tls.certChainPem }, app);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+export function splitHostPort(address: string): { host: string; port: number } {
+  const match = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address);
+  if (!match) throw new HushError('bad_request', `"${address}" is not HOST:PORT`);
+  return { host: match[1] || '0.0.0.0', port: Number(match[2]) };
 }

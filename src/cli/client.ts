@@ -3,7 +3,10 @@
  * --host, then HUSH_HOST, then what `hush up`/`hush store` recorded in
  * HUSH_HOME, then the default socket.
  */
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
 import { HushError, type ErrorCode } from '../errors/index.js';
 import { DEFAULT_ADMIN_SOCKET, hushHome, readHomeConfig } from '../home/index.js';
 
@@ -12,12 +15,28 @@ export interface ClientOptions {
 }
 
 export class AdminClient {
-  private constructor(private readonly host: string) {}
+  private constructor(
+    private readonly host: string,
+    private readonly target: RequestOptions,
+    private readonly send: typeof httpRequest,
+  ) {}
 
   static async connect(options: ClientOptions): Promise<AdminClient> {
-    const host = options.host ?? process.env.HUSH_HOST ?? (await readHomeConfig(hushHome())).host ?? `unix://${DEFAULT_ADMIN_SOCKET}`;
-    if (!host.startsWith('unix://')) throw new HushError('bad_request', `unsupported host "${host}": use unix:///path/to/admin.sock`);
-    return new AdminClient(host);
+    const home = hushHome();
+    const host = options.host ?? process.env.HUSH_HOST ?? (await readHomeConfig(home)).host ?? `unix://${DEFAULT_ADMIN_SOCKET}`;
+    if (host.startsWith('unix://')) return new AdminClient(host, { socketPath: host.slice('unix://'.length) }, httpRequest);
+    if (host.startsWith('https://')) {
+      const url = new URL(host);
+      const read = (file: string) => {
+        try {
+          return readFileSync(join(home, file));
+        } catch {
+          throw new HushError('bad_request', `${host} needs the admin client certificate: ${join(home, file)} is missing (set HUSH_HOME to the directory holding ca.pem, cert.pem, key.pem)`);
+        }
+      };
+      return new AdminClient(host, { host: url.hostname, port: url.port || 2476, ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem'), minVersion: 'TLSv1.3' } as RequestOptions, httpsRequest as typeof httpRequest);
+    }
+    throw new HushError('bad_request', `unsupported host "${host}": use unix:///path/to/admin.sock or https://HOST:PORT`);
   }
 
   get<T>(path: string): Promise<T> {
@@ -34,11 +53,10 @@ export class AdminClient {
 
   private call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const socketPath = this.host.slice('unix://'.length);
     return new Promise<T>((resolve, reject) => {
-      const req = httpRequest(
+      const req = this.send(
         {
-          socketPath,
+          ...this.target,
           method,
           path,
           headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
@@ -49,7 +67,7 @@ export class AdminClient {
         if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
           reject(new HushError('unavailable', `cannot reach the hush store at ${this.host}: is it running? Start one with \`hush up\`, or point --host / HUSH_HOST at it`));
         } else if (err.code === 'EACCES') {
-          reject(new HushError('forbidden', `permission denied on ${socketPath}: the admin socket is root-only; run as root`));
+          reject(new HushError('forbidden', `permission denied on ${this.host}: the admin socket is root-only; run as root`));
         } else reject(err);
       });
       req.end(payload);

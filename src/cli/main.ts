@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { AdminClient } from './client.js';
 import { upCommand, storeCommand } from './commands/daemons.js';
+import { joinTokenCommand, nodeCommand, serviceCommand } from './commands/cluster.js';
 import { keyCommand, unlockCommand } from './commands/keys.js';
 import { secretCommand } from './commands/secret.js';
 
@@ -20,6 +21,9 @@ function buildProgram(): Command {
   program.addCommand(storeCommand());
   program.addCommand(unlockCommand(client));
   program.addCommand(secretCommand(client));
+  program.addCommand(serviceCommand(client));
+  program.addCommand(nodeCommand(client));
+  program.addCommand(joinTokenCommand(client));
   program.addCommand(keyCommand(client));
   applyToAll(program, (command) => command.exitOverride().showHelpAfterError('(run with --help for usage)'));
   return program;

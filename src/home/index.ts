@@ -11,6 +11,10 @@ import { writeFileAtomic } from '../store/index.js';
 export interface HomeConfig {
   /** unix:///path/admin.sock or https://H:P */
   host?: string;
+  /** The admin API over HTTPS (client certificate in this directory). */
+  adminAddress?: string;
+  /** Where agents reach the node protocol. */
+  nodeAddress?: string;
   agentSocket?: string;
 }
 

@@ -1,32 +1,53 @@
 /**
- * The store process: opens the data directory, unlocks if it can, and serves
- * the admin API. Wiring only; the parts live in store/ and api/.
+ * The store process: opens the data directory, serves the admin API on the
+ * root-only socket at once, and, once unlocked, brings up the cluster side:
+ * PKI, the node protocol listener, the admin HTTPS listener. Wiring only; the
+ * parts live in store/, acl/, pki/ and api/.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
-import { createAdminApp, listenOnUnixSocket } from '../api/index.js';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
+import type * as grpc from '@grpc/grpc-js';
+import * as acl from '../acl/index.js';
+import { createAdminApp, listenHttps, listenOnUnixSocket, splitHostPort, startNodeServer, type ClusterControl } from '../api/index.js';
+import { HushError } from '../errors/index.js';
 import { updateHomeConfig } from '../home/index.js';
 import { log } from '../log/index.js';
 import { openStore, type OpenedStore } from '../store/index.js';
+import { ClusterPki } from './cluster-pki.js';
+import { Dispatcher } from './dispatcher.js';
 
 export interface StoreDaemonOptions {
   dataDir: string;
   socket: string;
   home: string;
+  /** Node protocol listener, HOST:PORT (port 0 picks one). */
+  listen?: string;
+  /** Admin HTTPS listener, HOST:PORT; empty string turns it off. */
+  admin?: string;
   autolock?: boolean;
   unlockKeyFile?: string;
   maxValueBytes?: number;
+  nodeCertSeconds?: number;
   /** Where to print the one-time unlock key of a new autolocked store. */
   announce?: (text: string) => void;
 }
 
 export interface RunningStore {
   store: OpenedStore;
+  /** Resolves with the bound addresses once the cluster side is up (after unlock). */
+  clusterReady: Promise<{ nodeAddress: string; adminAddress?: string }>;
   close(): Promise<void>;
 }
 
+export const DEFAULT_NODE_LISTEN = '0.0.0.0:2477';
+export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:2476';
+
 export async function startStore(options: StoreDaemonOptions): Promise<RunningStore> {
+  // Every TLS listener and client of this process speaks TLS 1.3 only.
+  tls.DEFAULT_MIN_VERSION = 'TLSv1.3';
   const store = await openStore({ dataDir: options.dataDir, autolock: options.autolock, maxValueBytes: options.maxValueBytes });
   const announce = options.announce ?? ((text: string) => process.stdout.write(text));
   if (store.newUnlockKey) {
@@ -35,19 +56,63 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
         'Keep it safe (a password manager). After a restart, run `hush unlock` and paste it.\n',
     );
   }
-  if (store.keyring.locked && options.unlockKeyFile) {
-    store.keyring.unlock(await readFile(options.unlockKeyFile, 'utf8'));
-  }
+  if (store.keyring.locked && options.unlockKeyFile) store.keyring.unlock(await readFile(options.unlockKeyFile, 'utf8'));
 
-  const app = createAdminApp({ backend: store.backend, keyring: store.keyring, secrets: store.secrets, randomBytes: (n) => new Uint8Array(randomBytes(n)) });
-  const server = await listenOnUnixSocket(app, options.socket);
+  store.secrets.removalGuard = async (name) => {
+    const users = acl.servicesUsingSecret(name, new Map((await store.services.list()).map((s) => [s.name, s])));
+    if (users.length > 0) throw new HushError('in_use', `secret "${name}" is used by service${users.length > 1 ? 's' : ''} ${users.join(', ')}; remove or update ${users.length > 1 ? 'them' : 'it'} first`);
+  };
+
+  let cluster: ClusterControl | undefined;
+  const app = createAdminApp({
+    backend: store.backend,
+    keyring: store.keyring,
+    secrets: store.secrets,
+    services: store.services,
+    nodes: store.nodes,
+    cluster: () => cluster,
+    randomBytes: (n) => new Uint8Array(randomBytes(n)),
+  });
+  const unixServer = await listenOnUnixSocket(app, options.socket);
   await updateHomeConfig(options.home, { host: `unix://${options.socket}` });
   log.info({ dataDir: options.dataDir, socket: options.socket, revision: store.backend.revision(), locked: store.keyring.locked }, 'store ready');
 
+  let dispatcher: Dispatcher | undefined;
+  let grpcServer: grpc.Server | undefined;
+  let httpsServer: Server | undefined;
+  const clusterReady = store.keyring.whenUnlocked().then(async () => {
+    const pki = await ClusterPki.open(store.backend, store.secrets, { nodeCertSeconds: options.nodeCertSeconds ?? 24 * 3600 });
+    await pki.writeAdminCredentials(options.home);
+    dispatcher = new Dispatcher(store, pki, log);
+    dispatcher.start();
+    const listen = options.listen ?? DEFAULT_NODE_LISTEN;
+    const admin = options.admin ?? DEFAULT_ADMIN_LISTEN;
+    const hosts = [listen, admin].filter(Boolean).map((a) => splitHostPort(a).host).filter((h) => h !== '0.0.0.0' && h !== '::');
+    const serverTls = { caPem: pki.caPem, ...pki.serverCredentials(hosts) };
+    const node = await startNodeServer(listen, serverTls, dispatcher);
+    grpcServer = node.server;
+    const nodeAddress = `${splitHostPort(listen).host}:${node.port}`;
+    let adminAddress: string | undefined;
+    if (admin) {
+      httpsServer = await listenHttps(app, admin, serverTls);
+      adminAddress = `${splitHostPort(admin).host}:${(httpsServer.address() as AddressInfo).port}`;
+    }
+    const d = dispatcher;
+    cluster = { joinToken: () => pki.joinToken(), rotateJoinToken: () => pki.rotateJoinToken(), nodeStatus: (id) => d.status(id) };
+    await updateHomeConfig(options.home, { nodeAddress, adminAddress: adminAddress && `https://${adminAddress}` });
+    log.info({ nodeAddress, adminAddress, caFingerprint: pki.caFingerprint }, 'cluster listeners ready');
+    return { nodeAddress, adminAddress };
+  });
+  clusterReady.catch((err: unknown) => log.error({ err: (err as Error).message }, 'cluster side failed to start'));
+
   return {
     store,
+    clusterReady,
     async close() {
-      await closeServer(server);
+      dispatcher?.stop();
+      grpcServer?.forceShutdown();
+      if (httpsServer) await closeServer(httpsServer);
+      await closeServer(unixServer);
       await store.backend.close();
     },
   };

@@ -9,4 +9,6 @@ export { Keyring, type KeyringOptions } from './keyring.js';
 export { SecretStore, type SecretDetail, type SecretSummary, type SecretsOptions } from './secrets.js';
 export { loadSodium, type Sodium } from './sodium.js';
 export { assertValidLabels, assertValidName, assertValidValue, DEFAULT_MAX_VALUE_BYTES, MAX_NAME_LENGTH } from './validation.js';
+export { ServiceStore, SERVICE_PREFIX, type GrantRecord, type ServiceRecord } from './services.js';
+export { NodeStore, NODE_PREFIX, REVOKED_PREFIX, type NodeContainer, type NodeRecord } from './nodes.js';
 export { openStore, type OpenStoreOptions, type OpenedStore } from './open.js';

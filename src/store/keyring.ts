@@ -49,6 +49,7 @@ export class Keyring {
   private activeTerm = 0;
   private record: KeyringRecord | undefined;
   private modRevision = 0;
+  private unlockWaiters: (() => void)[] = [];
   /** Kept (in memory only) to seal the next keyring on rotation. */
   private currentRoot: Uint8Array | undefined;
 
@@ -91,6 +92,12 @@ export class Keyring {
     if (!this.autolock || !this.record) throw new HushError('bad_request', 'this store is not autolocked');
     if (!unlockKey.trim().startsWith(UNLOCK_KEY_PREFIX)) throw new HushError('forbidden', `not an unlock key (they start with ${UNLOCK_KEY_PREFIX})`);
     this.openWith(this.deriveRoot(unlockKey.trim(), this.record));
+  }
+
+  /** Resolves once the store is unlocked (at once if it already is). */
+  whenUnlocked(): Promise<void> {
+    if (!this.locked) return Promise.resolve();
+    return new Promise((resolve) => this.unlockWaiters.push(resolve));
   }
 
   kek(term: number): Uint8Array {
@@ -195,6 +202,7 @@ export class Keyring {
     this.terms = new Map(Object.entries(contents.terms).map(([term, key]) => [Number(term), unb64(key)]));
     this.activeTerm = contents.active;
     this.currentRoot = root;
+    for (const wake of this.unlockWaiters.splice(0)) wake();
   }
 }
 

@@ -5,7 +5,9 @@ import type { Backend } from './backend.js';
 import { EmbeddedBackend } from './embedded.js';
 import { Envelope } from './envelope.js';
 import { Keyring } from './keyring.js';
+import { NodeStore } from './nodes.js';
 import { SecretStore, type SecretsOptions } from './secrets.js';
+import { ServiceStore } from './services.js';
 import { loadSodium } from './sodium.js';
 
 export interface OpenStoreOptions extends SecretsOptions {
@@ -18,6 +20,8 @@ export interface OpenedStore {
   backend: Backend;
   keyring: Keyring;
   secrets: SecretStore;
+  services: ServiceStore;
+  nodes: NodeStore;
   /** Set when this start created an autolocked store: show it once. */
   newUnlockKey?: string;
 }
@@ -31,5 +35,5 @@ export async function openStore(options: OpenStoreOptions): Promise<OpenedStore>
   });
   const { keyring, newUnlockKey } = await Keyring.open(sodium, backend, { keyFile: join(options.dataDir, 'master.key'), autolock: options.autolock ?? false });
   const secrets = new SecretStore(backend, keyring, new Envelope(sodium), options);
-  return { backend, keyring, secrets, newUnlockKey };
+  return { backend, keyring, secrets, services: new ServiceStore(backend), nodes: new NodeStore(backend), newUnlockKey };
 }

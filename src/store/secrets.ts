@@ -46,6 +46,9 @@ export interface SecretsOptions {
 }
 
 const SECRET_PREFIX = 'secrets/';
+/** Internal sealed values (the CA key, the join secret): encrypted like secrets, never listed. */
+const SEALED_PREFIX = 'sealed/';
+const sealedBinding = (name: string) => ({ id: 'internal', name, version: 1 });
 const ID_PREFIX = 'secret-ids/';
 const COMMIT_RETRIES = 5;
 
@@ -161,6 +164,23 @@ export class SecretStore {
     return { name: record.name, version: v.version, data };
   }
 
+  /** Stores an internal value (CA key, join secret) sealed under the KEK, like a secret. */
+  async putSealed(name: string, data: Uint8Array): Promise<void> {
+    await this.kekGate.shared(async () => {
+      const { term, kek } = this.keyring.activeKek();
+      const sealed = this.envelope.seal(data, sealedBinding(name), kek, term);
+      await this.backend.commit({ conditions: [this.keyring.condition()], ops: [{ type: 'put', key: SEALED_PREFIX + name, value: JSON.stringify(sealed) }] });
+    });
+  }
+
+  async getSealed(name: string): Promise<Uint8Array | undefined> {
+    this.keyring.assertUnlocked();
+    const entry = await this.backend.get(SEALED_PREFIX + name);
+    if (!entry) return undefined;
+    const sealed = JSON.parse(entry.value) as SealedValue;
+    return this.envelope.open(sealed, sealedBinding(name), this.keyring.kek(sealed.term));
+  }
+
   /**
    * Replaces the KEK: every data key is re-wrapped under a new key term and
    * the new keyring is committed with them in one transaction.
@@ -183,6 +203,13 @@ export class SecretStore {
         }));
         conditions.push({ key: entry.key, modRevision: entry.modRevision });
         ops.push({ type: 'put', key: entry.key, value: JSON.stringify({ ...record, versions }) });
+      }
+      for (const entry of await this.backend.list(SEALED_PREFIX)) {
+        const sealed = JSON.parse(entry.value) as SealedValue;
+        const name = entry.key.slice(SEALED_PREFIX.length);
+        const rewrapped = this.envelope.rewrap(sealed, sealedBinding(name), this.keyring.kek(sealed.term), rotation.kek, rotation.term);
+        conditions.push({ key: entry.key, modRevision: entry.modRevision });
+        ops.push({ type: 'put', key: entry.key, value: JSON.stringify(rewrapped) });
       }
       try {
         const revision = await this.backend.commit({ conditions, ops });

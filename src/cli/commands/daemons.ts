@@ -6,6 +6,9 @@ import { DEFAULT_ADMIN_SOCKET, hushHome } from '../../home/index.js';
 interface StoreFlags {
   data: string;
   socket: string;
+  listen?: string;
+  admin?: string;
+  nodeCertTtl?: number;
   home?: string;
   autolock?: boolean;
   unlockKeyFile?: string;
@@ -17,6 +20,9 @@ export function storeCommand(): Command {
     .description('run the central store: encrypted, durable secrets behind the admin API')
     .requiredOption('--data <dir>', 'data directory (write-ahead log, snapshots, key file)')
     .option('--socket <path>', 'admin unix socket (root-only)', DEFAULT_ADMIN_SOCKET)
+    .option('--listen <host:port>', 'node protocol (gRPC, mutual TLS) listener', '0.0.0.0:2477')
+    .option('--admin <host:port>', 'admin HTTPS listener (client certificate required); "" turns it off', '127.0.0.1:2476')
+    .option('--node-cert-ttl <seconds>', 'lifetime of node certificates (agents renew at half-life)', (v) => Number.parseInt(v, 10), 86400)
     .option('--home <dir>', 'HUSH_HOME to record how clients reach this store (default $HUSH_HOME or ~/.hush)')
     .option('--autolock', 'derive the key-encryption key from an unlock key that is shown once and must be given after each restart')
     .option('--unlock-key-file <file>', 'unlock an autolocked store at start with the key in this file')
@@ -44,6 +50,9 @@ async function runUntilSignal(dataDir: string, flags: Omit<StoreFlags, 'data'>, 
     socket: flags.socket,
     home: hushHome(flags.home),
     autolock: flags.autolock,
+    listen: flags.listen,
+    admin: flags.admin,
+    nodeCertSeconds: flags.nodeCertTtl,
     unlockKeyFile: flags.unlockKeyFile,
     maxValueBytes: flags.maxValueBytes,
   });

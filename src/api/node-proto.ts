@@ -1,0 +1,96 @@
+/**
+ * The node protocol's gRPC definitions (proto/hush/v1/node.proto), loaded once
+ * and shared by the store's server and the agent's client. Field names keep
+ * the proto's snake_case; 64-bit numbers arrive as JS numbers; bytes as Buffer.
+ */
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { fileURLToPath } from 'node:url';
+
+const PROTO_PATH = fileURLToPath(new URL('../../proto/hush/v1/node.proto', import.meta.url));
+
+export interface WireContainer {
+  id: string;
+  service: string;
+}
+export interface WireGrant {
+  source: string;
+  target: string;
+  uid: number;
+  gid: number;
+  mode: number;
+}
+export interface WireServiceGrants {
+  service: string;
+  grants: WireGrant[];
+}
+export interface WireSecretVersion {
+  name: string;
+  version: number;
+  data: Buffer;
+  created_at_ms: number;
+}
+export interface WireSnapshot {
+  revision: number;
+  secrets: WireSecretVersion[];
+  services: WireServiceGrants[];
+}
+export interface WireDelta {
+  revision: number;
+  upserts: WireSecretVersion[];
+  removals: string[];
+  services: WireServiceGrants[];
+  removed_services: string[];
+}
+export interface WireDecision {
+  request_id: string;
+  allowed: boolean;
+  reason: string;
+  revision: number;
+}
+export type StoreMessage =
+  | { body: 'snapshot'; snapshot: WireSnapshot }
+  | { body: 'delta'; delta: WireDelta }
+  | { body: 'decision'; decision: WireDecision };
+export type AgentMessage =
+  | { body: 'hello'; hello: { containers: WireContainer[]; last_revision: number } }
+  | { body: 'ack'; ack: { revision: number } }
+  | { body: 'heartbeat'; heartbeat: { sent_at_ms: number } }
+  | { body: 'container_start'; container_start: { request_id: string; container: WireContainer } }
+  | { body: 'container_stop'; container_stop: { container_id: string } };
+export interface JoinRequest {
+  token: string;
+  csr_pem: string;
+  name: string;
+  hostname: string;
+  labels: Record<string, string>;
+}
+export interface JoinResponse {
+  node_id: string;
+  certificate_pem: string;
+  ca_pem: string;
+}
+
+let service: grpc.ServiceDefinition | undefined;
+let clientCtor: grpc.ServiceClientConstructor | undefined;
+
+function load(): { service: grpc.ServiceDefinition; client: grpc.ServiceClientConstructor } {
+  if (!service || !clientCtor) {
+    const definition = protoLoader.loadSync(PROTO_PATH, { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
+    const pkg = grpc.loadPackageDefinition(definition) as unknown as { hush: { v1: { NodeService: grpc.ServiceClientConstructor } } };
+    clientCtor = pkg.hush.v1.NodeService;
+    service = clientCtor.service;
+  }
+  return { service, client: clientCtor };
+}
+
+export function nodeServiceDefinition(): grpc.ServiceDefinition {
+  return load().service;
+}
+
+export function nodeServiceClient(): grpc.ServiceClientConstructor {
+  return load().client;
+}
+
+/** grpc-js message size limits: a snapshot can carry many 500 KiB values. */
+export const GRPC_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;

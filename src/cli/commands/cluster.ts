@@ -1,0 +1,156 @@
+/** `hush service ...`, `hush node ...`, `hush join-token`. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import * as acl from '../../acl/index.js';
+import type { AdminClient } from '../client.js';
+import { collectKeyValue } from '../input.js';
+import { ago, parseFormat, printJson, printTable, type Format } from '../output.js';
+
+interface ServiceRecord {
+  name: string;
+  grants: acl.Grant[];
+  constraints: string[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+interface NodeRecord {
+  id: string;
+  name: string;
+  hostname: string;
+  labels: Record<string, string>;
+  containers: { id: string; service: string }[];
+  status: { state: string; lastHeartbeat?: string; ackedRevision?: number };
+}
+
+const formatOption = () => new Option('--format <format>', 'table or json').default('table').argParser(parseFormat);
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+const enc = encodeURIComponent;
+
+export function serviceCommand(client: () => Promise<AdminClient>): Command {
+  const service = new Command('service').description('manage services: which secrets they get, and where they may run');
+
+  service
+    .command('create')
+    .description('create a service granted secrets')
+    .argument('<name>', 'service name')
+    .option('--secret <spec>', 'grant a secret: SRC[,target=T,uid=U,gid=G,mode=M] (repeatable)', collect, [])
+    .option('--constraint <expr>', 'placement: node.labels.K==V, node.hostname!=H, ... (repeatable)', collect, [])
+    .action(async (name: string, opts: { secret: string[]; constraint: string[] }) => {
+      const grants = opts.secret.map((spec) => {
+        try {
+          return acl.parseGrantSpec(spec);
+        } catch (err) {
+          throw new InvalidArgumentError((err as Error).message);
+        }
+      });
+      await (await client()).post('/v1/services', { name, grants, constraints: opts.constraint });
+      console.log(name);
+    });
+
+  service
+    .command('ls')
+    .description('list services')
+    .addOption(formatOption())
+    .action(async (opts: { format: Format }) => {
+      const list = await (await client()).get<ServiceRecord[]>('/v1/services');
+      if (opts.format === 'json') return printJson(list);
+      printTable(
+        ['NAME', 'SECRETS', 'CONSTRAINTS', 'UPDATED'],
+        list.map((s) => [s.name, s.grants.map((g) => (g.source === g.target ? g.source : `${g.source}→${g.target}`)).join(',') || '-', s.constraints.join(',') || '-', ago(s.updatedAt)]),
+      );
+    });
+
+  service
+    .command('inspect')
+    .description('show services as JSON')
+    .argument('<name...>')
+    .action(async (names: string[]) => {
+      const c = await client();
+      printJson(await Promise.all(names.map((n) => c.get(`/v1/services/${enc(n)}`))));
+    });
+
+  service
+    .command('rm')
+    .alias('remove')
+    .description('remove services')
+    .argument('<name...>')
+    .action(async (names: string[]) => {
+      const c = await client();
+      for (const n of names) {
+        await c.delete(`/v1/services/${enc(n)}`);
+        console.log(n);
+      }
+    });
+  return service;
+}
+
+export function nodeCommand(client: () => Promise<AdminClient>): Command {
+  const node = new Command('node').description('manage the nodes that run agents');
+
+  node
+    .command('ls')
+    .description('list nodes')
+    .addOption(formatOption())
+    .action(async (opts: { format: Format }) => {
+      const list = await (await client()).get<NodeRecord[]>('/v1/nodes');
+      if (opts.format === 'json') return printJson(list);
+      printTable(
+        ['ID', 'NAME', 'STATUS', 'LABELS', 'CONTAINERS', 'HEARTBEAT', 'ACKED'],
+        list.map((n) => [
+          n.id,
+          n.name,
+          n.status.state,
+          Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+          String(n.containers.length),
+          n.status.lastHeartbeat ? ago(n.status.lastHeartbeat) : '-',
+          n.status.ackedRevision === undefined ? '-' : String(n.status.ackedRevision),
+        ]),
+      );
+    });
+
+  node
+    .command('inspect')
+    .description('show nodes as JSON')
+    .argument('<node...>', 'node ids or names')
+    .action(async (names: string[]) => {
+      const c = await client();
+      printJson(await Promise.all(names.map((n) => c.get(`/v1/nodes/${enc(n)}`))));
+    });
+
+  node
+    .command('label')
+    .description('set labels (K=V) or remove them (K-) on a node')
+    .argument('<node>', 'node id or name')
+    .argument('<labels...>', 'K=V to set, K- to remove')
+    .action(async (name: string, labels: string[]) => {
+      const remove = labels.filter((l) => l.endsWith('-') && !l.includes('=')).map((l) => l.slice(0, -1));
+      const add = labels.filter((l) => !(l.endsWith('-') && !l.includes('='))).reduce<Record<string, string>>((acc, l) => collectKeyValue('label')(l, acc), {});
+      await (await client()).post(`/v1/nodes/${enc(name)}/labels`, { add, remove });
+      console.log(name);
+    });
+
+  node
+    .command('rm')
+    .alias('remove')
+    .description('remove nodes and revoke their certificates (their sessions close at once)')
+    .argument('<node...>', 'node ids or names')
+    .action(async (names: string[]) => {
+      const c = await client();
+      for (const n of names) {
+        await c.delete(`/v1/nodes/${enc(n)}`);
+        console.log(n);
+      }
+    });
+  return node;
+}
+
+export function joinTokenCommand(client: () => Promise<AdminClient>): Command {
+  return new Command('join-token')
+    .description('print the token agents join with (--rotate replaces it; joined nodes are unaffected)')
+    .option('--rotate', 'make a new token; the old one stops working for new joins')
+    .action(async (opts: { rotate?: boolean }) => {
+      const c = await client();
+      const { token } = opts.rotate ? await c.post<{ token: string }>('/v1/join-token/rotate') : await c.get<{ token: string }>('/v1/join-token');
+      console.log(token);
+    });
+}

@@ -1,0 +1,188 @@
+/**
+ * The dispatcher: keeps every connected node holding exactly the secrets it
+ * is entitled to. Any durable change to secrets, services or nodes re-checks
+ * the connected nodes and pushes each a Delta at once (no batching window:
+ * sub-second propagation is the promise). Entitlement itself is acl's pure
+ * rule; this module only gathers inputs and sends.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { randomUUID } from 'node:crypto';
+import { hostname as localHostname } from 'node:os';
+import * as acl from '../acl/index.js';
+import type { AgentMessage, JoinRequest, JoinResponse, NodeIdentity, NodeProtocolHandler, StoreMessage, WireContainer, WireSecretVersion } from '../api/index.js';
+import { HushError } from '../errors/index.js';
+import type { Logger } from '../log/index.js';
+import { NODE_PREFIX, REVOKED_PREFIX, SERVICE_PREFIX, type OpenedStore, type NodeRecord } from '../store/index.js';
+import type { ClusterPki } from './cluster-pki.js';
+import { NodeSession, type DesiredState } from './node-session.js';
+
+export interface NodeStatus {
+  state: 'ready' | 'down';
+  lastHeartbeat?: string;
+  ackedRevision?: number;
+}
+
+export class Dispatcher implements NodeProtocolHandler {
+  private readonly sessions = new Map<string, NodeSession>();
+  private unwatch: (() => void) | undefined;
+
+  constructor(
+    private readonly store: OpenedStore,
+    private readonly pki: ClusterPki,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.unwatch = this.store.backend.watch((event) => {
+      const relevant = event.ops.some((op) => op.key.startsWith('secrets/') || op.key.startsWith(SERVICE_PREFIX) || op.key.startsWith(NODE_PREFIX));
+      if (relevant) for (const session of this.sessions.values()) void this.sync(session);
+      for (const op of event.ops) if (op.key.startsWith(REVOKED_PREFIX)) this.disconnect(op.key.slice(REVOKED_PREFIX.length), 'node revoked');
+    });
+  }
+
+  stop(): void {
+    this.unwatch?.();
+    for (const id of [...this.sessions.keys()]) this.disconnect(id, 'store shutting down');
+  }
+
+  status(nodeId: string): NodeStatus {
+    const session = this.sessions.get(nodeId);
+    if (!session) return { state: 'down' };
+    return { state: 'ready', lastHeartbeat: session.lastHeartbeat.toISOString(), ackedRevision: session.ackedRevision };
+  }
+
+  async join(request: JoinRequest): Promise<JoinResponse> {
+    this.pki.checkJoinToken(request.token);
+    for (const [key] of Object.entries(request.labels ?? {})) if (!key) throw new HushError('bad_request', 'label keys must not be empty');
+    const host = request.hostname || localHostname();
+    const node = await this.store.nodes.register({ name: request.name || host, hostname: host, labels: request.labels ?? {} });
+    const certificate = this.pki.signNode(request.csr_pem, node.id);
+    this.log.info({ node: node.id, name: node.name }, 'node joined');
+    return { node_id: node.id, certificate_pem: certificate, ca_pem: this.pki.caPem };
+  }
+
+  async renew(identity: NodeIdentity, csrPem: string): Promise<string> {
+    return this.pki.signNode(csrPem, identity.nodeId);
+  }
+
+  async authorize(identity: NodeIdentity): Promise<void> {
+    if (identity.role !== 'node') throw new HushError('forbidden', `a "${identity.role}" certificate cannot open a node session`);
+    if (await this.store.nodes.isRevoked(identity.nodeId)) throw new HushError('forbidden', `node ${identity.nodeId} has been revoked`);
+    if (!(await this.store.nodes.find(identity.nodeId))) throw new HushError('forbidden', `node ${identity.nodeId} is not a member of this cluster`);
+  }
+
+  openSession(identity: NodeIdentity, stream: grpc.ServerDuplexStream<AgentMessage, StoreMessage>): void {
+    this.disconnect(identity.nodeId, 'replaced by a new session');
+    const session = new NodeSession(identity.nodeId, stream);
+    this.sessions.set(identity.nodeId, session);
+    this.log.info({ node: identity.nodeId }, 'node session opened');
+    const end = () => {
+      session.closed = true;
+      if (this.sessions.get(identity.nodeId) === session) this.sessions.delete(identity.nodeId);
+    };
+    stream.on('error', end);
+    stream.on('end', () => {
+      end();
+      stream.end();
+    });
+    stream.on('cancelled', end);
+    stream.on('data', (message: AgentMessage) => {
+      void this.handle(session, message).catch((err: unknown) => this.log.warn({ node: session.nodeId, err: (err as Error).message }, 'node message failed'));
+    });
+  }
+
+  private async handle(session: NodeSession, message: AgentMessage): Promise<void> {
+    session.lastHeartbeat = new Date();
+    switch (message.body) {
+      case 'hello':
+        await this.reconcileContainers(session.nodeId, message.hello.containers);
+        await this.sync(session);
+        return;
+      case 'ack':
+        session.ackedRevision = Math.max(session.ackedRevision, message.ack.revision);
+        return;
+      case 'heartbeat':
+        return;
+      case 'container_start':
+        return this.startContainer(session, message.container_start.request_id, message.container_start.container);
+      case 'container_stop':
+        await this.store.nodes.update(session.nodeId, (node) => ({ ...node, containers: node.containers.filter((c) => c.id !== message.container_stop.container_id) }));
+        return;
+    }
+  }
+
+  /** After a store or agent restart the agent's list is the truth. */
+  private async reconcileContainers(nodeId: string, containers: WireContainer[]): Promise<void> {
+    const node = await this.store.nodes.get(nodeId);
+    const wanted = containers.map(({ id, service }) => ({ id, service }));
+    if (JSON.stringify(node.containers) !== JSON.stringify(wanted)) await this.store.nodes.update(nodeId, (n) => ({ ...n, containers: wanted }));
+  }
+
+  private async startContainer(session: NodeSession, requestId: string, container: WireContainer): Promise<void> {
+    const node = await this.store.nodes.get(session.nodeId);
+    const services = await this.serviceIndex();
+    const decision = acl.decideContainerStart({ service: container.service, node: nodeView(node), services, nodeRevoked: await this.store.nodes.isRevoked(node.id) });
+    if (!decision.allowed) {
+      await session.enqueue(async () => session.write({ body: 'decision', decision: { request_id: requestId, allowed: false, reason: decision.reason, revision: session.revision } }));
+      return;
+    }
+    // Committing the container triggers a sync (via watch) queued before the decision below.
+    await this.store.nodes.update(node.id, (n) => ({ ...n, containers: [...n.containers.filter((c) => c.id !== container.id), { id: container.id, service: container.service }] }));
+    await this.sync(session);
+    await session.enqueue(async () => session.write({ body: 'decision', decision: { request_id: requestId, allowed: true, reason: '', revision: session.revision } }));
+  }
+
+  private sync(session: NodeSession): Promise<void> {
+    return session.enqueue(async () => {
+      const desired = await this.desiredState(session.nodeId);
+      if (!desired) return;
+      await session.push(desired, this.store.backend.revision(), (name, version) => this.reveal(name, version));
+    });
+  }
+
+  private async desiredState(nodeId: string): Promise<DesiredState | undefined> {
+    const node = await this.store.nodes.find(nodeId);
+    if (!node) return undefined;
+    const services = await this.serviceIndex();
+    const view = nodeView(node);
+    const names = acl.entitledSecrets(view, node.containers, services);
+    const versions = new Map<string, number>();
+    for (const name of names) {
+      const secret = await this.store.secrets.inspect(name).catch(() => undefined);
+      if (secret) versions.set(name, secret.version);
+    }
+    const running = new Set(node.containers.map((c) => c.service));
+    const grants = new Map<string, { service: string; grants: acl.Grant[] }>();
+    for (const name of running) {
+      const spec = services.get(name);
+      if (spec && acl.decideContainerStart({ service: name, node: view, services }).allowed) grants.set(name, { service: name, grants: spec.grants.filter((g) => versions.has(g.source)) });
+    }
+    return { versions, services: grants };
+  }
+
+  private async reveal(name: string, version: number): Promise<WireSecretVersion> {
+    const revealed = await this.store.secrets.reveal(name, version);
+    const detail = await this.store.secrets.inspect(name);
+    const createdAt = detail.versions.find((v) => v.version === version)?.createdAt ?? detail.updatedAt;
+    return { name, version, data: Buffer.from(revealed.data), created_at_ms: Date.parse(createdAt) };
+  }
+
+  private async serviceIndex(): Promise<Map<string, acl.ServiceSpec>> {
+    return new Map((await this.store.services.list()).map((s) => [s.name, { name: s.name, grants: s.grants, constraints: s.constraints }]));
+  }
+
+  private disconnect(nodeId: string, reason: string): void {
+    const session = this.sessions.get(nodeId);
+    if (!session) return;
+    this.sessions.delete(nodeId);
+    session.closed = true;
+    this.log.info({ node: nodeId, reason }, 'node session closed');
+    session.stream.destroy(Object.assign(new Error(reason), { code: 7 /* PERMISSION_DENIED */, details: reason }));
+  }
+}
+
+function nodeView(node: NodeRecord): acl.NodeView {
+  return { id: node.id, hostname: node.hostname, labels: node.labels, role: node.role };
+}
+
+export const newRequestId = (): string => randomUUID();

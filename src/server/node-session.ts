@@ -1,0 +1,73 @@
+/**
+ * One agent's session on the store side: what the node was sent, and the
+ * ordered queue of sends, so a container decision always follows the Delta
+ * that delivered its secrets.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { AgentMessage, StoreMessage, WireSecretVersion, WireServiceGrants } from '../api/index.js';
+
+export interface DesiredState {
+  /** Entitled secret name → latest version number. */
+  versions: Map<string, number>;
+  /** Service with containers on the node (and matching constraints) → its grants. */
+  services: Map<string, WireServiceGrants>;
+}
+
+export class NodeSession {
+  /** Secret name → version the node holds (as sent). */
+  private sentVersions = new Map<string, number>();
+  private sentServices = new Map<string, string>();
+  private queue: Promise<void> = Promise.resolve();
+  private lastRevision = 0;
+  private snapshotSent = false;
+  closed = false;
+  ackedRevision = 0;
+  lastHeartbeat = new Date();
+
+  constructor(
+    readonly nodeId: string,
+    readonly stream: grpc.ServerDuplexStream<AgentMessage, StoreMessage>,
+  ) {}
+
+  /** Runs `work` after everything queued before it (sends stay in order). */
+  enqueue(work: () => Promise<void>): Promise<void> {
+    const next = this.queue.then(() => (this.closed ? undefined : work()));
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  get revision(): number {
+    return this.lastRevision;
+  }
+
+  /**
+   * Sends what changed between what the node holds and `desired`: the first
+   * call sends a Snapshot, later ones a Delta (nothing if nothing changed).
+   * `reveal` decrypts a secret version only for what must be sent.
+   */
+  async push(desired: DesiredState, storeRevision: number, reveal: (name: string, version: number) => Promise<WireSecretVersion>): Promise<void> {
+    const upserts: WireSecretVersion[] = [];
+    for (const [name, version] of desired.versions) {
+      if (this.sentVersions.get(name) !== version) upserts.push(await reveal(name, version));
+    }
+    const removals = [...this.sentVersions.keys()].filter((name) => !desired.versions.has(name));
+    const services = [...desired.services.values()].filter((s) => this.sentServices.get(s.service) !== JSON.stringify(s.grants));
+    const removedServices = [...this.sentServices.keys()].filter((name) => !desired.services.has(name));
+    if (this.snapshotSent && upserts.length + removals.length + services.length + removedServices.length === 0) return;
+
+    const revision = Math.max(storeRevision, this.lastRevision + 1);
+    if (!this.snapshotSent) {
+      this.write({ body: 'snapshot', snapshot: { revision, secrets: upserts, services: [...desired.services.values()] } });
+      this.snapshotSent = true;
+    } else {
+      this.write({ body: 'delta', delta: { revision, upserts, removals, services, removed_services: removedServices } });
+    }
+    this.lastRevision = revision;
+    this.sentVersions = new Map(desired.versions);
+    this.sentServices = new Map([...desired.services.values()].map((s) => [s.service, JSON.stringify(s.grants)]));
+  }
+
+  write(message: StoreMessage): void {
+    if (!this.closed) this.stream.write(message);
+  }
+}

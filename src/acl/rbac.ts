@@ -21,6 +21,7 @@ export const ACTIONS = [
   'token.rotate',
   'key.rotate',
   'ca.rotate',
+  'cert.issue', // admin client certificates: whoever issues them chooses roles
   'store.unlock',
   'audit.read',
   'metrics.read',

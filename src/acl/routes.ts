@@ -39,6 +39,7 @@ const NATIVE: readonly Rule[] = [
   ['POST', '/join-token/rotate', 'token.rotate'],
   ['POST', '/key/rotate', 'key.rotate'],
   ['POST', '/ca/rotate', 'ca.rotate'],
+  ['POST', '/certs', 'cert.issue'],
   ['POST', '/unlock', 'store.unlock'],
 ];
 

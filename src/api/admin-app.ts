@@ -8,7 +8,7 @@ import * as acl from '../acl/index.js';
 import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
 import type { Backend, Keyring, NodeStore, SecretStore, ServiceStore } from '../store/index.js';
-import { joinTokenRoutes, nodeRoutes, serviceRoutes, type ClusterControl } from './cluster-routes.js';
+import { certRoutes, joinTokenRoutes, nodeRoutes, serviceRoutes, type ClusterControl } from './cluster-routes.js';
 import { errorHandler, notFoundHandler } from './http-errors.js';
 import { secretRoutes } from './secret-routes.js';
 import { validator } from './validate.js';
@@ -71,6 +71,7 @@ export function createAdminApp(ctx: AdminContext): Express {
   };
   app.use('/v1/nodes', nodeRoutes(ctx.nodes, cluster));
   app.use('/v1/join-token', joinTokenRoutes(cluster));
+  app.use('/v1/certs', certRoutes(cluster));
 
   app.use(notFoundHandler);
   app.use(errorHandler);

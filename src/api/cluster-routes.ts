@@ -14,6 +14,7 @@ export interface NodeStatus {
 
 /** The cluster side of the store (PKI, sessions): present once the store is unlocked. */
 export interface ClusterControl {
+  issueAdminCert(commonName: string, role: 'admin' | 'operator' | 'auditor'): { certPem: string; keyPem: string; caPem: string };
   joinToken(): string;
   rotateJoinToken(): Promise<string>;
   nodeStatus(nodeId: string): NodeStatus;
@@ -86,6 +87,31 @@ export function joinTokenRoutes(cluster: () => ClusterControl): Router {
   });
   router.post('/rotate', async (_req, res) => {
     res.json({ token: await cluster().rotateJoinToken() });
+  });
+  return router;
+}
+
+interface CertBody {
+  commonName: string;
+  role: 'admin' | 'operator' | 'auditor';
+}
+
+const certBody = validator<CertBody>('issue certificate', {
+  type: 'object',
+  additionalProperties: false,
+  required: ['commonName', 'role'],
+  properties: {
+    commonName: { type: 'string', minLength: 1, maxLength: 64 },
+    role: { type: 'string', enum: ['admin', 'operator', 'auditor'] },
+  },
+} as JSONSchemaType<CertBody>);
+
+/** Admin client certificates for people and tools (the docker CLI uses them as DOCKER_CERT_PATH). */
+export function certRoutes(cluster: () => ClusterControl): Router {
+  const router = Router();
+  router.post('/', (req, res) => {
+    const body = certBody(req.body);
+    res.status(201).json(cluster().issueAdminCert(body.commonName, body.role));
   });
   return router;
 }

@@ -23,7 +23,7 @@ export class AdminClient {
 
   static async connect(options: ClientOptions): Promise<AdminClient> {
     const home = hushHome();
-    const host = options.host ?? process.env.HUSH_HOST ?? (await readHomeConfig(home)).host ?? `unix://${DEFAULT_ADMIN_SOCKET}`;
+    const host = options.host || process.env.HUSH_HOST || (await readHomeConfig(home)).host || `unix://${DEFAULT_ADMIN_SOCKET}`;
     if (host.startsWith('unix://')) return new AdminClient(host, { socketPath: host.slice('unix://'.length) }, httpRequest);
     if (host.startsWith('https://')) {
       const url = new URL(host);

@@ -6,7 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { AdminClient } from './client.js';
 import { upCommand, storeCommand } from './commands/daemons.js';
-import { joinTokenCommand, nodeCommand, serviceCommand } from './commands/cluster.js';
+import { certCommand, joinTokenCommand, nodeCommand, serviceCommand } from './commands/cluster.js';
 import { keyCommand, unlockCommand } from './commands/keys.js';
 import { secretCommand } from './commands/secret.js';
 
@@ -24,6 +24,7 @@ function buildProgram(): Command {
   program.addCommand(serviceCommand(client));
   program.addCommand(nodeCommand(client));
   program.addCommand(joinTokenCommand(client));
+  program.addCommand(certCommand(client));
   program.addCommand(keyCommand(client));
   applyToAll(program, (command) => command.exitOverride().showHelpAfterError('(run with --help for usage)'));
   return program;

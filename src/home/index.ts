@@ -22,7 +22,7 @@ export const DEFAULT_ADMIN_SOCKET = '/run/hush/admin.sock';
 export const DEFAULT_AGENT_SOCKET = '/run/hush/agent.sock';
 
 export function hushHome(explicit?: string): string {
-  return explicit ?? process.env.HUSH_HOME ?? join(homedir(), '.hush');
+  return explicit || process.env.HUSH_HOME || join(homedir(), '.hush');
 }
 
 export async function readHomeConfig(home: string): Promise<HomeConfig> {

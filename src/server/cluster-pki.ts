@@ -79,6 +79,10 @@ export class ClusterPki {
     return { keyPem: server.keyPem, certChainPem: server.certPem + this.ca.certPem };
   }
 
+  issueAdminCert(commonName: string, role: pki.AdminRole): pki.KeyAndCert & { caPem: string } {
+    return { ...pki.issueClientCert(this.ca, { commonName, role }), caPem: this.ca.certPem };
+  }
+
   verifyClient(certPem: string): pki.CertIdentity {
     pki.verifyIssuedBy(this.ca, certPem);
     return pki.readCertIdentity(certPem);
@@ -99,7 +103,7 @@ export class ClusterPki {
         // issued by another CA or expired: replace it
       }
     }
-    const admin = pki.issueClientCert(this.ca, { commonName: 'hush-admin', role: 'admin' });
+    const admin = this.issueAdminCert('hush-admin', 'admin');
     await writeFile(join(home, 'key.pem'), admin.keyPem, { mode: 0o600 });
     await writeFile(join(home, 'cert.pem'), admin.certPem, { mode: 0o600 });
     await writeFile(join(home, 'ca.pem'), this.ca.certPem, { mode: 0o600 });

@@ -98,7 +98,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       adminAddress = `${splitHostPort(admin).host}:${(httpsServer.address() as AddressInfo).port}`;
     }
     const d = dispatcher;
-    cluster = { joinToken: () => pki.joinToken(), rotateJoinToken: () => pki.rotateJoinToken(), nodeStatus: (id) => d.status(id) };
+    cluster = { issueAdminCert: (cn, role) => pki.issueAdminCert(cn, role), joinToken: () => pki.joinToken(), rotateJoinToken: () => pki.rotateJoinToken(), nodeStatus: (id) => d.status(id) };
     await updateHomeConfig(options.home, { nodeAddress, adminAddress: adminAddress && `https://${adminAddress}` });
     log.info({ nodeAddress, adminAddress, caFingerprint: pki.caFingerprint }, 'cluster listeners ready');
     return { nodeAddress, adminAddress };

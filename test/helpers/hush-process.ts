@@ -63,3 +63,19 @@ export async function stopProcess(proc: { child: ChildProcess; exited: Promise<u
   if (proc.child.exitCode === null && proc.child.signalCode === null) proc.child.kill(signal);
   await proc.exited;
 }
+
+/** Waits until the store has recorded its cluster listeners (after unlock) in HUSH_HOME. */
+export async function waitForCluster(home: string, timeoutMs = 20_000): Promise<{ nodeAddress: string; adminAddress: string }> {
+  const { readFile } = await import('node:fs/promises');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const config = JSON.parse(await readFile(`${home}/config.json`, 'utf8')) as { nodeAddress?: string; adminAddress?: string };
+      if (config.nodeAddress) return { nodeAddress: config.nodeAddress, adminAddress: config.adminAddress ?? '' };
+    } catch {
+      // not written yet
+    }
+    if (Date.now() > deadline) throw new Error(`store did not bring up its cluster listeners within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -18,6 +18,7 @@ const MATRIX: Record<Action, [admin: boolean, operator: boolean, auditor: boolea
   'token.rotate': [Y, N, N],
   'key.rotate': [Y, N, N],
   'ca.rotate': [Y, N, N],
+  'cert.issue': [Y, N, N],
   'store.unlock': [Y, N, N],
   'audit.read': [Y, Y, Y],
   'metrics.read': [Y, Y, Y],

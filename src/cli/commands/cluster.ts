@@ -1,5 +1,7 @@
 /** `hush service ...`, `hush node ...`, `hush join-token`. */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import * as acl from '../../acl/index.js';
 import type { AdminClient } from '../client.js';
 import { collectKeyValue } from '../input.js';
@@ -142,6 +144,25 @@ export function nodeCommand(client: () => Promise<AdminClient>): Command {
       }
     });
   return node;
+}
+
+export function certCommand(client: () => Promise<AdminClient>): Command {
+  const cert = new Command('cert').description('admin client certificates');
+  cert
+    .command('create')
+    .description('issue a client certificate with a role into a directory (ca.pem, cert.pem, key.pem; usable as HUSH_HOME or DOCKER_CERT_PATH)')
+    .argument('<name>', 'who it is for (the certificate\'s common name)')
+    .requiredOption('--role <role>', 'admin, operator or auditor')
+    .requiredOption('--out <dir>', 'directory to write into (created 0700; files 0600)')
+    .action(async (name: string, opts: { role: string; out: string }) => {
+      const issued = await (await client()).post<{ certPem: string; keyPem: string; caPem: string }>('/v1/certs', { commonName: name, role: opts.role });
+      await mkdir(opts.out, { recursive: true, mode: 0o700 });
+      await writeFile(join(opts.out, 'key.pem'), issued.keyPem, { mode: 0o600 });
+      await writeFile(join(opts.out, 'cert.pem'), issued.certPem, { mode: 0o600 });
+      await writeFile(join(opts.out, 'ca.pem'), issued.caPem, { mode: 0o600 });
+      console.log(`wrote ${opts.role} credentials for ${name} to ${opts.out}`);
+    });
+  return cert;
 }
 
 export function joinTokenCommand(client: () => Promise<AdminClient>): Command {

@@ -1,5 +1,6 @@
 /**
- * The admin API client used by every CLI command. It finds the store from
+ * The HTTP API client of the CLI (admin API of the store, runtime API of an
+ * agent). For the store it looks at
  * --host, then HUSH_HOST, then what `hush up`/`hush store` recorded in
  * HUSH_HOME, then the default socket.
  */
@@ -14,17 +15,17 @@ export interface ClientOptions {
   host?: string;
 }
 
-export class AdminClient {
+export class ApiClient {
   private constructor(
     private readonly host: string,
     private readonly target: RequestOptions,
     private readonly send: typeof httpRequest,
   ) {}
 
-  static async connect(options: ClientOptions): Promise<AdminClient> {
+  static async connect(options: ClientOptions): Promise<ApiClient> {
     const home = hushHome();
     const host = options.host || process.env.HUSH_HOST || (await readHomeConfig(home)).host || `unix://${DEFAULT_ADMIN_SOCKET}`;
-    if (host.startsWith('unix://')) return new AdminClient(host, { socketPath: host.slice('unix://'.length) }, httpRequest);
+    if (host.startsWith('unix://')) return new ApiClient(host, { socketPath: host.slice('unix://'.length) }, httpRequest);
     if (host.startsWith('https://')) {
       const url = new URL(host);
       const read = (file: string) => {
@@ -34,7 +35,7 @@ export class AdminClient {
           throw new HushError('bad_request', `${host} needs the admin client certificate: ${join(home, file)} is missing (set HUSH_HOME to the directory holding ca.pem, cert.pem, key.pem)`);
         }
       };
-      return new AdminClient(host, { host: url.hostname, port: url.port || 2476, ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem'), minVersion: 'TLSv1.3' } as RequestOptions, httpsRequest as typeof httpRequest);
+      return new ApiClient(host, { host: url.hostname, port: url.port || 2476, ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem'), minVersion: 'TLSv1.3' } as RequestOptions, httpsRequest as typeof httpRequest);
     }
     throw new HushError('bad_request', `unsupported host "${host}": use unix:///path/to/admin.sock or https://HOST:PORT`);
   }

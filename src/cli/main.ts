@@ -4,10 +4,11 @@
  * commands that need them, so client commands start fast.
  */
 import { Command, CommanderError } from 'commander';
-import { AdminClient } from './client.js';
+import { ApiClient } from './client.js';
 import { upCommand, storeCommand } from './commands/daemons.js';
 import { certCommand, joinTokenCommand, nodeCommand, serviceCommand } from './commands/cluster.js';
 import { keyCommand, unlockCommand } from './commands/keys.js';
+import { runCommand } from './commands/run.js';
 import { secretCommand } from './commands/secret.js';
 
 function buildProgram(): Command {
@@ -16,7 +17,7 @@ function buildProgram(): Command {
     .option('-H, --host <host>', 'store to talk to: unix:///path/admin.sock (default: $HUSH_HOST, then $HUSH_HOME, then /run/hush/admin.sock)')
     .version('0.1.0');
 
-  const client = () => AdminClient.connect({ host: program.opts<{ host?: string }>().host });
+  const client = () => ApiClient.connect({ host: program.opts<{ host?: string }>().host });
   program.addCommand(upCommand());
   program.addCommand(storeCommand());
   program.addCommand(unlockCommand(client));
@@ -25,6 +26,7 @@ function buildProgram(): Command {
   program.addCommand(nodeCommand(client));
   program.addCommand(joinTokenCommand(client));
   program.addCommand(certCommand(client));
+  program.addCommand(runCommand());
   program.addCommand(keyCommand(client));
   applyToAll(program, (command) => command.exitOverride().showHelpAfterError('(run with --help for usage)'));
   return program;

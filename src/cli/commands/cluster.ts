@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as acl from '../../acl/index.js';
-import type { AdminClient } from '../client.js';
+import type { ApiClient } from '../client.js';
 import { collectKeyValue } from '../input.js';
 import { ago, parseFormat, printJson, printTable, type Format } from '../output.js';
 
@@ -28,7 +28,7 @@ const formatOption = () => new Option('--format <format>', 'table or json').defa
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 const enc = encodeURIComponent;
 
-export function serviceCommand(client: () => Promise<AdminClient>): Command {
+export function serviceCommand(client: () => Promise<ApiClient>): Command {
   const service = new Command('service').description('manage services: which secrets they get, and where they may run');
 
   service
@@ -86,7 +86,7 @@ export function serviceCommand(client: () => Promise<AdminClient>): Command {
   return service;
 }
 
-export function nodeCommand(client: () => Promise<AdminClient>): Command {
+export function nodeCommand(client: () => Promise<ApiClient>): Command {
   const node = new Command('node').description('manage the nodes that run agents');
 
   node
@@ -146,7 +146,7 @@ export function nodeCommand(client: () => Promise<AdminClient>): Command {
   return node;
 }
 
-export function certCommand(client: () => Promise<AdminClient>): Command {
+export function certCommand(client: () => Promise<ApiClient>): Command {
   const cert = new Command('cert').description('admin client certificates');
   cert
     .command('create')
@@ -165,7 +165,7 @@ export function certCommand(client: () => Promise<AdminClient>): Command {
   return cert;
 }
 
-export function joinTokenCommand(client: () => Promise<AdminClient>): Command {
+export function joinTokenCommand(client: () => Promise<ApiClient>): Command {
   return new Command('join-token')
     .description('print the token agents join with (--rotate replaces it; joined nodes are unaffected)')
     .option('--rotate', 'make a new token; the old one stops working for new joins')

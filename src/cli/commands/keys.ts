@@ -1,10 +1,10 @@
 /** `hush unlock` and `hush key rotate`. */
 import { Command } from 'commander';
 import { HushError } from '../../errors/index.js';
-import type { AdminClient } from '../client.js';
+import type { ApiClient } from '../client.js';
 import { readValue } from '../input.js';
 
-export function unlockCommand(client: () => Promise<AdminClient>): Command {
+export function unlockCommand(client: () => Promise<ApiClient>): Command {
   return new Command('unlock').description('unlock an autolocked store (reads the unlock key from stdin)').action(async () => {
     if (process.stdin.isTTY) process.stderr.write('Paste the unlock key, then press Enter and Ctrl-D:\n');
     const key = (await readValue('-')).toString('utf8').trim();
@@ -14,7 +14,7 @@ export function unlockCommand(client: () => Promise<AdminClient>): Command {
   });
 }
 
-export function keyCommand(client: () => Promise<AdminClient>): Command {
+export function keyCommand(client: () => Promise<ApiClient>): Command {
   const key = new Command('key').description('manage the key-encryption key');
   key
     .command('rotate')

@@ -1,6 +1,6 @@
 /** `hush secret ...`: create, ls, inspect, rm, versions, rotate. */
 import { Command, Option } from 'commander';
-import { AdminClient } from '../client.js';
+import { ApiClient } from '../client.js';
 import { collectKeyValue, readValue } from '../input.js';
 import { ago, parseFormat, printJson, printTable, type Format } from '../output.js';
 
@@ -20,7 +20,7 @@ interface SecretDetail extends SecretSummary {
 const formatOption = () => new Option('--format <format>', 'table or json').default('table').argParser(parseFormat);
 const path = (name: string) => `/v1/secrets/${encodeURIComponent(name)}`;
 
-export function secretCommand(client: () => Promise<AdminClient>): Command {
+export function secretCommand(client: () => Promise<ApiClient>): Command {
   const secret = new Command('secret').description('manage secrets');
 
   secret

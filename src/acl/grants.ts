@@ -6,7 +6,7 @@
  * `hush service create` / deploy time and never reaches the FUSE layer.
  */
 import { HushError } from '../errors/index.js';
-import { assertValidName } from '../store/index.js';
+import { assertValidName } from '../rules/index.js';
 
 export interface Grant {
   /** Secret name. */

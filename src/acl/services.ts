@@ -3,7 +3,7 @@
  * it may run. The same shape comes from `hush service create`, REST and compose.
  */
 import { HushError } from '../errors/index.js';
-import { assertValidName } from '../store/index.js';
+import { assertValidName } from '../rules/index.js';
 import { parseConstraint } from './constraints.js';
 import { validateGrants, type Grant } from './grants.js';
 

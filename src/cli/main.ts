@@ -15,7 +15,8 @@ function buildProgram(): Command {
   const program = new Command('hush')
     .description('secrets for containers: an encrypted store, node agents, and files at /run/secrets')
     .option('-H, --host <host>', 'store to talk to: unix:///path/admin.sock (default: $HUSH_HOST, then $HUSH_HOME, then /run/hush/admin.sock)')
-    .version('0.1.0');
+    .version('0.1.0')
+    .enablePositionalOptions();
 
   const client = () => ApiClient.connect({ host: program.opts<{ host?: string }>().host });
   program.addCommand(upCommand());

@@ -6,7 +6,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../store/index.js';
+import { writeFileAtomic } from '../files/index.js';
 
 export interface HomeConfig {
   /** unix:///path/admin.sock or https://H:P */

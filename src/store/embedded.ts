@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConflictError, CorruptionError, type Backend, type KvEntry, type KvEvent, type KvOp, type KvTxn } from './backend.js';
-import { writeFileAtomic } from './fsutil.js';
+import { writeFileAtomic } from '../files/index.js';
 import { readSegment, WalWriter } from './wal.js';
 
 export interface EmbeddedOptions {

@@ -15,7 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { HushError } from '../errors/index.js';
 import type { Backend } from './backend.js';
 import { b64, unb64 } from './envelope.js';
-import { writeFileAtomic } from './fsutil.js';
+import { writeFileAtomic } from '../files/index.js';
 import type { Sodium } from './sodium.js';
 
 export const KEYRING_KEY = 'meta/keyring';

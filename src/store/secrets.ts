@@ -9,7 +9,7 @@ import { Envelope, type SealedValue } from './envelope.js';
 import { SharedExclusiveGate } from './gate.js';
 import { newObjectId } from './ids.js';
 import type { Keyring } from './keyring.js';
-import { assertValidLabels, assertValidName, assertValidValue, DEFAULT_MAX_VALUE_BYTES } from './validation.js';
+import { assertValidLabels, assertValidName, assertValidValue, DEFAULT_MAX_VALUE_BYTES } from '../rules/index.js';
 
 export interface VersionRecord extends SealedValue {
   version: number;

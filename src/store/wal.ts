@@ -17,7 +17,7 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { CorruptionError } from './backend.js';
-import { fsyncDir } from './fsutil.js';
+import { fsyncDir } from '../files/index.js';
 
 const MAGIC = Buffer.from('HUSHWAL1');
 export const SEGMENT_HEADER_BYTES = MAGIC.length + 8 + 32;

@@ -1,4 +1,4 @@
-/** Rules for what may be stored, shared by every entry point (REST, Docker API, compose, CLI). */
+/** Rules for what may be stored, shared by every entry point (REST, Docker API, compose, CLI). Pure, no I/O: cheap to import from the CLI. */
 import { HushError } from '../errors/index.js';
 
 /** Docker's rule for object names. */

@@ -1,4 +1,4 @@
-/** Small helpers for crash-safe file handling. */
+/** Crash-safe file helpers (used by the store's engine and by HUSH_HOME); light to import. */
 import { open, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 

@@ -50,7 +50,7 @@ export function createAdminApp(ctx: AdminContext): Express {
   });
 
   app.get('/healthz', (_req, res) => {
-    res.json({ status: ctx.keyring.locked ? 'locked' : 'ok', revision: ctx.backend.revision() });
+    res.json({ status: ctx.keyring.locked ? 'locked' : 'ok', revision: ctx.backend.revision(), cluster: ctx.cluster() ? 'ready' : 'starting' });
   });
 
   app.post('/v1/unlock', (req, res) => {

@@ -18,6 +18,6 @@ export {
   type WireServiceGrants,
   type WireSnapshot,
 } from './node-proto.js';
-export { startNodeServer, type NodeIdentity, type NodeProtocolHandler, type TlsMaterial } from './node-server.js';
+export { endWithStatus, startNodeServer, type NodeIdentity, type NodeProtocolHandler, type TlsMaterial } from './node-server.js';
 export type { ClusterControl, NodeStatus } from './cluster-routes.js';
 export { listenHttps, splitHostPort } from './listen.js';

@@ -31,15 +31,19 @@ export interface TlsMaterial {
   certChainPem: string;
 }
 
-/** A certificate provider that hands grpc-js fixed PEMs (and could be updated for CA rotation). */
+/**
+ * A certificate provider that hands grpc-js fixed PEMs (and could be updated
+ * for CA rotation). Updates are delivered on the next tick: grpc-js registers
+ * its watcher only after add*Listener returns, and drops a synchronous update.
+ */
 class StaticCertificateProvider implements grpc.experimental.CertificateProvider {
   constructor(private readonly tls: TlsMaterial) {}
   addCaCertificateListener(listener: grpc.experimental.CaCertificateUpdateListener): void {
-    listener({ caCertificate: Buffer.from(this.tls.caPem) });
+    setImmediate(() => listener({ caCertificate: Buffer.from(this.tls.caPem) }));
   }
   removeCaCertificateListener(): void {}
   addIdentityCertificateListener(listener: grpc.experimental.IdentityCertificateUpdateListener): void {
-    listener({ certificate: Buffer.from(this.tls.certChainPem), privateKey: Buffer.from(this.tls.keyPem) });
+    setImmediate(() => listener({ certificate: Buffer.from(this.tls.certChainPem), privateKey: Buffer.from(this.tls.keyPem) }));
   }
   removeIdentityCertificateListener(): void {}
 }
@@ -68,6 +72,14 @@ function toStatus(err: unknown): Partial<grpc.StatusObject> {
   return { code: grpc.status.INTERNAL, details: 'internal error; see the store log' };
 }
 
+/**
+ * Ends a server stream with a status the client sees (grpc-js sends the
+ * status for an emitted error; `destroy` would drop it).
+ */
+export function endWithStatus(stream: grpc.ServerDuplexStream<unknown, unknown>, status: Partial<grpc.StatusObject>): void {
+  stream.emit('error', Object.assign(new Error(status.details), status));
+}
+
 const UNAUTHENTICATED = { code: grpc.status.UNAUTHENTICATED, details: 'a valid node certificate issued by this cluster is required; join with `hush agent --token`' };
 
 export async function startNodeServer(address: string, tls: TlsMaterial, handler: NodeProtocolHandler): Promise<{ server: grpc.Server; port: number }> {
@@ -89,10 +101,10 @@ export async function startNodeServer(address: string, tls: TlsMaterial, handler
     },
     Session: (stream: grpc.ServerDuplexStream<AgentMessage, StoreMessage>) => {
       const identity = identityOf(stream);
-      if (!identity) return stream.destroy(Object.assign(new Error(UNAUTHENTICATED.details), UNAUTHENTICATED));
+      if (!identity) return endWithStatus(stream, UNAUTHENTICATED);
       handler.authorize(identity).then(
         () => handler.openSession(identity, stream),
-        (err) => stream.destroy(Object.assign(new Error((err as Error).message), toStatus(err))),
+        (err) => endWithStatus(stream, toStatus(err)),
       );
     },
   });

@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { ApiClient } from './client.js';
+import { agentCommand } from './commands/agent.js';
 import { upCommand, storeCommand } from './commands/daemons.js';
 import { certCommand, joinTokenCommand, nodeCommand, serviceCommand } from './commands/cluster.js';
 import { keyCommand, unlockCommand } from './commands/keys.js';
@@ -21,6 +22,7 @@ function buildProgram(): Command {
   const client = () => ApiClient.connect({ host: program.opts<{ host?: string }>().host });
   program.addCommand(upCommand());
   program.addCommand(storeCommand());
+  program.addCommand(agentCommand());
   program.addCommand(unlockCommand(client));
   program.addCommand(secretCommand(client));
   program.addCommand(serviceCommand(client));

@@ -5,10 +5,11 @@
  * sub-second propagation is the promise). Entitlement itself is acl's pure
  * rule; this module only gathers inputs and sends.
  */
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { randomUUID } from 'node:crypto';
 import { hostname as localHostname } from 'node:os';
 import * as acl from '../acl/index.js';
+import { endWithStatus } from '../api/index.js';
 import type { AgentMessage, JoinRequest, JoinResponse, NodeIdentity, NodeProtocolHandler, StoreMessage, WireContainer, WireSecretVersion } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
@@ -126,9 +127,9 @@ export class Dispatcher implements NodeProtocolHandler {
       await session.enqueue(async () => session.write({ body: 'decision', decision: { request_id: requestId, allowed: false, reason: decision.reason, revision: session.revision } }));
       return;
     }
-    // Committing the container triggers a sync (via watch) queued before the decision below.
+    // Committing the container triggers a sync (the watch listener runs before the commit resolves),
+    // so it is queued ahead of the decision below: the secrets reach the node first.
     await this.store.nodes.update(node.id, (n) => ({ ...n, containers: [...n.containers.filter((c) => c.id !== container.id), { id: container.id, service: container.service }] }));
-    await this.sync(session);
     await session.enqueue(async () => session.write({ body: 'decision', decision: { request_id: requestId, allowed: true, reason: '', revision: session.revision } }));
   }
 
@@ -177,7 +178,7 @@ export class Dispatcher implements NodeProtocolHandler {
     this.sessions.delete(nodeId);
     session.closed = true;
     this.log.info({ node: nodeId, reason }, 'node session closed');
-    session.stream.destroy(Object.assign(new Error(reason), { code: 7 /* PERMISSION_DENIED */, details: reason }));
+    endWithStatus(session.stream, { code: grpc.status.PERMISSION_DENIED, details: reason });
   }
 }
 

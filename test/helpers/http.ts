@@ -21,11 +21,11 @@ export function call<T = unknown>(socketPath: string, method: string, path: stri
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown = undefined;
+          let parsed: unknown;
           try {
             parsed = text ? JSON.parse(text) : undefined;
           } catch {
-            parsed = undefined;
+            // not JSON: callers look at `text`
           }
           resolve({ status: res.statusCode ?? 0, body: parsed as T, text });
         });

@@ -31,7 +31,10 @@ export interface StoreProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `hush store` and waits until its admin socket answers. */
+/**
+ * Starts `hush store` and waits until its admin socket answers and (unless it
+ * starts autolocked) its cluster side (PKI, node and HTTPS listeners) is up.
+ */
 export async function startStoreProcess(opts: { data: string; socket: string; home: string; extraArgs?: string[] }): Promise<StoreProcess> {
   const child = spawn(process.execPath, [HUSH_BIN, 'store', '--data', opts.data, '--socket', opts.socket, '--home', opts.home, ...(opts.extraArgs ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -42,11 +45,12 @@ export async function startStoreProcess(opts: { data: string; socket: string; ho
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
   const exited = once(child, 'exit').then(([code]) => code as number | null);
   const deadline = Date.now() + 20_000;
+  const waitForCluster = !(opts.extraArgs ?? []).includes('--autolock');
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`store exited during start-up:\n${output}`);
     try {
-      const reply = await call(opts.socket, 'GET', '/healthz');
-      if (reply.status === 200) break;
+      const reply = await call<{ cluster: string }>(opts.socket, 'GET', '/healthz');
+      if (reply.status === 200 && (!waitForCluster || reply.body.cluster === 'ready')) break;
     } catch {
       // not listening yet
     }

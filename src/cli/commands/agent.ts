@@ -4,25 +4,28 @@ import { DEFAULT_AGENT_SOCKET } from '../../home/index.js';
 
 interface AgentFlags {
   store: string;
-  token: string;
+  token?: string;
   name?: string;
   label: Record<string, string>;
   socket: string;
 }
 
 export function agentCommand(): Command {
-  return new Command('agent')
+  const command = new Command('agent')
     .description('run the node agent: join the store with a token, hold entitled secrets in RAM only, serve containers')
-    .requiredOption('--store <host:port>', "the store's node-protocol address (hush store --listen)")
-    .requiredOption('--token <token>', 'join token from `hush join-token` (HUSH-1-<ca fingerprint>-<secret>); $HUSH_JOIN_TOKEN also works', process.env.HUSH_JOIN_TOKEN)
+    .requiredOption('--store <host:port>', "the store's node-protocol address (`hush store --listen`)")
+    // Also from the environment: a token on the command line is visible to every user in `ps`.
+    .option('--token <token>', 'join token from `hush join-token` (default: $HUSH_JOIN_TOKEN)')
     .option('--name <name>', 'display name of this node (default: the hostname)')
     .option('--label <key=value>', 'node label for placement constraints (repeatable)', collectLabel, {})
     .option('--socket <path>', 'runtime API unix socket (root-only)', DEFAULT_AGENT_SOCKET)
     .action(async (flags: AgentFlags) => {
+      const token = flags.token ?? process.env.HUSH_JOIN_TOKEN;
+      if (!token) command.error("error: a join token is required: pass --token or set HUSH_JOIN_TOKEN (get one with `hush join-token` on the store's host)");
       const { startAgent } = await import('../../agent/index.js');
       const agent = await startAgent({
         store: flags.store,
-        token: flags.token,
+        token: token!,
         name: flags.name,
         labels: flags.label,
         socket: flags.socket,
@@ -35,6 +38,7 @@ export function agentCommand(): Command {
       });
       await agent.close();
     });
+  return command;
 }
 
 function collectLabel(text: string, labels: Record<string, string>): Record<string, string> {

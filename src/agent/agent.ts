@@ -1,0 +1,170 @@
+/**
+ * The node agent, put together: join the cluster, keep one session with the
+ * store, hold what it sends in sealed RAM, renew the node certificate, and
+ * serve the runtime API on a root-only unix socket.
+ *
+ * It writes nothing to disk: the key, the certificate and the secrets live in
+ * this process only; the one file it creates is its socket. After a restart
+ * it joins again with its token (and gets a new node id).
+ */
+import { unlink } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { listenOnUnixSocket } from '../api/index.js';
+import { parseJoinToken } from '../pki/index.js';
+import { log as rootLog, type Logger } from '../log/index.js';
+import { parseStoreAddress } from './address.js';
+import type { BackoffOptions } from './backoff.js';
+import { SecretCache } from './cache.js';
+import { nodeClient, type NodeClient } from './channel.js';
+import { ContainerRegistry } from './containers.js';
+import { joinStore } from './join.js';
+import { noMounts, type MountManager } from './mounts.js';
+import type { NodeIdentity } from './node-identity.js';
+import { CertificateRenewer } from './renewal.js';
+import { createRuntimeApp } from './runtime-api.js';
+import { sourceForService, type SecretSource } from './secret-source.js';
+import { StoreSession, type SessionStatus } from './session.js';
+
+export interface AgentOptions {
+  /** The store's node-protocol address, HOST:PORT. */
+  store: string;
+  token: string;
+  name?: string;
+  hostname?: string;
+  labels?: Record<string, string>;
+  /** Runtime API socket. */
+  socket: string;
+  mounts?: MountManager;
+  /** Serve GET /v1/debug/held (names and versions held, never values). */
+  debug?: boolean;
+  log?: Logger;
+  heartbeatMs?: number;
+  decisionTimeoutMs?: number;
+  /** How long a container start waits for a (re)connecting session before answering 503. */
+  connectWaitMs?: number;
+  /** A session that brings no snapshot within this time is abandoned and retried. */
+  snapshotTimeoutMs?: number;
+  backoff?: BackoffOptions;
+}
+
+export interface AgentStatus {
+  nodeId: string;
+  store: string;
+  session: SessionStatus;
+  certificate: { notAfter: string };
+  containers: number;
+}
+
+export interface RunningAgent {
+  readonly nodeId: string;
+  readonly socket: string;
+  readonly cache: SecretCache;
+  readonly containers: ContainerRegistry;
+  readonly session: StoreSession;
+  /** The files a container of `service` sees, looked up live (for the FUSE layer). */
+  sourceForService(service: string): SecretSource;
+  status(): AgentStatus;
+  /** Renews the node certificate now instead of at half-life. */
+  renewCertificate(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
+  const address = parseStoreAddress(opts.store);
+  parseJoinToken(opts.token); // a malformed token is a usage error; fail before touching the network
+  const log = opts.log ?? rootLog.child({ component: 'agent' });
+  const mounts = opts.mounts ?? noMounts;
+
+  let identity: NodeIdentity | undefined;
+  let client: NodeClient | undefined;
+  const current = () => {
+    if (!identity || !client) throw new Error('the agent has not joined yet');
+    return { identity, client };
+  };
+
+  const cache = new SecretCache();
+  const session: StoreSession = new StoreSession({
+    client: () => current().client,
+    cache,
+    containers: () => registry.wire(), // only called once the session starts, after `registry` exists
+    certificateExpiry: () => current().identity.notAfter,
+    log,
+    heartbeatMs: opts.heartbeatMs,
+    connectWaitMs: opts.connectWaitMs,
+    snapshotTimeoutMs: opts.snapshotTimeoutMs,
+    backoff: opts.backoff,
+  });
+  const registry: ContainerRegistry = new ContainerRegistry({ link: session, cache, mounts, log, decisionTimeoutMs: opts.decisionTimeoutMs });
+
+  const status = (): AgentStatus => ({
+    nodeId: identity?.nodeId ?? '',
+    store: address.display,
+    session: session.status(),
+    certificate: { notAfter: identity?.notAfter.toISOString() ?? '' },
+    containers: registry.list().length,
+  });
+
+  // The socket first: if another agent serves it, stop before joining (which would register a node for nothing).
+  const app = createRuntimeApp({ containers: registry, status, ...(opts.debug ? { held: () => cache.held() } : {}) });
+  const server = await listenOnUnixSocket(app, opts.socket);
+
+  try {
+    identity = await joinStore({ address, token: opts.token, name: opts.name, hostname: opts.hostname, labels: opts.labels });
+  } catch (err) {
+    await closeServer(server, opts.socket);
+    cache.destroy();
+    throw err;
+  }
+  client = nodeClient(address, identity);
+  log.info({ nodeId: identity.nodeId, store: address.display, notAfter: identity.notAfter.toISOString(), socket: opts.socket }, 'joined the cluster');
+  session.start();
+
+  const renewer = new CertificateRenewer({
+    identity: () => current().identity,
+    client: () => current().client,
+    onRenewed: (renewed) => {
+      const old = client;
+      identity = renewed;
+      client = nodeClient(address, renewed);
+      session.restartSoon('node certificate renewed');
+      // Calls already running on the old channel finish; new ones use the new certificate.
+      old?.close();
+    },
+    log,
+  });
+  renewer.start();
+
+  let closing: Promise<void> | undefined;
+  return {
+    get nodeId() {
+      return identity?.nodeId ?? '';
+    },
+    socket: opts.socket,
+    cache,
+    containers: registry,
+    session,
+    sourceForService: (service) => sourceForService(cache, service),
+    status,
+    renewCertificate: async () => {
+      await renewer.renewNow();
+    },
+    close: () =>
+      (closing ??= (async () => {
+        renewer.stop();
+        session.close();
+        await closeServer(server, opts.socket);
+        await mounts.close();
+        client?.close();
+        cache.destroy();
+        log.info({ nodeId: identity?.nodeId }, 'agent stopped');
+      })()),
+  };
+}
+
+async function closeServer(server: Server, socket: string): Promise<void> {
+  await new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+  await unlink(socket).catch(() => {});
+}

@@ -1,0 +1,77 @@
+/**
+ * gRPC clients for the node protocol. Every channel trusts the cluster CA
+ * alone (never the system roots); the join channel has no client
+ * certificate, the node channel presents the node's. Keepalive pings notice
+ * a store that vanished without closing the connection (kill -9, a pulled
+ * cable) within seconds instead of TCP's minutes.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { GRPC_MAX_MESSAGE_BYTES, nodeServiceClient, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from '../api/index.js';
+import type { StoreAddress } from './address.js';
+
+export interface RenewRequest {
+  csr_pem: string;
+}
+export interface RenewResponse {
+  certificate_pem: string;
+}
+
+/** The generated client's methods, typed. */
+export interface NodeClient extends grpc.Client {
+  Join(request: JoinRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<JoinResponse>): grpc.ClientUnaryCall;
+  Renew(request: RenewRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<RenewResponse>): grpc.ClientUnaryCall;
+  Session(metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<AgentMessage, StoreMessage>;
+}
+
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.max_receive_message_length': GRPC_MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES,
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  // Our own backoff decides when to reconnect; keep grpc's short so a call made after a store restart is not held up.
+  'grpc.initial_reconnect_backoff_ms': 200,
+  'grpc.max_reconnect_backoff_ms': 2_000,
+};
+
+export interface NodeCredentials {
+  caPem: string;
+  keyPem: string;
+  certPem: string;
+}
+
+/** For Join only: authenticates the store by the CA from the token check; the agent has no certificate yet. */
+export function joinClient(address: StoreAddress, caPem: string): NodeClient {
+  return makeClient(address, grpc.credentials.createSsl(Buffer.from(caPem)));
+}
+
+/** For Session and Renew: mutual TLS with the node's certificate. */
+export function nodeClient(address: StoreAddress, creds: NodeCredentials): NodeClient {
+  return makeClient(address, grpc.credentials.createSsl(Buffer.from(creds.caPem), Buffer.from(creds.keyPem), Buffer.from(creds.certPem)));
+}
+
+function makeClient(address: StoreAddress, credentials: grpc.ChannelCredentials): NodeClient {
+  const Client = nodeServiceClient();
+  return new Client(address.target, credentials, CHANNEL_OPTIONS) as unknown as NodeClient;
+}
+
+/** A unary call as a promise, with a deadline so a silent store cannot hang the agent. */
+export function unary<Req, Res>(
+  call: (request: Req, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<Res>) => grpc.ClientUnaryCall,
+  request: Req,
+  timeoutMs: number,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    call(request, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (err, response) => {
+      if (err) reject(err);
+      else if (!response) reject(new Error('empty response from the store'));
+      else resolve(response);
+    });
+  });
+}
+
+export function isServiceError(err: unknown): err is grpc.ServiceError {
+  return typeof err === 'object' && err !== null && typeof (err as grpc.ServiceError).code === 'number' && 'details' in err;
+}
+
+export { grpc };

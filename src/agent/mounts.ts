@@ -1,0 +1,28 @@
+/**
+ * The seam for per-container filesystems. The registry calls `mount` once the
+ * store has allowed a container and its secrets are held, and `unmount` when
+ * the container goes. The FUSE implementation (src/tmpfs-mount) plugs in
+ * here; until it does, `noMounts` records nothing and reports no mount path.
+ */
+import type { SecretSource } from './secret-source.js';
+
+export interface MountRequest {
+  containerId: string;
+  service: string;
+  /** The service's files, looked up live from the cache. */
+  source: SecretSource;
+}
+
+export interface MountManager {
+  /** Returns the host path the container's /run/secrets should bind, or null when there is none. */
+  mount(request: MountRequest): Promise<string | null>;
+  unmount(containerId: string): Promise<void>;
+  /** Unmounts everything, at agent shutdown. */
+  close(): Promise<void>;
+}
+
+export const noMounts: MountManager = {
+  mount: async () => null,
+  unmount: async () => {},
+  close: async () => {},
+};

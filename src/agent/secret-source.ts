@@ -1,0 +1,64 @@
+/**
+ * The files one service's containers see under /run/secrets, built on demand
+ * from the service's grants and the cache. The FUSE layer (src/tmpfs-mount)
+ * consumes this shape; it is declared here too so the agent does not depend
+ * on the mount code, and it matches src/tmpfs-mount/types.ts structurally.
+ *
+ * Every lookup reads the current grants and versions, so the view swaps per
+ * version by itself; `open()` pins the version it found, so an open file
+ * keeps the content it opened (DESIGN, data flow step 5).
+ */
+import type { Grant } from '../acl/index.js';
+import type { SecretCache } from './cache.js';
+
+export interface OpenSecret {
+  size: number;
+  /** A fresh buffer; the caller should zero it after copying it on. */
+  read(position: number, length: number): Buffer;
+}
+
+export interface SecretFile {
+  /** The grant's target: the file name under /run/secrets. */
+  name: string;
+  uid: number;
+  gid: number;
+  mode: number;
+  mtime: Date;
+  size: number;
+  /** The secret's name and version, for logs and tests: never the value. */
+  source: string;
+  version: number;
+  open(): OpenSecret;
+}
+
+export interface SecretSource {
+  list(): SecretFile[];
+  lookup(name: string): SecretFile | undefined;
+}
+
+export function sourceForService(cache: SecretCache, service: string): SecretSource {
+  return {
+    list: () => (cache.grants(service) ?? []).map((grant) => fileFor(cache, grant)).filter((f): f is SecretFile => f !== undefined),
+    lookup: (name) => {
+      const grant = cache.grant(service, name);
+      return grant && fileFor(cache, grant);
+    },
+  };
+}
+
+function fileFor(cache: SecretCache, grant: Grant): SecretFile | undefined {
+  const version = cache.get(grant.source);
+  // A grant whose secret has not arrived (or was just removed) shows no file rather than an empty one.
+  if (!version) return undefined;
+  return {
+    name: grant.target,
+    uid: grant.uid,
+    gid: grant.gid,
+    mode: grant.mode,
+    mtime: version.mtime,
+    size: version.size,
+    source: version.name,
+    version: version.version,
+    open: () => ({ size: version.size, read: (position, length) => version.read(position, length) }),
+  };
+}

@@ -1,0 +1,169 @@
+/**
+ * `hush agent` as a real child process (the built dist/), optionally under
+ * strace, plus a look into its memory through /proc.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { open, readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { call } from './http.js';
+import { HUSH_BIN } from './hush-process.js';
+
+export interface AgentProcess {
+  child: ChildProcess;
+  /** The agent's own pid (not strace's, when traced). */
+  pid(): Promise<number>;
+  socket: string;
+  output(): string;
+  exited: Promise<number | null>;
+  /** Signals the agent itself (under strace, signalling strace would only detach it) and waits for it to exit. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+export interface AgentProcessOptions {
+  store: string;
+  token: string;
+  socket: string;
+  name?: string;
+  labels?: Record<string, string>;
+  /** Run under `strace -f -o FILE` with these syscalls traced. */
+  strace?: { file: string; syscalls: string[] };
+  /** Resolve as soon as the process runs instead of waiting for its session. */
+  noWait?: boolean;
+}
+
+export function agentArgs(opts: AgentProcessOptions): string[] {
+  return [
+    HUSH_BIN,
+    'agent',
+    '--store',
+    opts.store,
+    '--token',
+    opts.token,
+    '--socket',
+    opts.socket,
+    ...(opts.name ? ['--name', opts.name] : []),
+    ...Object.entries(opts.labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
+  ];
+}
+
+export async function startAgentProcess(opts: AgentProcessOptions): Promise<AgentProcess> {
+  const args = agentArgs(opts);
+  const [command, argv] = opts.strace
+    ? ['strace', ['-f', '-qq', '-o', opts.strace.file, '-e', `trace=${opts.strace.syscalls.join(',')}`, process.execPath, ...args]]
+    : [process.execPath, args];
+  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HUSH_AGENT_DEBUG: '1', HUSH_LOG_LEVEL: 'debug' } });
+  let output = '';
+  child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = once(child, 'exit').then(([code]) => code as number | null);
+  const agent: AgentProcess = {
+    child,
+    socket: opts.socket,
+    output: () => output,
+    exited,
+    pid: async () => (opts.strace ? tracedChildPid(child.pid!) : child.pid!),
+    stop: async (signal = 'SIGTERM') => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      try {
+        process.kill(await agent.pid(), signal);
+      } catch {
+        child.kill('SIGKILL');
+      }
+      await exited;
+    },
+  };
+  if (!opts.noWait) await waitForSession(agent);
+  return agent;
+}
+
+/** Resolves once the agent's session with the store is up (its snapshot applied). */
+export async function waitForSession(agent: AgentProcess, state = 'ready', timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (agent.child.exitCode !== null || agent.child.signalCode !== null) throw new Error(`agent exited (${agent.child.exitCode ?? agent.child.signalCode}):\n${agent.output()}`);
+    try {
+      const reply = await call<{ session: { state: string } }>(agent.socket, 'GET', '/v1/status');
+      if (reply.body?.session?.state === state) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`agent session not ${state} in time:\n${agent.output()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Runs `hush agent` expecting it to exit on its own (a refused join). */
+export async function runAgentToExit(opts: AgentProcessOptions, timeoutMs = 20_000): Promise<{ code: number | null; output: string }> {
+  const agent = await startAgentProcess({ ...opts, noWait: true });
+  const timer = setTimeout(() => agent.child.kill('SIGKILL'), timeoutMs);
+  const code = await agent.exited;
+  clearTimeout(timer);
+  return { code, output: agent.output() };
+}
+
+/** A TCP port that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** The pid of the node process strace started (strace's only child). */
+async function tracedChildPid(stracePid: number): Promise<number> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    try {
+      const children = (await readFile(`/proc/${stracePid}/task/${stracePid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean);
+      if (children.length > 0) return Number(children[0]);
+    } catch {
+      // not there yet
+    }
+    if (Date.now() > deadline) throw new Error(`no child of strace ${stracePid}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Whether any of `needles` occurs in the readable memory of process `pid`
+ * (every region in /proc/pid/maps, read through /proc/pid/mem). Returns the
+ * needles found, with the mapping they were found in.
+ */
+export async function findInProcessMemory(pid: number, needles: Buffer[]): Promise<{ needle: string; region: string }[]> {
+  const maps = await readFile(`/proc/${pid}/maps`, 'utf8');
+  const mem = await open(`/proc/${pid}/mem`, 'r');
+  const found: { needle: string; region: string }[] = [];
+  try {
+    for (const line of maps.split('\n')) {
+      const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+)/.exec(line);
+      if (!m || !m[3]!.startsWith('r')) continue;
+      if (line.endsWith('[vvar]') || line.endsWith('[vsyscall]')) continue;
+      // User-space addresses fit in a double (< 2^47); a bigint position makes the read fail with EIO.
+      const start = parseInt(m[1]!, 16);
+      const end = parseInt(m[2]!, 16);
+      const chunk = 16 * 1024 * 1024;
+      const overlap = Math.max(...needles.map((n) => n.length)) - 1;
+      for (let at = start; at < end; at += chunk) {
+        const length = Math.min(end - at, chunk + overlap);
+        const buffer = Buffer.alloc(length);
+        let bytesRead = 0;
+        try {
+          ({ bytesRead } = await mem.read(buffer, 0, length, at));
+        } catch {
+          continue; // unreadable (guard pages and the like)
+        }
+        const view = buffer.subarray(0, bytesRead);
+        for (const needle of needles) {
+          if (view.includes(needle) && !found.some((f) => f.needle === needle.toString())) found.push({ needle: needle.toString(), region: line });
+        }
+      }
+    }
+  } finally {
+    await mem.close();
+  }
+  return found;
+}

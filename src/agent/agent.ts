@@ -153,6 +153,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         renewer.stop();
         session.close();
         await closeServer(server, opts.socket);
+        registry.close();
         await mounts.close();
         client?.close();
         cache.destroy();

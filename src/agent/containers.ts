@@ -29,7 +29,22 @@ interface Registered {
   service: string;
   mount: string | null;
   startedAt: Date;
+  /** The registering process (e.g. `hush run`): when it is gone, so is the container. */
+  pid?: number;
+  /** Sent to `pid` when one of the container's secrets gets a new version. */
+  reloadSignal?: NodeJS.Signals;
+  /** Versions of its secrets it was last told about, to notice rotations. */
+  versions: Map<string, number>;
 }
+
+/** What a runtime client registers: the container, and optionally who to watch and signal. */
+export interface ContainerStartRequest extends WireContainer {
+  pid?: number;
+  reloadSignal?: NodeJS.Signals;
+}
+
+/** How often registered pids are checked for liveness. */
+const LIVENESS_INTERVAL_MS = 500;
 
 export interface RegistryOptions {
   link: StoreLink;
@@ -45,8 +60,19 @@ export class ContainerRegistry {
   /** Ids between the request and the decision, so a concurrent duplicate is refused too. */
   readonly #starting = new Set<string>();
 
+  readonly #liveness: NodeJS.Timeout;
+  readonly #unwatchCache: () => void;
+
   constructor(opts: RegistryOptions) {
     this.#opts = opts;
+    this.#liveness = setInterval(() => this.#reapExited(), LIVENESS_INTERVAL_MS).unref();
+    this.#unwatchCache = opts.cache.onChange(() => this.#signalRotations());
+  }
+
+  /** Stops watching; at agent shutdown. */
+  close(): void {
+    clearInterval(this.#liveness);
+    this.#unwatchCache();
   }
 
   list(): ContainerView[] {
@@ -58,8 +84,8 @@ export class ContainerRegistry {
     return [...this.#running.values()].map((c) => ({ id: c.id, service: c.service }));
   }
 
-  async start(container: WireContainer): Promise<ContainerView> {
-    const { id, service } = container;
+  async start(container: ContainerStartRequest): Promise<ContainerView> {
+    const { id, service, pid, reloadSignal } = container;
     if (this.#running.has(id) || this.#starting.has(id)) throw new HushError('conflict', `container "${id}" is already registered on this node`);
     this.#starting.add(id);
     try {
@@ -80,7 +106,7 @@ export class ContainerRegistry {
         this.#opts.link.notifyStop(id);
         throw err;
       }
-      const registered: Registered = { id, service, mount, startedAt: new Date() };
+      const registered: Registered = { id, service, mount, startedAt: new Date(), pid, reloadSignal, versions: this.#versionsOf(service) };
       this.#running.set(id, registered);
       this.#opts.log.info({ container: id, service, revision: decision.revision, mount }, 'container registered');
       return this.#view(registered);
@@ -99,6 +125,40 @@ export class ContainerRegistry {
     this.#opts.log.info({ container: id, service: registered.service }, 'container stopped');
   }
 
+  #versionsOf(service: string): Map<string, number> {
+    const versions = new Map<string, number>();
+    for (const grant of this.#opts.cache.grants(service) ?? []) {
+      const held = this.#opts.cache.get(grant.source);
+      if (held) versions.set(grant.source, held.version);
+    }
+    return versions;
+  }
+
+  /** A container whose registering process died (kill -9 of `hush run`) is stopped, so its mount goes. */
+  #reapExited(): void {
+    for (const c of this.#running.values()) {
+      if (c.pid === undefined || isAlive(c.pid)) continue;
+      this.#opts.log.info({ container: c.id, pid: c.pid }, 'registering process is gone; stopping its container');
+      void this.stop(c.id).catch(() => undefined);
+    }
+  }
+
+  /** Sends each container's reload signal when one of its secrets changed version. */
+  #signalRotations(): void {
+    for (const c of this.#running.values()) {
+      const now = this.#versionsOf(c.service);
+      const rotated = [...now].some(([name, version]) => c.versions.has(name) && c.versions.get(name) !== version);
+      c.versions = now;
+      if (!rotated || !c.reloadSignal || c.pid === undefined) continue;
+      try {
+        process.kill(c.pid, c.reloadSignal);
+        this.#opts.log.info({ container: c.id, signal: c.reloadSignal }, 'signalled container: a secret has a new version');
+      } catch (err) {
+        this.#opts.log.warn({ container: c.id, err: (err as Error).message }, 'could not signal container');
+      }
+    }
+  }
+
   #view(c: Registered): ContainerView {
     return {
       id: c.id,
@@ -113,5 +173,14 @@ export class ContainerRegistry {
   #warnIfIncomplete(id: string, service: string): void {
     const missing = (this.#opts.cache.grants(service) ?? []).filter((g) => !this.#opts.cache.get(g.source)).map((g) => g.source);
     if (missing.length > 0) this.#opts.log.warn({ container: id, service, missing }, 'store allowed a container before delivering all its secrets');
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

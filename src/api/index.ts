@@ -2,6 +2,7 @@
 export { createAdminApp, type AdminContext } from './admin-app.js';
 export { listenOnUnixSocket } from './listen.js';
 export { toHttpError } from './http-errors.js';
+export { decodeBase64, validator, type Validator } from './validate.js';
 export {
   GRPC_MAX_MESSAGE_BYTES,
   nodeServiceClient,

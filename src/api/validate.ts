@@ -9,18 +9,19 @@ const ajv = new Ajv({ allErrors: false, strict: true });
 
 export type Validator<T> = (body: unknown) => T;
 
-export function validator<T>(what: string, schema: JSONSchemaType<T>): Validator<T> {
+/** `fieldRules` say in words what a field's `pattern` means, for the error message. */
+export function validator<T>(what: string, schema: JSONSchemaType<T>, fieldRules: Record<string, string> = {}): Validator<T> {
   const check = ajv.compile(schema);
   return (body) => {
     if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
       throw new HushError('bad_request', `${what}: expected a JSON object body (Content-Type: application/json)`);
     }
-    if (!check(body)) throw toHushError(what, check.errors?.[0]);
+    if (!check(body)) throw toHushError(what, check.errors?.[0], fieldRules);
     return body;
   };
 }
 
-function toHushError(what: string, error: ErrorObject | undefined): HushError {
+function toHushError(what: string, error: ErrorObject | undefined, fieldRules: Record<string, string>): HushError {
   if (!error) return new HushError('bad_request', `${what}: invalid request`);
   const at = error.instancePath ? `field "${error.instancePath.slice(1).replaceAll('/', '.')}"` : 'body';
   switch (error.keyword) {
@@ -28,6 +29,8 @@ function toHushError(what: string, error: ErrorObject | undefined): HushError {
       return new HushError('unknown_field', `${what}: unknown field "${(error.params as { additionalProperty: string }).additionalProperty}"`);
     case 'required':
       return new HushError('bad_request', `${what}: missing field "${(error.params as { missingProperty: string }).missingProperty}"`);
+    case 'pattern':
+      return new HushError('bad_request', `${what}: ${at} must be ${fieldRules[error.instancePath.slice(1)] ?? `like ${(error.params as { pattern: string }).pattern}`}`);
     default:
       return new HushError('bad_request', `${what}: ${at} ${error.message ?? 'is invalid'}`);
   }

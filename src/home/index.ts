@@ -20,6 +20,7 @@ export interface HomeConfig {
 
 export const DEFAULT_ADMIN_SOCKET = '/run/hush/admin.sock';
 export const DEFAULT_AGENT_SOCKET = '/run/hush/agent.sock';
+export const DEFAULT_MOUNTS_DIR = '/run/hush/mounts';
 
 export function hushHome(explicit?: string): string {
   return explicit || process.env.HUSH_HOME || join(homedir(), '.hush');

@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { open, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { cleanStaleMounts } from '../../src/tmpfs-mount/index.js';
 import { call } from './http.js';
 import { HUSH_BIN } from './hush-process.js';
 
@@ -32,6 +33,8 @@ export interface AgentProcessOptions {
   noWait?: boolean;
 }
 
+export const mountsDirOf = (opts: { socket: string }): string => `${opts.socket}.mounts`;
+
 export function agentArgs(opts: AgentProcessOptions): string[] {
   return [
     HUSH_BIN,
@@ -42,6 +45,9 @@ export function agentArgs(opts: AgentProcessOptions): string[] {
     opts.token,
     '--socket',
     opts.socket,
+    // Each agent its own mounts directory: an agent cleans stale mounts under its directory at start.
+    '--mounts',
+    mountsDirOf(opts),
     ...(opts.name ? ['--name', opts.name] : []),
     ...Object.entries(opts.labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
   ];
@@ -64,13 +70,16 @@ export async function startAgentProcess(opts: AgentProcessOptions): Promise<Agen
     exited,
     pid: async () => (opts.strace ? tracedChildPid(child.pid!) : child.pid!),
     stop: async (signal = 'SIGTERM') => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      try {
-        process.kill(await agent.pid(), signal);
-      } catch {
-        child.kill('SIGKILL');
+      if (child.exitCode === null && child.signalCode === null) {
+        try {
+          process.kill(await agent.pid(), signal);
+        } catch {
+          child.kill('SIGKILL');
+        }
+        await exited;
       }
-      await exited;
+      // An agent killed with -9 leaves its FUSE mounts behind (the next agent would clean them).
+      await cleanStaleMounts(mountsDirOf(opts));
     },
   };
   if (!opts.noWait) await waitForSession(agent);

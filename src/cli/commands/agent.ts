@@ -1,6 +1,8 @@
 /** `hush agent`: the node agent, one per machine that runs containers. */
-import { Command, InvalidArgumentError } from 'commander';
-import { DEFAULT_AGENT_SOCKET } from '../../home/index.js';
+import { Command } from 'commander';
+import { DEFAULT_AGENT_SOCKET, DEFAULT_MOUNTS_DIR } from '../../home/index.js';
+import { collectKeyValue } from '../input.js';
+
 
 interface AgentFlags {
   store: string;
@@ -8,7 +10,10 @@ interface AgentFlags {
   name?: string;
   label: Record<string, string>;
   socket: string;
+  mounts: string;
 }
+
+
 
 export function agentCommand(): Command {
   const command = new Command('agent')
@@ -17,13 +22,16 @@ export function agentCommand(): Command {
     // Also from the environment: a token on the command line is visible to every user in `ps`.
     .option('--token <token>', 'join token from `hush join-token` (default: $HUSH_JOIN_TOKEN)')
     .option('--name <name>', 'display name of this node (default: the hostname)')
-    .option('--label <key=value>', 'node label for placement constraints (repeatable)', collectLabel, {})
+    .option('--label <key=value>', 'node label for placement constraints (repeatable)', collectKeyValue('--label'), {})
     .option('--socket <path>', 'runtime API unix socket (root-only)', DEFAULT_AGENT_SOCKET)
+    .option('--mounts <dir>', 'where per-container secret mounts go (root-only directory)', DEFAULT_MOUNTS_DIR)
     .action(async (flags: AgentFlags) => {
       const token = flags.token ?? process.env.HUSH_JOIN_TOKEN;
       if (!token) command.error("error: a join token is required: pass --token or set HUSH_JOIN_TOKEN (get one with `hush join-token` on the store's host)");
-      const { startAgent } = await import('../../agent/index.js');
+      const { FuseMounts, startAgent } = await import('../../agent/index.js');
+      const { log } = await import('../../log/index.js');
       const agent = await startAgent({
+        mounts: await FuseMounts.create(flags.mounts, log),
         store: flags.store,
         token: token!,
         name: flags.name,
@@ -39,12 +47,4 @@ export function agentCommand(): Command {
       await agent.close();
     });
   return command;
-}
-
-function collectLabel(text: string, labels: Record<string, string>): Record<string, string> {
-  const eq = text.indexOf('=');
-  if (eq <= 0) throw new InvalidArgumentError(`"${text}" is not KEY=VALUE`);
-  const key = text.slice(0, eq);
-  if (Object.hasOwn(labels, key)) throw new InvalidArgumentError(`label "${key}" is given twice`);
-  return { ...labels, [key]: text.slice(eq + 1) };
 }

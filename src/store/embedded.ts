@@ -13,6 +13,7 @@ import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ConflictError, CorruptionError, type Backend, type KvEntry, type KvEvent, type KvOp, type KvTxn } from './backend.js';
 import { writeFileAtomic } from '../files/index.js';
+import { decodeCommit, encodeCommit } from './commit-codec.js';
 import { readSegment, WalWriter } from './wal.js';
 
 export interface EmbeddedOptions {
@@ -100,7 +101,7 @@ export class EmbeddedBackend implements Backend {
     }
     const revision = this.nextRevision++;
     for (const op of txn.ops) this.pendingState.set(op.key, { value: op.type === 'put' ? op.value : null, modRevision: revision });
-    const payload = Buffer.from(JSON.stringify({ rev: revision, ops: txn.ops }));
+    const payload = encodeCommit(revision, txn.ops);
     return new Promise((resolve, reject) => {
       this.queue.push({ revision, ops: txn.ops, payload, resolve, reject });
       if (!this.flushing) void this.flushLoop();
@@ -213,7 +214,7 @@ export class EmbeddedBackend implements Backend {
       }
       if (!segment.seed.equals(chain)) throw new CorruptionError(path, 0, 'segment does not continue the previous segment or snapshot');
       for (const payload of segment.payloads) {
-        const { rev, ops } = JSON.parse(payload.toString('utf8')) as { rev: number; ops: KvOp[] };
+        const { revision: rev, ops } = decodeCommit(payload);
         if (rev <= revision) continue;
         this.apply(rev, ops);
         revision = rev;

@@ -6,7 +6,7 @@
  * cable) within seconds instead of TCP's minutes.
  */
 import * as grpc from '@grpc/grpc-js';
-import { GRPC_MAX_MESSAGE_BYTES, nodeServiceClient, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from '../api/index.js';
+import { GRPC_MAX_MESSAGE_BYTES, STORE_TLS_NAME, nodeServiceClient, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from '../api/index.js';
 import type { StoreAddress } from './address.js';
 
 export interface RenewRequest {
@@ -32,6 +32,8 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // Our own backoff decides when to reconnect; keep grpc's short so a call made after a store restart is not held up.
   'grpc.initial_reconnect_backoff_ms': 200,
   'grpc.max_reconnect_backoff_ms': 2_000,
+  'grpc.ssl_target_name_override': STORE_TLS_NAME,
+  'grpc.default_authority': STORE_TLS_NAME,
 };
 
 export interface NodeCredentials {

@@ -5,6 +5,7 @@ export { toHttpError } from './http-errors.js';
 export { decodeBase64, validator, type Validator } from './validate.js';
 export {
   GRPC_MAX_MESSAGE_BYTES,
+  STORE_TLS_NAME,
   nodeServiceClient,
   nodeServiceDefinition,
   type AgentMessage,

@@ -92,5 +92,13 @@ export function nodeServiceClient(): grpc.ServiceClientConstructor {
   return load().client;
 }
 
+/**
+ * The name agents verify the store's certificate against, whatever address
+ * they dial (like Swarm's "swarm-manager"): the certificate is trusted for
+ * being issued by the cluster CA, not for a DNS name, so IPs, NAT and
+ * renamed hosts all work, and TLS never gets an IP as its server name.
+ */
+export const STORE_TLS_NAME = 'hush-store';
+
 /** grpc-js message size limits: a snapshot can carry many 500 KiB values. */
 export const GRPC_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;

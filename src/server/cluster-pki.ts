@@ -8,6 +8,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { STORE_TLS_NAME } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import * as pki from '../pki/index.js';
 import type { Backend, SecretStore } from '../store/index.js';
@@ -75,7 +76,7 @@ export class ClusterPki {
 
   /** The store's TLS certificate: made in memory at each start, chained to the CA so agents can check the CA fingerprint. */
   serverCredentials(extraHosts: string[]): { keyPem: string; certChainPem: string } {
-    const server = pki.issueServerCert(this.ca, { hosts: [hostname(), ...extraHosts] });
+    const server = pki.issueServerCert(this.ca, { hosts: [STORE_TLS_NAME, hostname(), ...extraHosts] });
     return { keyPem: server.keyPem, certChainPem: server.certPem + this.ca.certPem };
   }
 

@@ -38,7 +38,7 @@ export interface StoreDaemonOptions {
 export interface RunningStore {
   store: OpenedStore;
   /** Resolves with the bound addresses once the cluster side is up (after unlock). */
-  clusterReady: Promise<{ nodeAddress: string; adminAddress?: string }>;
+  clusterReady: Promise<{ nodeAddress: string; adminAddress?: string; joinToken: () => string }>;
   close(): Promise<void>;
 }
 
@@ -101,7 +101,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     cluster = { issueAdminCert: (cn, role) => pki.issueAdminCert(cn, role), joinToken: () => pki.joinToken(), rotateJoinToken: () => pki.rotateJoinToken(), nodeStatus: (id) => d.status(id) };
     await updateHomeConfig(options.home, { nodeAddress, adminAddress: adminAddress && `https://${adminAddress}` });
     log.info({ nodeAddress, adminAddress, caFingerprint: pki.caFingerprint }, 'cluster listeners ready');
-    return { nodeAddress, adminAddress };
+    return { nodeAddress, adminAddress, joinToken: () => pki.joinToken() };
   });
   clusterReady.catch((err: unknown) => log.error({ err: (err as Error).message }, 'cluster side failed to start'));
 

@@ -37,8 +37,10 @@ const NAMESPACE_SCRIPT = [
   `mount --bind "$1" ${SECRETS_DIR}`,
   `mount -o remount,bind,ro ${SECRETS_DIR}`,
   'uid=$2; gid=$3; shift 3',
-  'if [ -n "$uid" ]; then exec setpriv --reuid "$uid" --regid "$gid" --clear-groups -- "$@"; fi',
-  'exec "$@"',
+  // --pdeathsig: if `hush run` dies (even kill -9), the command dies with it
+  // instead of living on with the secrets of a container the agent has stopped.
+  'if [ -n "$uid" ]; then exec setpriv --pdeathsig KILL --reuid "$uid" --regid "$gid" --clear-groups -- "$@"; fi',
+  'exec setpriv --pdeathsig KILL -- "$@"',
 ].join('\n');
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];

@@ -1,0 +1,200 @@
+/**
+ * The container read path as users touch it: `hush up` (store + agent in one
+ * process), then `hush run` children reading /run/secrets through real FUSE
+ * mounts in their own mount namespaces, as root and as other uids.
+ */
+import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { chmod, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { call, closeClients } from '../helpers/http.js';
+import { hush } from '../helpers/hush-process.js';
+import { hushMountsUnder, runHush, startHush, until, type Running } from '../helpers/run-process.js';
+import { removeDir, tempDir } from '../helpers/tmp.js';
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('hush up + hush run (integration, real FUSE)', function () {
+  this.timeout(120_000);
+  let dir: string;
+  let mounts: string;
+  let agentSocket: string;
+  let up: Running;
+  let env: Record<string, string>;
+  const text = `text-${randomBytes(8).toString('hex')}\n`;
+  const binary = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+  const big = randomBytes(500 * 1024);
+  const other = `other-${randomBytes(8).toString('hex')}`;
+
+  const cli = (args: string[], input?: string | Buffer) => {
+    const r = hush(args, { env, input });
+    if (r.status !== 0) throw new Error(`hush ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  const run = (service: string, command: string[], extra: string[] = []) => runHush(['run', '--service', service, ...extra, '--', ...command], env);
+  const containers = async () => (await call<{ id: string; mount: string }[]>(agentSocket, 'GET', '/v1/containers')).body;
+
+  before(async () => {
+    dir = await tempDir('hush-run-');
+    mounts = join(dir, 'mounts');
+    agentSocket = join(dir, 'agent.sock');
+    env = { HUSH_HOME: dir, HUSH_HOST: '', HUSH_AGENT_SOCKET: '', HUSH_AGENT_DEBUG: '1' };
+    up = startHush(['up', '--home', dir, '--socket', join(dir, 'admin.sock'), '--agent-socket', agentSocket, '--mounts', mounts, '--listen', '127.0.0.1:0', '--admin', ''], env);
+    await until(() => up.stdout().toString().includes('hush is up'), 'hush up to print its quickstart', 30_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${up.stderr()}`);
+    });
+    await writeFile(join(dir, 'binary'), binary);
+    await writeFile(join(dir, 'big'), big);
+    cli(['secret', 'create', 'text', '-'], text);
+    cli(['secret', 'create', 'binary', join(dir, 'binary')]);
+    cli(['secret', 'create', 'big', join(dir, 'big')]);
+    cli(['secret', 'create', 'other', '-'], other);
+    cli(['service', 'create', 'a', '--secret', 'text', '--secret', 'binary,target=bin.dat', '--secret', 'big', '--secret', 'text,target=owned,uid=1000,gid=1000,mode=0400']);
+    cli(['service', 'create', 'b', '--secret', 'other']);
+    cli(['service', 'create', 'empty']);
+  });
+
+  afterEach(function () {
+    if (this.currentTest?.state === 'failed') console.error(`hush up output:\n${up.stderr().slice(-4000)}`);
+  });
+
+  after(async () => {
+    closeClients();
+    if (up.child.exitCode === null) up.child.kill('SIGKILL');
+    await up.finished;
+    await removeDir(dir).catch(() => undefined);
+  });
+
+  it('gives a child process the exact bytes: text, binary, 500 KiB', async () => {
+    expect((await run('a', ['cat', '/run/secrets/text'])).stdout.toString()).to.equal(text);
+    expect((await run('a', ['cat', '/run/secrets/bin.dat'])).stdout.equals(binary)).to.equal(true);
+    const read = await run('a', ['cat', '/run/secrets/big']);
+    expect(read.code, read.stderr).to.equal(0);
+    expect(sha256(read.stdout)).to.equal(sha256(big));
+  });
+
+  it('shows the granted modes and owners in ls -l', async () => {
+    const listing = (await run('a', ['ls', '-ln', '/run/secrets'])).stdout.toString();
+    expect(listing).to.match(/^-r--r--r-- +1 +0 +0 +\d+ .* text$/m);
+    expect(listing).to.match(/^-r--r--r-- +1 +0 +0 +256 .* bin\.dat$/m);
+    expect(listing).to.match(/^-r-------- +1 +1000 +1000 +\d+ .* owned$/m);
+  });
+
+  it('lets only the granted uid read a 0400 file', async () => {
+    const denied = await run('a', ['cat', '/run/secrets/owned'], ['--user', '1001']);
+    expect(denied.code).to.not.equal(0);
+    expect(denied.stderr).to.match(/Permission denied/);
+    const granted = await run('a', ['cat', '/run/secrets/owned'], ['--user', '1000:1000']);
+    expect(granted.code, granted.stderr).to.equal(0);
+    expect(granted.stdout.toString()).to.equal(text);
+    expect((await run('a', ['id', '-u'], ['--user', '1000'])).stdout.toString().trim()).to.equal('1000');
+  });
+
+  it('isolates services: each sees only its own files; a non-root uid cannot reach another container\'s mount', async () => {
+    expect((await run('a', ['ls', '/run/secrets'])).stdout.toString().split('\n').filter(Boolean).sort()).to.deep.equal(['big', 'bin.dat', 'owned', 'text']);
+    expect((await run('b', ['ls', '/run/secrets'])).stdout.toString().trim()).to.equal('other');
+    expect((await run('empty', ['ls', '-A', '/run/secrets'])).stdout.toString()).to.equal('');
+
+    const holder = startHush(['run', '--service', 'a', '--', 'sleep', '30'], env);
+    try {
+      await until(async () => (await containers()).length === 1, 'container of service a registered');
+      const mountOfA = (await containers())[0]!.mount;
+      const fromB = await run('b', ['cat', join(mountOfA, 'text')], ['--user', '1000']);
+      expect(fromB.code).to.not.equal(0);
+      expect(fromB.stderr).to.match(/Permission denied|No such file/);
+      expect(fromB.stdout.toString()).to.not.contain(text.trim());
+    } finally {
+      holder.child.kill('SIGTERM');
+      await holder.finished;
+    }
+  });
+
+  it('refuses every write-type operation inside the container', async () => {
+    const script = [
+      'echo x > /run/secrets/text',
+      'touch /run/secrets/new',
+      'mkdir /run/secrets/d',
+      'rm -f /run/secrets/text',
+      'mv /run/secrets/text /run/secrets/moved',
+      'chmod 777 /run/secrets/text',
+      'chown 1000 /run/secrets/text',
+      'truncate -s 0 /run/secrets/text',
+      'ln -s /etc/passwd /run/secrets/link',
+    ]
+      .map((op) => `if ${op} 2>/dev/null; then echo "ALLOWED: ${op}"; else echo refused; fi`)
+      .join('\n');
+    const result = await run('a', ['sh', '-c', script]);
+    expect(result.stdout.toString().trim().split('\n')).to.deep.equal(Array(9).fill('refused'));
+    expect((await run('a', ['cat', '/run/secrets/text'])).stdout.toString()).to.equal(text);
+  });
+
+  it('passes the exit code through and removes the mount when the command exits', async () => {
+    expect((await run('a', ['sh', '-c', 'exit 7'])).code).to.equal(7);
+    expect(await containers()).to.deep.equal([]);
+    expect(await hushMountsUnder(mounts)).to.deep.equal([]);
+    const refused = await run('nope', ['true']);
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.match(/^error: .*nope/);
+  });
+
+  it('removes the mount when `hush run` is killed with -9 (the agent notices), and the command dies with it', async () => {
+    const marker = String(40_000 + Math.floor(Math.random() * 1000));
+    const victim = startHush(['run', '--service', 'a', '--', 'sleep', marker], env);
+    await until(async () => (await hushMountsUnder(mounts)).length === 1, 'mount made');
+    victim.child.kill('SIGKILL');
+    await until(async () => (await containers()).length === 0 && (await hushMountsUnder(mounts)).length === 0, 'agent to drop the container and its mount', 10_000);
+    await until(() => spawnSync('pgrep', ['-f', `^sleep ${marker}$`]).status === 1, 'the command to die with hush run', 5_000);
+    await victim.finished;
+  });
+
+  it('keeps an open handle on the version it opened while a new open reads the new version', async () => {
+    const reader = [
+      "const fs = require('fs'); const crypto = require('crypto');",
+      "const fd = fs.openSync('/run/secrets/big', 'r'); const first = Buffer.alloc(4096); fs.readSync(fd, first, 0, 4096, 0);",
+      "process.stdout.write('opened\\n');",
+      "process.stdin.once('data', () => {",
+      "  const rest = []; const buf = Buffer.alloc(65536); let pos = 4096, n;",
+      '  while ((n = fs.readSync(fd, buf, 0, buf.length, pos)) > 0) { rest.push(Buffer.from(buf.subarray(0, n))); pos += n; }',
+      "  const held = crypto.createHash('sha256').update(Buffer.concat([first, ...rest])).digest('hex');",
+      "  const fresh = crypto.createHash('sha256').update(fs.readFileSync('/run/secrets/big')).digest('hex');",
+      "  process.stdout.write(held + ' ' + fresh + '\\n'); process.exit(0); });",
+    ].join('\n');
+    const child = startHush(['run', '--service', 'a', '--', process.execPath, '-e', reader], env);
+    await until(() => child.stdout().toString().includes('opened'), 'reader to open the file');
+    const v2 = randomBytes(500 * 1024);
+    await writeFile(join(dir, 'big2'), v2);
+    cli(['secret', 'rotate', 'big', join(dir, 'big2')]);
+    await until(async () => (await call<{ secrets: { name: string; version: number }[] }>(agentSocket, 'GET', '/v1/debug/held')).body.secrets.some((s) => s.name === 'big' && s.version === 2), 'agent to hold version 2');
+    await new Promise((r) => setTimeout(r, 150)); // past the 100 ms promise for new opens
+    child.child.stdin!.write('go\n');
+    const done = await child.finished;
+    const [held, fresh] = done.stdout.toString().trim().split('\n').at(-1)!.split(' ');
+    expect(held, 'the held handle reads the old version to the end').to.equal(sha256(big));
+    expect(fresh, 'a new open reads the new version').to.equal(sha256(v2));
+  });
+
+  it('sends the reload signal to the command when one of its secrets rotates', async () => {
+    const script = join(dir, 'reload.sh');
+    await writeFile(script, '#!/bin/sh\ntrap \'echo reloaded; cat /run/secrets/text; exit 0\' HUP\necho ready\nwhile :; do sleep 0.05; done\n');
+    await chmod(script, 0o755);
+    const child = startHush(['run', '--service', 'a', '--reload-signal', 'SIGHUP', '--', script], env);
+    await until(() => child.stdout().toString().includes('ready'), 'script to start');
+    cli(['secret', 'rotate', 'text', '-'], 'rotated-text');
+    const done = await child.finished;
+    expect(done.code, done.stderr).to.equal(0);
+    expect(done.stdout.toString()).to.match(/reloaded\nrotated-text$/);
+  });
+
+  it('stops cleanly on SIGTERM with every mount removed', async () => {
+    const holder = startHush(['run', '--service', 'b', '--', 'sleep', '30'], env);
+    await until(async () => (await hushMountsUnder(mounts)).length === 1, 'mount made');
+    up.child.kill('SIGTERM');
+    const [code] = (await once(up.child, 'exit')) as [number | null];
+    expect(code).to.equal(0);
+    expect(await hushMountsUnder(mounts)).to.deep.equal([]);
+    holder.child.kill('SIGTERM'); // forwarded to sleep
+    expect((await holder.finished).code).to.equal(128 + 15);
+  });
+});

@@ -6,6 +6,7 @@
  * its memory, no file written anywhere.
  */
 import { expect } from 'chai';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -42,7 +43,8 @@ describe('agent end to end (store process + two agent processes)', function () {
     if (result.status !== 0) throw new Error(`hush ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
     return result.stdout.trim();
   };
-  const startStore = () => startStoreProcess({ data: join(dir, 'data'), socket, home: dir, extraArgs: ['--listen', `127.0.0.1:${port}`, '--admin', ''] });
+  const startStore = (extraArgs: string[] = []) =>
+    startStoreProcess({ data: join(dir, 'data'), socket, home: dir, extraArgs: ['--listen', `127.0.0.1:${port}`, '--admin', '', ...extraArgs] });
   const agent = async (name: string, labels: Record<string, string>, extra: { strace?: { file: string; syscalls: string[] } } = {}) => {
     const a = await startAgentProcess({ store: `127.0.0.1:${port}`, token, name, labels, socket: join(dir, `${name}.sock`), ...extra });
     agents.push(a);
@@ -143,6 +145,31 @@ describe('agent end to end (store process + two agent processes)', function () {
     expect(nodes.find((n) => n.name === 'eu1')!.containers.map((c) => c.id), 'the Hello told the restarted store what runs').to.deep.equal(['web-1']);
   });
 
+  it('renews a short-lived certificate with the store before it expires, and keeps receiving', async () => {
+    await stopProcess(store!);
+    closeClients();
+    store = await startStore(['--node-cert-ttl', '4']);
+    const eu = await agent('eu1', { zone: 'eu' });
+    expect((await call(eu.socket, 'POST', '/v1/containers', { id: 'web-1', service: 'api' })).status).to.equal(201);
+    const notAfter = async () => Date.parse((await call<{ certificate: { notAfter: string } }>(eu.socket, 'GET', '/v1/status')).body.certificate.notAfter);
+    const first = await notAfter();
+    await until(async () => (await notAfter()) > first, 'a renewed certificate', 10_000);
+    await new Promise((r) => setTimeout(r, Math.max(0, first - Date.now() + 500))); // past the first certificate's end
+    cli(['secret', 'rotate', 'db_password', '-'], `${dbValue}-renewed`);
+    await until(async () => (await held(eu)).secrets[0]?.version === 2, 'a rotation after the first certificate expired');
+  });
+
+  it('follows node labels: placement changes deliver and withdraw secrets', async () => {
+    const node = await agent('n1', { zone: 'us' });
+    const refused = await call<ErrorBody>(node.socket, 'POST', '/v1/containers', { id: 'web-1', service: 'api' });
+    expect(refused.status).to.equal(403);
+    cli(['node', 'label', 'n1', 'zone=eu']);
+    expect((await call(node.socket, 'POST', '/v1/containers', { id: 'web-1', service: 'api' })).status).to.equal(201);
+    expect((await held(node)).secrets.map((s) => s.name)).to.deep.equal(['db_password']);
+    cli(['node', 'label', 'n1', 'zone-']);
+    await until(async () => (await held(node)).secrets.length === 0, 'the secret to leave the node once its constraint no longer matches');
+  });
+
   it('stops a revoked node: its session is refused and it drops what it held', async () => {
     const eu = await agent('eu1', { zone: 'eu' });
     expect((await call(eu.socket, 'POST', '/v1/containers', { id: 'web-1', service: 'api' })).status).to.equal(201);
@@ -181,8 +208,12 @@ describe('agent end to end (store process + two agent processes)', function () {
     const syscalls = ['open', 'openat', 'creat', 'mkdir', 'mkdirat', 'rmdir', 'rename', 'renameat', 'renameat2', 'unlink', 'unlinkat', 'link', 'linkat', 'symlink', 'symlinkat', 'truncate', 'ftruncate', 'memfd_create'];
     const eu = await agent('eu1', { zone: 'eu' }, { strace: { file: trace, syscalls } });
     expect((await call(eu.socket, 'POST', '/v1/containers', { id: 'web-1', service: 'api' })).status).to.equal(201);
+    // Reads through the FUSE mount, from another process, while traced.
+    const file = join(mountsDirOf(eu), 'web-1', 'db');
+    expect(spawnSync('cat', [file], { encoding: 'utf8' }).stdout).to.equal(dbValue);
     cli(['secret', 'rotate', 'db_password', '-'], `${dbValue}-v2`);
     await until(async () => (await held(eu)).secrets[0]?.version === 2, 'rotation');
+    await until(async () => spawnSync('cat', [file], { encoding: 'utf8' }).stdout === `${dbValue}-v2`, 'the new version through the mount');
     expect((await call(eu.socket, 'DELETE', '/v1/containers/web-1')).status).to.equal(204);
     await eu.stop('SIGTERM');
 

@@ -17,6 +17,7 @@ import {
   type WireGrant,
   type WireSecretVersion,
   type WireServiceGrants,
+  STORE_TLS_NAME,
 } from '../../src/api/index.js';
 import {
   certFingerprint,
@@ -82,7 +83,7 @@ export class FakeStore {
 
   constructor(opts: FakeStoreOptions = {}) {
     this.ca = opts.ca ?? createClusterCa();
-    this.serverCert = issueServerCert(this.ca, { hosts: [] });
+    this.serverCert = issueServerCert(this.ca, { hosts: [STORE_TLS_NAME] });
     this.nodeCertSeconds = opts.nodeCertSeconds ?? 3600;
     this.port = opts.port ?? 0;
   }

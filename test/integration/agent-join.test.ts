@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { fetchVerifiedStoreCa, joinStore, parseStoreAddress } from '../../src/agent/index.js';
+import { STORE_TLS_NAME } from '../../src/api/index.js';
 import { certFingerprint, createClusterCa, formatJoinToken, issueServerCert, newJoinSecret, readCertIdentity, type KeyAndCert } from '../../src/pki/index.js';
 import { rejection } from '../helpers/assert.js';
 import { FakeStore } from '../helpers/agent-fake-store.js';
@@ -20,7 +21,7 @@ interface TlsStore {
 }
 
 async function tlsStore(ca: KeyAndCert, opts: { sendCa?: boolean } = {}): Promise<TlsStore> {
-  const cert = issueServerCert(ca, { hosts: [] });
+  const cert = issueServerCert(ca, { hosts: [STORE_TLS_NAME] });
   const received: Buffer[] = [];
   const server = tls.createServer({ key: cert.keyPem, cert: opts.sendCa === false ? cert.certPem : cert.certPem + ca.certPem, ALPNProtocols: ['h2'] });
   server.on('secureConnection', (socket) => {

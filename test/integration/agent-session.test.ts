@@ -1,8 +1,9 @@
 /**
- * The whole agent (join, session, cache, renewal, runtime API) in this
- * process, against a fake store speaking the real node protocol over real
- * mutual TLS (test/helpers/agent-fake-store.ts): entitlement by labels,
- * rotation, store crash and restart, revocation, certificate renewal.
+ * The agent against a store that misbehaves in ways the real one does not
+ * (never sends a snapshot, never decides), through a stand-in speaking the
+ * real node protocol over real mutual TLS (test/helpers/agent-fake-store.ts).
+ * Everything the real store can do is tested against the real store in
+ * agent-e2e.test.ts.
  */
 import { expect } from 'chai';
 import { access } from 'node:fs/promises';
@@ -21,7 +22,7 @@ interface ErrorBody {
   error: { code: string; message: string };
 }
 
-describe('agent against a fake store (real gRPC, real mutual TLS)', function () {
+describe('agent against a misbehaving store (fault injection; real gRPC, real mutual TLS)', function () {
   this.timeout(60_000);
   let dir: string;
   let store: FakeStore;
@@ -45,8 +46,6 @@ describe('agent against a fake store (real gRPC, real mutual TLS)', function () 
     return agent;
   };
   const ready = (agent: RunningAgent) => store.until(() => agent.session.state === 'ready', `${agent.nodeId} ready`);
-  const held = async (agent: RunningAgent) =>
-    (await call<{ secrets: { name: string; version: number }[] }>(agent.socket, 'GET', '/v1/debug/held')).body.secrets;
 
   beforeEach(async () => {
     dir = await tempDir('hush-agent-session-');
@@ -63,113 +62,6 @@ describe('agent against a fake store (real gRPC, real mutual TLS)', function () 
     await Promise.all(agents.splice(0).map((a) => a.close()));
     store.kill();
     await removeDir(dir);
-  });
-
-  it('delivers a service’s secrets to the node it may run on and refuses the other with the reason', async () => {
-    const eu = await start('eu-node', { zone: 'eu' });
-    const us = await start('us-node', { zone: 'us' });
-    await Promise.all([ready(eu), ready(us)]);
-    expect(store.joins.map((j) => j.labels)).to.deep.equal([{ zone: 'eu' }, { zone: 'us' }]);
-
-    const allowed = await call<Record<string, unknown>>(eu.socket, 'POST', '/v1/containers', { id: 'c1', service: 'api' });
-    expect(allowed.status).to.equal(201);
-    expect(allowed.body).to.deep.include({ id: 'c1', service: 'api', secrets: ['db'], mount: null });
-    expect(eu.cache.read('db_password')!.toString()).to.equal('pw-version-1');
-    expect(eu.sourceForService('api').lookup('db')).to.include({ mode: 0o400, size: 12 });
-
-    const refused = await call<ErrorBody>(us.socket, 'POST', '/v1/containers', { id: 'c1', service: 'api' });
-    expect(refused.status).to.equal(403);
-    expect(refused.body.error).to.deep.equal({ code: 'forbidden', message: 'constraint node.labels.zone==eu is not met (node has zone=us)' });
-    const unknown = await call<ErrorBody>(us.socket, 'POST', '/v1/containers', { id: 'c2', service: 'nope' });
-    expect(unknown.body.error.message).to.equal('unknown service "nope"');
-
-    expect(await held(eu)).to.deep.equal([{ name: 'db_password', version: 1 }]);
-    expect(await held(us)).to.deep.equal([]);
-    for (const agent of [eu, us]) expect(agent.cache.get('ungranted')).to.equal(undefined);
-
-    // The protocol as the store saw it: Hello first, then acks of what was applied.
-    const session = store.liveSessions().find((s) => s.nodeId === eu.nodeId)!;
-    expect(session.received[0]).to.deep.include({ body: 'hello' });
-    const acks = session.received.filter((m) => m.body === 'ack').map((m) => (m.body === 'ack' ? m.ack.revision : 0));
-    expect(acks.at(-1)).to.equal(eu.cache.revision);
-  });
-
-  it('swaps in a rotated version (an open file keeps the old one) and drops secrets when the last container stops', async () => {
-    const agent = await start('n1', { zone: 'eu' });
-    await ready(agent);
-    expect((await call(agent.socket, 'POST', '/v1/containers', { id: 'c1', service: 'api' })).status).to.equal(201);
-    const openFile = agent.sourceForService('api').lookup('db')!.open();
-
-    store.setSecret('db_password', Buffer.from('pw-version-2-longer'));
-    await store.until(() => agent.cache.get('db_password')?.version === 2, 'rotation applied');
-    expect(agent.sourceForService('api').lookup('db')!.open().read(0, 64).toString()).to.equal('pw-version-2-longer');
-    expect(openFile.read(0, 64).toString()).to.equal('pw-version-1');
-    await store.until(
-      () => store.liveSessions()[0]!.received.some((m) => m.body === 'ack' && m.ack.revision === agent.cache.revision),
-      'ack of the rotation',
-    );
-
-    expect((await call(agent.socket, 'DELETE', '/v1/containers/c1')).status).to.equal(204);
-    await store.until(() => agent.cache.get('db_password') === undefined, 'secret dropped after the last container stopped');
-    expect(agent.sourceForService('api').list()).to.deep.equal([]);
-  });
-
-  it('keeps serving through a store crash, answers 503 meanwhile, then reconnects, re-announces its containers and converges', async () => {
-    const agent = await start('n1', { zone: 'eu' });
-    await ready(agent);
-    expect((await call(agent.socket, 'POST', '/v1/containers', { id: 'c1', service: 'api' })).status).to.equal(201);
-
-    store.kill();
-    await store.until(() => agent.session.state !== 'ready', 'session lost');
-    expect(agent.cache.read('db_password')!.toString(), 'held secrets survive the outage').to.equal('pw-version-1');
-    const down = await call<ErrorBody>(agent.socket, 'POST', '/v1/containers', { id: 'c2', service: 'api' });
-    expect(down.status).to.equal(503);
-    expect(down.body.error.message).to.match(/^store unreachable: /);
-
-    store.setSecret('db_password', Buffer.from('rotated-while-down'));
-    await store.start(); // same port, same CA
-    await ready(agent);
-    await store.until(() => agent.cache.get('db_password')?.version === 2, 'converged on the version rotated while away');
-    expect(agent.cache.read('db_password')!.toString()).to.equal('rotated-while-down');
-    const hello = store.liveSessions()[0]!.received[0]!;
-    expect(hello.body === 'hello' && hello.hello.containers).to.deep.equal([{ id: 'c1', service: 'api' }]);
-  });
-
-  it('stops for good when the store says the node is revoked: drops what it held, refuses containers, no reconnects', async () => {
-    const agent = await start('n1', { zone: 'eu' });
-    await ready(agent);
-    expect((await call(agent.socket, 'POST', '/v1/containers', { id: 'c1', service: 'api' })).status).to.equal(201);
-
-    store.revoke(agent.nodeId);
-    await store.until(() => agent.session.state === 'revoked', 'revoked');
-    expect(agent.cache.held().secrets).to.deep.equal([]);
-    const sessionsAfter = store.sessions.length;
-    await new Promise((r) => setTimeout(r, 700)); // several backoff periods
-    expect(store.sessions.length, 'no reconnect attempts').to.equal(sessionsAfter);
-    const refused = await call<ErrorBody>(agent.socket, 'POST', '/v1/containers', { id: 'c2', service: 'api' });
-    expect(refused.status).to.equal(403);
-    expect(refused.body.error.message).to.match(/^node revoked: /);
-    expect((await call<{ session: { state: string } }>(agent.socket, 'GET', '/v1/status')).body.session.state).to.equal('revoked');
-  });
-
-  it('renews a short-lived certificate at half-life and reopens the session with it', async () => {
-    store.kill();
-    store = await new FakeStore({ ca: store.ca, nodeCertSeconds: 3 }).start();
-    store.services.set('api', { grants: [grant('db_password', 'db')] });
-    store.setSecret('db_password', Buffer.from('pw'));
-    const agent = await start('n1', {});
-    await ready(agent);
-    expect((await call(agent.socket, 'POST', '/v1/containers', { id: 'c1', service: 'api' })).status).to.equal(201);
-    const firstSerial = store.liveSessions()[0]!.certSerial;
-
-    await store.until(() => store.renewals.length >= 2, 'two renewals', 10_000);
-    await store.until(() => store.liveSessions().some((s) => s.certSerial !== firstSerial) && agent.session.state === 'ready', 'session on a renewed certificate');
-    expect(store.renewals.every((id) => id === agent.nodeId)).to.equal(true);
-    // Well past the first certificate's expiry, still connected and serving.
-    await new Promise((r) => setTimeout(r, 1_500));
-    expect(agent.session.state).to.equal('ready');
-    expect(agent.cache.read('db_password')!.toString()).to.equal('pw');
-    expect(new Date(agent.status().certificate.notAfter).getTime()).to.be.greaterThan(Date.now());
   });
 
   it('abandons a session that never brings a snapshot and tries again', async () => {

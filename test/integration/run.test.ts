@@ -197,4 +197,12 @@ describe('hush up + hush run (integration, real FUSE)', function () {
     holder.child.kill('SIGTERM'); // forwarded to sleep
     expect((await holder.finished).code).to.equal(128 + 15);
   });
+
+  it('reuses its data when started again', async () => {
+    up = startHush(['up', '--home', dir, '--socket', join(dir, 'admin.sock'), '--agent-socket', agentSocket, '--mounts', mounts, '--listen', '127.0.0.1:0', '--admin', ''], env);
+    await until(() => up.stdout().toString().includes('hush is up'), 'hush up to start again', 30_000);
+    const names = (JSON.parse(cli(['secret', 'ls', '--format', 'json'])) as { name: string }[]).map((s) => s.name).sort();
+    expect(names).to.deep.equal(['big', 'binary', 'other', 'text']);
+    expect((await run('b', ['cat', '/run/secrets/other'])).stdout.toString()).to.equal(other);
+  });
 });

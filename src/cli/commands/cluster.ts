@@ -6,6 +6,7 @@ import * as acl from '../../acl/index.js';
 import type { ApiClient } from '../client.js';
 import { collectKeyValue } from '../input.js';
 import { ago, parseFormat, printJson, printTable, type Format } from '../output.js';
+import { inspectCommand, removeCommand } from './object-commands.js';
 
 interface ServiceRecord {
   name: string;
@@ -62,27 +63,9 @@ export function serviceCommand(client: () => Promise<ApiClient>): Command {
       );
     });
 
-  service
-    .command('inspect')
-    .description('show services as JSON')
-    .argument('<name...>')
-    .action(async (names: string[]) => {
-      const c = await client();
-      printJson(await Promise.all(names.map((n) => c.get(`/v1/services/${enc(n)}`))));
-    });
-
-  service
-    .command('rm')
-    .alias('remove')
-    .description('remove services')
-    .argument('<name...>')
-    .action(async (names: string[]) => {
-      const c = await client();
-      for (const n of names) {
-        await c.delete(`/v1/services/${enc(n)}`);
-        console.log(n);
-      }
-    });
+  const kind = { plural: 'services', collection: '/v1/services', argument: 'service names' };
+  service.addCommand(inspectCommand(client, kind));
+  service.addCommand(removeCommand(client, kind));
   return service;
 }
 
@@ -110,14 +93,8 @@ export function nodeCommand(client: () => Promise<ApiClient>): Command {
       );
     });
 
-  node
-    .command('inspect')
-    .description('show nodes as JSON')
-    .argument('<node...>', 'node ids or names')
-    .action(async (names: string[]) => {
-      const c = await client();
-      printJson(await Promise.all(names.map((n) => c.get(`/v1/nodes/${enc(n)}`))));
-    });
+  const kind = { plural: 'nodes', collection: '/v1/nodes', argument: 'node ids or names' };
+  node.addCommand(inspectCommand(client, kind));
 
   node
     .command('label')
@@ -131,18 +108,7 @@ export function nodeCommand(client: () => Promise<ApiClient>): Command {
       console.log(name);
     });
 
-  node
-    .command('rm')
-    .alias('remove')
-    .description('remove nodes and revoke their certificates (their sessions close at once)')
-    .argument('<node...>', 'node ids or names')
-    .action(async (names: string[]) => {
-      const c = await client();
-      for (const n of names) {
-        await c.delete(`/v1/nodes/${enc(n)}`);
-        console.log(n);
-      }
-    });
+  node.addCommand(removeCommand(client, kind, 'remove nodes and revoke their certificates (their sessions close at once)'));
   return node;
 }
 

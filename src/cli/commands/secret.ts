@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { ApiClient } from '../client.js';
 import { collectKeyValue, readValue } from '../input.js';
 import { ago, parseFormat, printJson, printTable, type Format } from '../output.js';
+import { inspectCommand, removeCommand } from './object-commands.js';
 
 interface SecretSummary {
   id: string;
@@ -49,29 +50,9 @@ export function secretCommand(client: () => Promise<ApiClient>): Command {
       );
     });
 
-  secret
-    .command('inspect')
-    .description('show a secret\'s metadata and versions as JSON')
-    .argument('<name...>', 'secret names or ids')
-    .action(async (names: string[]) => {
-      const c = await client();
-      const details = [];
-      for (const name of names) details.push(await c.get<SecretDetail>(path(name)));
-      printJson(details);
-    });
-
-  secret
-    .command('rm')
-    .alias('remove')
-    .description('remove secrets')
-    .argument('<name...>', 'secret names or ids')
-    .action(async (names: string[]) => {
-      const c = await client();
-      for (const name of names) {
-        await c.delete(path(name));
-        console.log(name);
-      }
-    });
+  const kind = { plural: 'secrets', collection: '/v1/secrets', argument: 'secret names or ids' };
+  secret.addCommand(inspectCommand(client, kind, "show secrets' metadata and versions as JSON (never values)"));
+  secret.addCommand(removeCommand(client, kind));
 
   secret
     .command('versions')

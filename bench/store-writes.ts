@@ -112,7 +112,7 @@ async function apiVersusEtcd(): Promise<string> {
     '',
     '| server | request | writes/s | p50 ms | p99 ms | server CPU | µs CPU/write | client CPU |',
     '|---|---|--:|--:|--:|--:|--:|--:|',
-    row('hush store', '`POST /v1/secrets` (express, unix socket, keep-alive)', rounds.map((r) => r.hush)),
+    row('hush store', '`POST /v1/secrets` (node:http fast path, unix socket, keep-alive)', rounds.map((r) => r.hush)),
     row(`etcd ${etcdVersion}`, '`put` via the `etcd3` client (gRPC)', rounds.map((r) => r.etcd)),
     '',
     `**hush / etcd: ${ratio.text}** (median of ${rounds.length} paired rounds; goal ≥ ${API_GOAL}×): ${verdict(ratio.median >= API_GOAL)}.`,

@@ -2,15 +2,17 @@
  * The admin REST application. The same app is served on the root-only unix
  * socket and (later) on HTTPS with client certificates.
  */
-import express, { type Express, type RequestHandler } from 'express';
+import express from 'express';
+import type { IncomingMessage, RequestListener } from 'node:http';
 import { TLSSocket } from 'node:tls';
 import * as acl from '../acl/index.js';
 import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
 import type { Backend, Keyring, NodeStore, SecretStore, ServiceStore } from '../store/index.js';
 import { certRoutes, joinTokenRoutes, nodeRoutes, serviceRoutes, type ClusterControl } from './cluster-routes.js';
+import { CREATE_SECRET_PATH, fastCreateHandler, isPlainCreateRequest } from './fast-create.js';
 import { errorHandler, notFoundHandler } from './http-errors.js';
-import { secretRoutes } from './secret-routes.js';
+import { createSecret, secretRoutes } from './secret-routes.js';
 import { validator } from './validate.js';
 
 export interface AdminContext {
@@ -34,7 +36,11 @@ const unlockBody = validator<{ key: string }>('unlock', {
 /** Routes that work while the store is locked. */
 const OPEN_WHILE_LOCKED = new Set(['/healthz', '/v1/unlock']);
 
-export function createAdminApp(ctx: AdminContext): Express {
+/**
+ * The admin app as a request listener: express for every route, except that
+ * plain `POST /v1/secrets` requests take the fast path (see fast-create.ts).
+ */
+export function createAdminApp(ctx: AdminContext): RequestListener {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -42,10 +48,13 @@ export function createAdminApp(ctx: AdminContext): Express {
   const bodyLimit = Math.ceil((ctx.secrets.maxValueBytes * 4) / 3) + 64 * 1024;
   app.use(express.json({ limit: bodyLimit, strict: true }));
 
-  app.use(authorize);
+  app.use((req, _res, next) => {
+    authorize(req, req.path);
+    next();
+  });
 
   app.use((req, _res, next) => {
-    if (ctx.keyring.locked && !OPEN_WHILE_LOCKED.has(req.path)) throw new HushError('locked', 'the store is locked; run `hush unlock` and paste the unlock key');
+    assertOpen(ctx, req.path);
     next();
   });
 
@@ -75,17 +84,33 @@ export function createAdminApp(ctx: AdminContext): Express {
 
   app.use(notFoundHandler);
   app.use(errorHandler);
-  return app;
+
+  // The route is fixed, so its action is looked up once rather than per request.
+  const createAction = acl.actionForRequest('POST', CREATE_SECRET_PATH);
+  const fastCreate = fastCreateHandler({
+    admit: (req) => {
+      assertRole(req, createAction);
+      assertOpen(ctx, CREATE_SECRET_PATH);
+    },
+    create: (body) => createSecret(ctx.secrets, body),
+  });
+  return (req, res) => (isPlainCreateRequest(req, bodyLimit) ? fastCreate(req, res) : app(req, res));
 }
 
 /**
  * Role-based access: on HTTPS the role is the OU of the verified client
  * certificate; on the root-only unix socket the caller is root, so admin.
  */
-const authorize: RequestHandler = (req, _res, next) => {
-  const action = acl.actionForRequest(req.method, req.path);
-  if (action === undefined) return next();
+function authorize(req: IncomingMessage, path: string): void {
+  assertRole(req, acl.actionForRequest(req.method ?? '', path));
+}
+
+function assertRole(req: IncomingMessage, action: acl.Action | undefined): void {
+  if (action === undefined) return;
   const role = req.socket instanceof TLSSocket ? (req.socket.getPeerCertificate().subject?.OU ?? '') : 'admin';
   acl.assertCan(String(role), action);
-  next();
-};
+}
+
+function assertOpen(ctx: AdminContext, path: string): void {
+  if (ctx.keyring.locked && !OPEN_WHILE_LOCKED.has(path)) throw new HushError('locked', 'the store is locked; run `hush unlock` and paste the unlock key');
+}

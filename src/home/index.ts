@@ -16,6 +16,8 @@ export interface HomeConfig {
   /** Where agents reach the node protocol. */
   nodeAddress?: string;
   agentSocket?: string;
+  /** The node `hush up`'s agent joined as, retired at the next `hush up`. */
+  upNodeId?: string;
 }
 
 export const DEFAULT_ADMIN_SOCKET = '/run/hush/admin.sock';

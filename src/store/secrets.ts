@@ -83,16 +83,15 @@ export class SecretStore {
     const now = new Date().toISOString();
     const sealed = this.envelope.seal(data, { id, name, version: 1 }, kek, term);
     const record: SecretRecord = { id, name, labels, createdAt: now, updatedAt: now, versions: [{ version: 1, createdAt: now, ...sealed }] };
+    // Each key built once: the engine looks it up several times (conditions, pending state, apply).
+    const key = SECRET_PREFIX + name;
+    const idKey = ID_PREFIX + id;
     try {
       await this.backend.commit({
-        conditions: [
-          { key: SECRET_PREFIX + name, modRevision: 0 },
-          { key: ID_PREFIX + id, modRevision: 0 },
-          this.keyring.condition(),
-        ],
+        conditions: [{ key, modRevision: 0 }, { key: idKey, modRevision: 0 }, this.keyring.condition()],
         ops: [
-          { type: 'put', key: SECRET_PREFIX + name, value: JSON.stringify(record) },
-          { type: 'put', key: ID_PREFIX + id, value: name },
+          { type: 'put', key, value: JSON.stringify(record) },
+          { type: 'put', key: idKey, value: name },
         ],
       });
     } catch (err) {

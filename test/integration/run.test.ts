@@ -203,6 +203,8 @@ describe('hush up + hush run (integration, real FUSE)', function () {
     await until(() => up.stdout().toString().includes('hush is up'), 'hush up to start again', 30_000);
     const names = (JSON.parse(cli(['secret', 'ls', '--format', 'json'])) as { name: string }[]).map((s) => s.name).sort();
     expect(names).to.deep.equal(['big', 'binary', 'other', 'text']);
+    const nodes = JSON.parse(cli(['node', 'ls', '--format', 'json'])) as { status: { state: string } }[];
+    expect(nodes.map((n) => n.status.state), 'the previous run\'s node is retired, not left down').to.deep.equal(['ready']);
     expect((await run('b', ['cat', '/run/secrets/other'])).stdout.toString()).to.equal(other);
   });
 });

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_ADMIN_SOCKET, DEFAULT_AGENT_SOCKET, DEFAULT_MOUNTS_DIR, hushHome, updateHomeConfig } from '../../home/index.js';
+import { DEFAULT_ADMIN_SOCKET, DEFAULT_AGENT_SOCKET, DEFAULT_MOUNTS_DIR, hushHome, readHomeConfig, updateHomeConfig } from '../../home/index.js';
 
 interface StoreFlags {
   socket: string;
@@ -59,6 +59,9 @@ export function upCommand(): Command {
       const home = hushHome(flags.home);
       const store = await startStoreFrom(join(home, 'data'), { ...flags, home });
       const cluster = await store.clusterReady;
+      // The agent joins anew at each start (it keeps no identity on disk); the node of the previous run is ours to retire.
+      const previous = (await readHomeConfig(home)).upNodeId;
+      if (previous) await store.store.nodes.revoke(previous).catch(() => undefined);
       const { FuseMounts, startAgent } = await import('../../agent/index.js');
       const { log } = await import('../../log/index.js');
       const agent = await startAgent({
@@ -72,7 +75,7 @@ export function upCommand(): Command {
         await store.close();
         throw err;
       });
-      await updateHomeConfig(home, { agentSocket: flags.agentSocket });
+      await updateHomeConfig(home, { agentSocket: flags.agentSocket, upNodeId: agent.nodeId });
       quickstart(home, flags.socket);
       await untilSignal();
       // Agent first: it unmounts every container's secrets before the store goes.

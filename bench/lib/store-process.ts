@@ -14,7 +14,8 @@ export async function startStoreProcess(dir: string, nodeArgs: string[] = []): P
   await mkdir(dir, { recursive: true });
   const socket = join(dir, 'admin.sock');
   const cli = join(REPO_ROOT, 'dist', 'cli', 'main.js');
-  const child = startChild(process.execPath, [...nodeArgs, cli, 'store', '--data', join(dir, 'data'), '--socket', socket, '--home', join(dir, 'home')], {
+  // Ephemeral node port, no HTTPS: the bench must not collide with a hush already running here.
+  const child = startChild(process.execPath, [...nodeArgs, cli, 'store', '--data', join(dir, 'data'), '--socket', socket, '--home', join(dir, 'home'), '--listen', '127.0.0.1:0', '--admin', ''], {
     cwd: dir,
     env: { ...process.env, HUSH_LOG_LEVEL: 'warn' },
   });

@@ -1,6 +1,7 @@
 /**
  * The admin REST application. The same app is served on the root-only unix
- * socket and (later) on HTTPS with client certificates.
+ * socket and on HTTPS with client certificates (the role comes from the
+ * certificate; see authorize).
  */
 import express from 'express';
 import type { IncomingMessage, RequestListener } from 'node:http';

@@ -83,7 +83,13 @@ export function endWithStatus(stream: grpc.ServerDuplexStream<unknown, unknown>,
 const UNAUTHENTICATED = { code: grpc.status.UNAUTHENTICATED, details: 'a valid node certificate issued by this cluster is required; join with `hush agent --token`' };
 
 export async function startNodeServer(address: string, tls: TlsMaterial, handler: NodeProtocolHandler): Promise<{ server: grpc.Server; port: number }> {
-  const server = new grpc.Server({ 'grpc.max_receive_message_length': GRPC_MAX_MESSAGE_BYTES, 'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES });
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': GRPC_MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES,
+    // Notice an agent that vanished without closing its connection within seconds.
+    'grpc.keepalive_time_ms': 10_000,
+    'grpc.keepalive_timeout_ms': 5_000,
+  });
   const provider = new StaticCertificateProvider(tls);
   const credentials = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
 

@@ -17,6 +17,9 @@ import { NODE_PREFIX, REVOKED_PREFIX, SERVICE_PREFIX, type OpenedStore, type Nod
 import type { ClusterPki } from './cluster-pki.js';
 import { NodeSession, type DesiredState } from './node-session.js';
 
+/** The agents' heartbeat interval (src/agent). */
+const HEARTBEAT_MS = 5_000;
+
 export interface NodeStatus {
   state: 'ready' | 'down';
   lastHeartbeat?: string;
@@ -49,7 +52,9 @@ export class Dispatcher implements NodeProtocolHandler {
   status(nodeId: string): NodeStatus {
     const session = this.sessions.get(nodeId);
     if (!session) return { state: 'down' };
-    return { state: 'ready', lastHeartbeat: session.lastHeartbeat.toISOString(), ackedRevision: session.ackedRevision };
+    // Agents beat every 5 s; three missed beats is a node that is gone even if its connection is not closed yet.
+    const state = Date.now() - session.lastHeartbeat.getTime() > 3 * HEARTBEAT_MS ? 'down' : 'ready';
+    return { state, lastHeartbeat: session.lastHeartbeat.toISOString(), ackedRevision: session.ackedRevision };
   }
 
   async join(request: JoinRequest): Promise<JoinResponse> {
@@ -120,25 +125,33 @@ export class Dispatcher implements NodeProtocolHandler {
   }
 
   private async startContainer(session: NodeSession, requestId: string, container: WireContainer): Promise<void> {
-    const node = await this.store.nodes.get(session.nodeId);
-    const services = await this.serviceIndex();
-    const decision = acl.decideContainerStart({ service: container.service, node: nodeView(node), services, nodeRevoked: await this.store.nodes.isRevoked(node.id) });
-    if (!decision.allowed) {
-      await session.enqueue(async () => session.write({ body: 'decision', decision: { request_id: requestId, allowed: false, reason: decision.reason, revision: session.revision } }));
-      return;
+    const decide = (allowed: boolean, reason: string) =>
+      session.enqueue(async () => session.write({ body: 'decision', decision: { request_id: requestId, allowed, reason, revision: session.revision } }));
+    try {
+      const node = await this.store.nodes.get(session.nodeId);
+      const services = await this.serviceIndex();
+      const decision = acl.decideContainerStart({ service: container.service, node: nodeView(node), services, nodeRevoked: await this.store.nodes.isRevoked(node.id) });
+      if (!decision.allowed) return await decide(false, decision.reason);
+      // Committing the container triggers a sync (the watch listener runs before the commit resolves),
+      // so it is queued ahead of the decision below: the secrets reach the node first.
+      await this.store.nodes.update(node.id, (n) => ({ ...n, containers: [...n.containers.filter((c) => c.id !== container.id), { id: container.id, service: container.service }] }));
+      await decide(true, '');
+    } catch (err) {
+      // Answer rather than let the agent wait for its timeout.
+      this.log.error({ node: session.nodeId, container: container.id, err: (err as Error).message }, 'container start failed');
+      await decide(false, `the store could not register the container: ${(err as Error).message}`);
     }
-    // Committing the container triggers a sync (the watch listener runs before the commit resolves),
-    // so it is queued ahead of the decision below: the secrets reach the node first.
-    await this.store.nodes.update(node.id, (n) => ({ ...n, containers: [...n.containers.filter((c) => c.id !== container.id), { id: container.id, service: container.service }] }));
-    await session.enqueue(async () => session.write({ body: 'decision', decision: { request_id: requestId, allowed: true, reason: '', revision: session.revision } }));
   }
 
+  /** Brings the node up to date. Never rejects: a failure is logged and the next change tries again. */
   private sync(session: NodeSession): Promise<void> {
-    return session.enqueue(async () => {
-      const desired = await this.desiredState(session.nodeId);
-      if (!desired) return;
-      await session.push(desired, this.store.backend.revision(), (name, version) => this.reveal(name, version));
-    });
+    return session
+      .enqueue(async () => {
+        const desired = await this.desiredState(session.nodeId);
+        if (!desired) return;
+        await session.push(desired, this.store.backend.revision(), (name, version) => this.reveal(name, version));
+      })
+      .catch((err: unknown) => this.log.error({ node: session.nodeId, err: (err as Error).message }, 'could not update a node'));
   }
 
   private async desiredState(nodeId: string): Promise<DesiredState | undefined> {

@@ -74,6 +74,7 @@ async function abortConnection(m: MountEntry): Promise<void> {
   // No entry: the connection is already gone (nothing left to abort).
   if (!existsSync(dir)) return;
   try {
+    // A control file in /sys (fusectl), not storage: it holds no secret and nothing lands on disk.
     await writeFile(`${dir}/abort`, '1');
   } catch (err) {
     log.warn({ mountpoint: m.mountpoint, error: (err as Error).message }, 'stale mount: could not abort the FUSE connection');

@@ -172,7 +172,7 @@ export async function runFuseReadBench(): Promise<{ markdown: string }> {
 
     const file = memoryFile(value);
     const source = { list: () => [file], lookup: (n: string) => (n === 'secret' ? file : undefined) };
-    const auto = await mountSecrets(join(work, 'auto'), source);
+    const auto = await mountSecrets(join(work, 'auto'), source, { cache: 'auto' });
     mounts.push(auto);
     const off = await mountSecrets(join(work, 'off'), source, { cache: 'off' });
     mounts.push(off);

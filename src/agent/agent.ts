@@ -9,7 +9,7 @@
  */
 import { unlink } from 'node:fs/promises';
 import type { Server } from 'node:http';
-import { listenOnUnixSocket } from '../api/index.js';
+import { closeServer, listenOnUnixSocket } from '../api/index.js';
 import { parseJoinToken } from '../pki/index.js';
 import { log as rootLog, type Logger } from '../log/index.js';
 import { parseStoreAddress } from './address.js';
@@ -111,7 +111,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   try {
     identity = await joinStore({ address, token: opts.token, name: opts.name, hostname: opts.hostname, labels: opts.labels });
   } catch (err) {
-    await closeServer(server, opts.socket);
+    await closeRuntimeApi(server, opts.socket);
     cache.destroy();
     throw err;
   }
@@ -152,7 +152,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       (closing ??= (async () => {
         renewer.stop();
         session.close();
-        await closeServer(server, opts.socket);
+        await closeRuntimeApi(server, opts.socket);
         registry.close();
         await mounts.close();
         client?.close();
@@ -162,10 +162,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   };
 }
 
-async function closeServer(server: Server, socket: string): Promise<void> {
-  await new Promise<void>((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
+async function closeRuntimeApi(server: Server, socket: string): Promise<void> {
+  await closeServer(server);
   await unlink(socket).catch(() => {});
 }

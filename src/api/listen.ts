@@ -67,3 +67,11 @@ export function splitHostPort(address: string): { host: string; port: number } {
   if (!match) throw new HushError('bad_request', `"${address}" is not HOST:PORT`);
   return { host: match[1] || '0.0.0.0', port: Number(match[2]) };
 }
+
+/** Stops listening and drops open (keep-alive) connections; resolves once closed. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

@@ -1,2 +1,2 @@
-/** Process composition: the store daemon (and, later, the agent and `hush up`). */
+/** Process composition of the store daemon: storage, PKI, dispatcher and listeners wired together. */
 export { startStore, type RunningStore, type StoreDaemonOptions } from './store-daemon.js';

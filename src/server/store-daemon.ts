@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
 import * as acl from '../acl/index.js';
-import { createAdminApp, listenHttps, listenOnUnixSocket, splitHostPort, startNodeServer, type ClusterControl } from '../api/index.js';
+import { closeServer, createAdminApp, listenHttps, listenOnUnixSocket, splitHostPort, startNodeServer, type ClusterControl } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import { updateHomeConfig } from '../home/index.js';
 import { log } from '../log/index.js';
@@ -116,11 +116,4 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       await store.backend.close();
     },
   };
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
 }

@@ -49,7 +49,7 @@ export async function hushMountsUnder(dir: string): Promise<string[]> {
 
 const line = (fields: string[]) => fields.join(' ');
 
-export async function until(predicate: () => Promise<boolean> | boolean, what: string, timeoutMs = 15_000): Promise<void> {
+export async function until(predicate: () => Promise<boolean> | boolean, what: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);

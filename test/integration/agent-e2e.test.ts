@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { certFingerprint, createClusterCa, formatJoinToken, newJoinSecret, parseJoinToken } from '../../src/pki/index.js';
 import { findInProcessMemory, freePort, mountsDirOf, runAgentToExit, startAgentProcess, waitForSession, type AgentProcess } from '../helpers/agent-process.js';
 import { call, closeClients } from '../helpers/http.js';
+import { until } from '../helpers/run-process.js';
 import { hush, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 
@@ -51,13 +52,6 @@ describe('agent end to end (store process + two agent processes)', function () {
     return a;
   };
   const held = async (a: AgentProcess) => (await call<Held>(a.socket, 'GET', '/v1/debug/held')).body;
-  const until = async (predicate: () => Promise<boolean>, what: string, timeoutMs = 20_000) => {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await predicate())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
 
   beforeEach(async () => {
     dir = await tempDir('hush-agent-e2e-');

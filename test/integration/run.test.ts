@@ -139,15 +139,16 @@ describe('hush up + hush run (integration, real FUSE)', function () {
     expect(refused.stderr).to.match(/^error: .*nope/);
   });
 
-  it('removes the mount when `hush run` is killed with -9 (the agent notices), and the command dies with it', async () => {
-    const marker = String(40_000 + Math.floor(Math.random() * 1000));
-    const victim = startHush(['run', '--service', 'a', '--', 'sleep', marker], env);
-    await until(async () => (await hushMountsUnder(mounts)).length === 1, 'mount made');
-    victim.child.kill('SIGKILL');
-    await until(async () => (await containers()).length === 0 && (await hushMountsUnder(mounts)).length === 0, 'agent to drop the container and its mount', 10_000);
-    await until(() => spawnSync('pgrep', ['-f', `^sleep ${marker}$`]).status === 1, 'the command to die with hush run', 5_000);
-    await victim.finished;
-  });
+  for (const user of [[], ['--user', '1000']]) {
+    it(`removes the mount when \`hush run ${user.join(' ')}\` is killed with -9 (the agent notices), and the command dies with it`, async () => {
+      const marker = String(40_000 + Math.floor(Math.random() * 1000));
+      const victim = startHush(['run', '--service', 'a', ...user, '--', 'sh', '-c', `echo started; exec sleep ${marker}`], env);
+      await until(() => victim.stdout().toString().includes('started'), 'the command to run');
+      victim.child.kill('SIGKILL');
+      await until(async () => (await containers()).length === 0 && (await hushMountsUnder(mounts)).length === 0, 'agent to drop the container and its mount', 10_000);
+      await until(() => spawnSync('pgrep', ['-f', `^sleep ${marker}$`]).status === 1, 'the command to die with hush run', 5_000);
+    });
+  }
 
   it('keeps an open handle on the version it opened while a new open reads the new version', async () => {
     const reader = [

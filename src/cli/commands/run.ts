@@ -37,10 +37,9 @@ const NAMESPACE_SCRIPT = [
   `mount --bind "$1" ${SECRETS_DIR}`,
   `mount -o remount,bind,ro ${SECRETS_DIR}`,
   'uid=$2; gid=$3; shift 3',
-  // --pdeathsig: if `hush run` dies (even kill -9), the command dies with it
-  // instead of living on with the secrets of a container the agent has stopped.
-  'if [ -n "$uid" ]; then exec setpriv --pdeathsig KILL --reuid "$uid" --regid "$gid" --clear-groups -- "$@"; fi',
-  'exec setpriv --pdeathsig KILL -- "$@"',
+  // Changing uid clears the parent-death signal set below, so it is set again here.
+  'if [ -n "$uid" ]; then exec setpriv --reuid "$uid" --regid "$gid" --clear-groups --pdeathsig KILL -- "$@"; fi',
+  'exec "$@"',
 ].join('\n');
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
@@ -86,7 +85,14 @@ async function run(command: string[], flags: RunFlags): Promise<number> {
     // The bind target must exist on the host; an empty directory on /run (tmpfs) holds nothing.
     await mkdir(SECRETS_DIR, { recursive: true, mode: 0o755 });
     const user = flags.user ? [String(flags.user.uid), String(flags.user.gid)] : ['', ''];
-    const child = spawn('unshare', ['-m', '--propagation', 'private', '--', 'sh', '-c', NAMESPACE_SCRIPT, 'hush-run', container.mount, ...user, ...command], { stdio: 'inherit' });
+    // setpriv --pdeathsig first thing: if `hush run` dies (even kill -9), the command dies with it
+    // instead of living on with the secrets of a container the agent has stopped. It survives the
+    // execs that follow (unshare, sh, setpriv --reuid, CMD).
+    const child = spawn(
+      'setpriv',
+      ['--pdeathsig', 'KILL', '--', 'unshare', '-m', '--propagation', 'private', '--', 'sh', '-c', NAMESPACE_SCRIPT, 'hush-run', container.mount, ...user, ...command],
+      { stdio: 'inherit' },
+    );
     const forward = (signal: NodeJS.Signals) => child.kill(signal);
     for (const signal of FORWARDED) process.on(signal, forward);
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {

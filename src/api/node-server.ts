@@ -7,7 +7,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { X509Certificate } from 'node:crypto';
-import { isHushError } from '../errors/index.js';
+import { HushError, isHushError } from '../errors/index.js';
 import { GRPC_MAX_MESSAGE_BYTES, nodeServiceDefinition, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from './node-proto.js';
 
 export interface NodeIdentity {
@@ -115,6 +115,12 @@ export async function startNodeServer(address: string, tls: TlsMaterial, handler
     },
   });
 
-  const port = await new Promise<number>((resolve, reject) => server.bindAsync(address, credentials, (err, p) => (err ? reject(err) : resolve(p))));
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(address, credentials, (err, p) => {
+      if (!err) return resolve(p);
+      const inUse = /EADDRINUSE/.test(err.message);
+      reject(new HushError('unavailable', `cannot listen on ${address} for the node protocol (${inUse ? 'address already in use' : err.message}); pass another --listen`));
+    }),
+  );
   return { server, port };
 }

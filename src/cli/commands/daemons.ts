@@ -44,8 +44,14 @@ export function storeCommand(): Command {
     .option('--unlock-key-file <file>', 'unlock an autolocked store at start with the key in this file')
     .action(async (flags: StoreFlags & { data: string }) => {
       const running = await startStoreFrom(flags.data, flags);
-      await untilSignal();
+      // Once unlocked, a store whose listeners cannot start (port taken, ...) stops instead of half-running.
+      const failed = running.clusterReady.then(
+        () => new Promise<never>(() => {}),
+        (err: unknown) => err as Error,
+      );
+      const outcome = await Promise.race([untilSignal(), failed]);
       await running.close();
+      if (outcome instanceof Error) throw outcome;
     });
 }
 
@@ -58,7 +64,10 @@ export function upCommand(): Command {
     .action(async (flags: UpFlags) => {
       const home = hushHome(flags.home);
       const store = await startStoreFrom(join(home, 'data'), { ...flags, home });
-      const cluster = await store.clusterReady;
+      const cluster = await store.clusterReady.catch(async (err: unknown) => {
+        await store.close();
+        throw err;
+      });
       // The agent joins anew at each start (it keeps no identity on disk); the node of the previous run is ours to retire.
       const previous = (await readHomeConfig(home)).upNodeId;
       if (previous) await store.store.nodes.revoke(previous).catch(() => undefined);

@@ -6,7 +6,6 @@
  * rule; this module only gathers inputs and sends.
  */
 import * as grpc from '@grpc/grpc-js';
-import { randomUUID } from 'node:crypto';
 import { hostname as localHostname } from 'node:os';
 import * as acl from '../acl/index.js';
 import { endWithStatus } from '../api/index.js';
@@ -176,9 +175,7 @@ export class Dispatcher implements NodeProtocolHandler {
 
   private async reveal(name: string, version: number): Promise<WireSecretVersion> {
     const revealed = await this.store.secrets.reveal(name, version);
-    const detail = await this.store.secrets.inspect(name);
-    const createdAt = detail.versions.find((v) => v.version === version)?.createdAt ?? detail.updatedAt;
-    return { name, version, data: Buffer.from(revealed.data), created_at_ms: Date.parse(createdAt) };
+    return { name, version, data: Buffer.from(revealed.data), created_at_ms: Date.parse(revealed.createdAt) };
   }
 
   private async serviceIndex(): Promise<Map<string, acl.ServiceSpec>> {
@@ -198,5 +195,3 @@ export class Dispatcher implements NodeProtocolHandler {
 function nodeView(node: NodeRecord): acl.NodeView {
   return { id: node.id, hostname: node.hostname, labels: node.labels, role: node.role };
 }
-
-export const newRequestId = (): string => randomUUID();

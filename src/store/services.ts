@@ -32,8 +32,10 @@ export class ServiceStore {
     const key = SERVICE_PREFIX + spec.name;
     const existing = await this.backend.get(key);
     if (existing && !options.replace) throw new HushError('conflict', `service "${spec.name}" already exists; remove it first, or deploy to update it`);
-    const missing = [];
-    for (const grant of spec.grants) if (!(await this.backend.get(`secrets/${grant.source}`))) missing.push(grant.source);
+    // One read per granted secret: it must exist, and its revision becomes a commit condition,
+    // so a grant never points at a secret removed meanwhile.
+    const secrets = await Promise.all(spec.grants.map(async (g) => ({ source: g.source, entry: await this.backend.get(`secrets/${g.source}`) })));
+    const missing = secrets.filter((s) => !s.entry).map((s) => s.source);
     if (missing.length > 0) throw new HushError('not_found', `service "${spec.name}" is granted secrets that do not exist: ${missing.join(', ')}; create them first`);
     const now = new Date().toISOString();
     const record: ServiceRecord = {
@@ -44,10 +46,7 @@ export class ServiceStore {
       updatedAt: now,
     };
     try {
-      // The secrets' revisions are conditions too: a grant must never point at a secret removed meanwhile.
-      const secretConditions = await Promise.all(
-        spec.grants.map(async (g) => ({ key: `secrets/${g.source}`, modRevision: (await this.backend.get(`secrets/${g.source}`))?.modRevision ?? 0 })),
-      );
+      const secretConditions = secrets.map((s) => ({ key: s.entry!.key, modRevision: s.entry!.modRevision }));
       await this.backend.commit({
         conditions: [{ key, modRevision: existing?.modRevision ?? 0 }, ...secretConditions],
         ops: [{ type: 'put', key, value: JSON.stringify(record) }],

@@ -189,8 +189,11 @@ describe('hush up + hush run (integration, real FUSE)', function () {
   });
 
   it('stops cleanly on SIGTERM with every mount removed', async () => {
-    const holder = startHush(['run', '--service', 'b', '--', 'sleep', '30'], env);
-    await until(async () => (await hushMountsUnder(mounts)).length === 1, 'mount made');
+    // Wait for the command itself to run: before its bind mount is made, stopping the agent
+    // would make `hush run` fail to set up instead (a different test).
+    const holder = startHush(['run', '--service', 'b', '--', 'sh', '-c', 'test -f /run/secrets/other && echo ready && exec sleep 30'], env);
+    await until(() => holder.stdout().toString().includes('ready'), 'the command to run with its secrets');
+    expect(await hushMountsUnder(mounts)).to.have.length(1);
     up.child.kill('SIGTERM');
     const [code] = (await once(up.child, 'exit')) as [number | null];
     expect(code).to.equal(0);

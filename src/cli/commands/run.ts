@@ -33,9 +33,10 @@ const SECRETS_DIR = '/run/secrets';
  * visible on the host. $1 = the container's mount, $2/$3 = uid/gid ("" = keep).
  */
 const NAMESPACE_SCRIPT = [
-  'set -e',
-  `mount --bind "$1" ${SECRETS_DIR}`,
-  `mount -o remount,bind,ro ${SECRETS_DIR}`,
+  // Exit 125 (as docker run does for its own failures) so a setup failure is not mistaken for the command's code.
+  `fail() { echo "hush run: could not bind the container's secrets at ${SECRETS_DIR}: did the agent stop? (hush up / hush agent)" >&2; exit 125; }`,
+  `mount --bind "$1" ${SECRETS_DIR} || fail`,
+  `mount -o remount,bind,ro ${SECRETS_DIR} || fail`,
   'uid=$2; gid=$3; shift 3',
   // Changing uid clears the parent-death signal set below, so it is set again here.
   'if [ -n "$uid" ]; then exec setpriv --reuid "$uid" --regid "$gid" --clear-groups --pdeathsig KILL -- "$@"; fi',

@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
+import { createServer } from 'node:http';
 import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { call, closeClients } from '../helpers/http.js';
@@ -210,5 +211,32 @@ describe('hush up + hush run (integration, real FUSE)', function () {
     const nodes = JSON.parse(cli(['node', 'ls', '--format', 'json'])) as { status: { state: string } }[];
     expect(nodes.map((n) => n.status.state), 'the previous run\'s node is retired, not left down').to.deep.equal(['ready']);
     expect((await run('b', ['cat', '/run/secrets/other'])).stdout.toString()).to.equal(other);
+  });
+
+  it('exits 125 with a clear message, and unregisters, when the secrets cannot be bound at /run/secrets', async () => {
+    // A stand-in runtime API that hands out a mount that does not exist: the one
+    // way to make the bind fail deterministically (with the real agent it is a
+    // race against the agent stopping).
+    const requests: string[] = [];
+    const socket = join(dir, 'fake-agent.sock');
+    const server = createServer((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      req.resume();
+      if (req.method === 'POST') {
+        res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify({ id: 'x', service: 'a', mount: join(dir, 'no-such-mount') }));
+      } else res.writeHead(204).end();
+    });
+    await new Promise<void>((resolve) => server.listen(socket, resolve));
+    try {
+      const r = await run('a', ['echo', 'must not run'], ['--agent-socket', socket]);
+      expect(r.code, r.stderr).to.equal(125);
+      expect(r.stderr).to.match(/could not bind the container's secrets at \/run\/secrets/);
+      expect(r.stdout.toString()).to.equal('');
+      expect(requests).to.have.length(2);
+      expect(requests[0]).to.equal('POST /v1/containers');
+      expect(requests[1]).to.match(/^DELETE \/v1\/containers\/run-[0-9a-f]+$/);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

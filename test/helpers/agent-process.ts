@@ -58,7 +58,12 @@ export async function startAgentProcess(opts: AgentProcessOptions): Promise<Agen
   const [command, argv] = opts.strace
     ? ['strace', ['-f', '-qq', '-o', opts.strace.file, '-e', `trace=${opts.strace.syscalls.join(',')}`, process.execPath, ...args]]
     : [process.execPath, args];
-  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HUSH_AGENT_DEBUG: '1', HUSH_LOG_LEVEL: 'debug' } });
+  const env: NodeJS.ProcessEnv = { ...process.env, HUSH_AGENT_DEBUG: '1', HUSH_LOG_LEVEL: 'debug' };
+  // Under `npm run coverage` V8 writes a coverage file at exit: the harness's
+  // write, not the agent's, and exactly what the strace test looks for.
+  // Node copies it into every child's env unless the env names it, so it is set empty, not deleted.
+  if (opts.strace) env.NODE_V8_COVERAGE = '';
+  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let output = '';
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));

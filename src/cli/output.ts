@@ -1,5 +1,5 @@
 /** Printing for people (aligned tables) and for scripts (--format json). */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 
 export type Format = 'table' | 'json';
 
@@ -7,6 +7,9 @@ export function parseFormat(value: string): Format {
   if (value !== 'table' && value !== 'json') throw new InvalidArgumentError(`must be "table" or "json", not "${value}".`);
   return value;
 }
+
+/** `--format table|json`, for every command that prints a list. */
+export const formatOption = (): Option => new Option('--format <format>', 'table or json').default('table').argParser(parseFormat);
 
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');

@@ -1,12 +1,12 @@
 /** `hush service ...`, `hush node ...`, `hush join-token`. */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as acl from '../../acl/index.js';
 import type { ApiClient } from '../client.js';
 import { collectKeyValue } from '../input.js';
-import { ago, parseFormat, printJson, printTable, type Format } from '../output.js';
-import { inspectCommand, removeCommand } from './object-commands.js';
+import { ago } from '../output.js';
+import { inspectCommand, listCommand, removeCommand } from './object-commands.js';
 
 interface ServiceRecord {
   name: string;
@@ -25,7 +25,6 @@ interface NodeRecord {
   status: { state: string; lastHeartbeat?: string; ackedRevision?: number };
 }
 
-const formatOption = () => new Option('--format <format>', 'table or json').default('table').argParser(parseFormat);
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 const enc = encodeURIComponent;
 
@@ -50,20 +49,15 @@ export function serviceCommand(client: () => Promise<ApiClient>): Command {
       console.log(name);
     });
 
-  service
-    .command('ls')
-    .description('list services')
-    .addOption(formatOption())
-    .action(async (opts: { format: Format }) => {
-      const list = await (await client()).get<ServiceRecord[]>('/v1/services');
-      if (opts.format === 'json') return printJson(list);
-      printTable(
-        ['NAME', 'SECRETS', 'CONSTRAINTS', 'UPDATED'],
-        list.map((s) => [s.name, s.grants.map((g) => (g.source === g.target ? g.source : `${g.source}→${g.target}`)).join(',') || '-', s.constraints.join(',') || '-', ago(s.updatedAt)]),
-      );
-    });
-
   const kind = { plural: 'services', collection: '/v1/services', argument: 'service names' };
+  service.addCommand(
+    listCommand<ServiceRecord>(client, kind, ['NAME', 'SECRETS', 'CONSTRAINTS', 'UPDATED'], (s) => [
+      s.name,
+      s.grants.map((g) => (g.source === g.target ? g.source : `${g.source}→${g.target}`)).join(',') || '-',
+      s.constraints.join(',') || '-',
+      ago(s.updatedAt),
+    ]),
+  );
   service.addCommand(inspectCommand(client, kind));
   service.addCommand(removeCommand(client, kind));
   return service;
@@ -72,28 +66,18 @@ export function serviceCommand(client: () => Promise<ApiClient>): Command {
 export function nodeCommand(client: () => Promise<ApiClient>): Command {
   const node = new Command('node').description('manage the nodes that run agents');
 
-  node
-    .command('ls')
-    .description('list nodes')
-    .addOption(formatOption())
-    .action(async (opts: { format: Format }) => {
-      const list = await (await client()).get<NodeRecord[]>('/v1/nodes');
-      if (opts.format === 'json') return printJson(list);
-      printTable(
-        ['ID', 'NAME', 'STATUS', 'LABELS', 'CONTAINERS', 'HEARTBEAT', 'ACKED'],
-        list.map((n) => [
-          n.id,
-          n.name,
-          n.status.state,
-          Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
-          String(n.containers.length),
-          n.status.lastHeartbeat ? ago(n.status.lastHeartbeat) : '-',
-          n.status.ackedRevision === undefined ? '-' : String(n.status.ackedRevision),
-        ]),
-      );
-    });
-
   const kind = { plural: 'nodes', collection: '/v1/nodes', argument: 'node ids or names' };
+  node.addCommand(
+    listCommand<NodeRecord>(client, kind, ['ID', 'NAME', 'STATUS', 'LABELS', 'CONTAINERS', 'HEARTBEAT', 'ACKED'], (n) => [
+      n.id,
+      n.name,
+      n.status.state,
+      Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+      String(n.containers.length),
+      n.status.lastHeartbeat ? ago(n.status.lastHeartbeat) : '-',
+      n.status.ackedRevision === undefined ? '-' : String(n.status.ackedRevision),
+    ]),
+  );
   node.addCommand(inspectCommand(client, kind));
 
   node

@@ -1,7 +1,7 @@
-/** The `inspect` and `rm` subcommands that secrets, services and nodes share. */
+/** The `ls`, `inspect` and `rm` subcommands that secrets, services and nodes share. */
 import { Command } from 'commander';
 import type { ApiClient } from '../client.js';
-import { printJson } from '../output.js';
+import { formatOption, printJson, printTable, type Format } from '../output.js';
 
 interface ObjectKind {
   /** Plural shown in help, e.g. "secrets". */
@@ -13,6 +13,24 @@ interface ObjectKind {
 }
 
 const itemPath = (kind: ObjectKind, name: string) => `${kind.collection}/${encodeURIComponent(name)}`;
+
+/** `ls [--format json]`: the whole collection, as a table of `columns` or as JSON. */
+export function listCommand<T>(
+  client: () => Promise<ApiClient>,
+  kind: ObjectKind,
+  columns: string[],
+  row: (item: T) => string[],
+  description = `list ${kind.plural}`,
+): Command {
+  return new Command('ls')
+    .description(description)
+    .addOption(formatOption())
+    .action(async (opts: { format: Format }) => {
+      const list = await (await client()).get<T[]>(kind.collection);
+      if (opts.format === 'json') return printJson(list);
+      printTable(columns, list.map(row));
+    });
+}
 
 export function inspectCommand(client: () => Promise<ApiClient>, kind: ObjectKind, description = `show ${kind.plural} as JSON`): Command {
   return new Command('inspect')

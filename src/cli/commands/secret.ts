@@ -1,9 +1,9 @@
 /** `hush secret ...`: create, ls, inspect, rm, versions, rotate. */
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { ApiClient } from '../client.js';
 import { collectKeyValue, readValue } from '../input.js';
-import { ago, parseFormat, printJson, printTable, type Format } from '../output.js';
-import { inspectCommand, removeCommand } from './object-commands.js';
+import { ago, formatOption, printJson, printTable, type Format } from '../output.js';
+import { inspectCommand, listCommand, removeCommand } from './object-commands.js';
 
 interface SecretSummary {
   id: string;
@@ -18,7 +18,6 @@ interface SecretDetail extends SecretSummary {
   versions: { version: number; createdAt: string }[];
 }
 
-const formatOption = () => new Option('--format <format>', 'table or json').default('table').argParser(parseFormat);
 const path = (name: string) => `/v1/secrets/${encodeURIComponent(name)}`;
 
 export function secretCommand(client: () => Promise<ApiClient>): Command {
@@ -37,20 +36,16 @@ export function secretCommand(client: () => Promise<ApiClient>): Command {
       console.log(created.id);
     });
 
-  secret
-    .command('ls')
-    .description('list secrets (never their values)')
-    .addOption(formatOption())
-    .action(async (opts: { format: Format }) => {
-      const list = await (await client()).get<SecretSummary[]>('/v1/secrets');
-      if (opts.format === 'json') return printJson(list);
-      printTable(
-        ['ID', 'NAME', 'VERSION', 'CREATED', 'UPDATED'],
-        list.map((s) => [s.id, s.name, String(s.version), ago(s.createdAt), ago(s.updatedAt)]),
-      );
-    });
-
   const kind = { plural: 'secrets', collection: '/v1/secrets', argument: 'secret names or ids' };
+  secret.addCommand(
+    listCommand<SecretSummary>(
+      client,
+      kind,
+      ['ID', 'NAME', 'VERSION', 'CREATED', 'UPDATED'],
+      (s) => [s.id, s.name, String(s.version), ago(s.createdAt), ago(s.updatedAt)],
+      'list secrets (never their values)',
+    ),
+  );
   secret.addCommand(inspectCommand(client, kind, "show secrets' metadata and versions as JSON (never values)"));
   secret.addCommand(removeCommand(client, kind));
 

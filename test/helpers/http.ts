@@ -1,6 +1,11 @@
 /** A minimal HTTP client over a unix socket, for talking to the store and the agent as a client would. */
 import { Agent, request } from 'node:http';
 
+/** The body of every error reply: `{error: {code, message}}`. */
+export interface ErrorBody {
+  error: { code: string; message: string };
+}
+
 export interface Reply<T = unknown> {
   status: number;
   body: T;

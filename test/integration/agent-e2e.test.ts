@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { certFingerprint, createClusterCa, formatJoinToken, newJoinSecret, parseJoinToken } from '../../src/pki/index.js';
 import { findInProcessMemory, freePort, mountsDirOf, runAgentToExit, startAgentProcess, waitForSession, type AgentProcess } from '../helpers/agent-process.js';
-import { call, closeClients } from '../helpers/http.js';
+import { call, closeClients, type ErrorBody } from '../helpers/http.js';
 import { until } from '../helpers/run-process.js';
 import { hush, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
@@ -21,9 +21,6 @@ interface Held {
   revision: number;
   secrets: { name: string; version: number }[];
   services: { service: string }[];
-}
-interface ErrorBody {
-  error: { code: string; message: string };
 }
 
 describe('agent end to end (store process + two agent processes)', function () {

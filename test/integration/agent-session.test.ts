@@ -13,14 +13,10 @@ import { certFingerprint, createClusterCa, formatJoinToken } from '../../src/pki
 import { log } from '../../src/log/index.js';
 import { FakeStore, grant } from '../helpers/agent-fake-store.js';
 import { rejection } from '../helpers/assert.js';
-import { call, closeClients } from '../helpers/http.js';
+import { call, closeClients, type ErrorBody } from '../helpers/http.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 
 const quiet = log.child({}, { level: 'silent' });
-
-interface ErrorBody {
-  error: { code: string; message: string };
-}
 
 describe('agent against a misbehaving store (fault injection; real gRPC, real mutual TLS)', function () {
   this.timeout(60_000);

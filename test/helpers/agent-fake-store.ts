@@ -148,15 +148,6 @@ export class FakeStore {
     }
   }
 
-  /** Resolves when `predicate` holds, polling. */
-  async until(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!predicate()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-
   #join(call: grpc.ServerUnaryCall<JoinRequest, JoinResponse>, cb: grpc.sendUnaryData<JoinResponse>): void {
     this.joins.push(call.request);
     let secret: string;

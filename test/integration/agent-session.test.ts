@@ -14,6 +14,7 @@ import { log } from '../../src/log/index.js';
 import { FakeStore, grant } from '../helpers/agent-fake-store.js';
 import { rejection } from '../helpers/assert.js';
 import { call, closeClients, type ErrorBody } from '../helpers/http.js';
+import { until } from '../helpers/run-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 
 const quiet = log.child({}, { level: 'silent' });
@@ -41,7 +42,7 @@ describe('agent against a misbehaving store (fault injection; real gRPC, real mu
     agents.push(agent);
     return agent;
   };
-  const ready = (agent: RunningAgent) => store.until(() => agent.session.state === 'ready', `${agent.nodeId} ready`);
+  const ready = (agent: RunningAgent) => until(() => agent.session.state === 'ready', `${agent.nodeId} ready`, 10_000);
 
   beforeEach(async () => {
     dir = await tempDir('hush-agent-session-');
@@ -63,7 +64,7 @@ describe('agent against a misbehaving store (fault injection; real gRPC, real mu
   it('abandons a session that never brings a snapshot and tries again', async () => {
     store.mute = true;
     const agent = await start('n1', {}, { snapshotTimeoutMs: 300 });
-    await store.until(() => store.sessions.length >= 2, 'a second session after the snapshot timeout');
+    await until(() => store.sessions.length >= 2, 'a second session after the snapshot timeout', 10_000);
     expect(agent.session.status().lastError).to.match(/no snapshot from the store within 300 ms/);
     store.mute = false;
     await ready(agent);
@@ -76,7 +77,7 @@ describe('agent against a misbehaving store (fault injection; real gRPC, real mu
     const reply = await call<ErrorBody>(agent.socket, 'POST', '/v1/containers', { id: 'c1', service: 'api' });
     expect(reply.status).to.equal(504);
     expect(reply.body.error.code).to.equal('timeout');
-    await store.until(() => store.liveSessions()[0]!.received.some((m) => m.body === 'container_stop'), 'start withdrawn');
+    await until(() => store.liveSessions()[0]!.received.some((m) => m.body === 'container_stop'), 'start withdrawn', 10_000);
   });
 
   it('refuses to start against an impostor CA and leaves no socket behind', async () => {
@@ -94,7 +95,7 @@ describe('agent against a misbehaving store (fault injection; real gRPC, real mu
     const agent = await start('n1', {});
     await ready(agent);
     await agent.close();
-    await store.until(() => store.liveSessions().length === 0, 'session ended at the store');
+    await until(() => store.liveSessions().length === 0, 'session ended at the store', 10_000);
     expect(await access(agent.socket).then(() => true, () => false)).to.equal(false);
   });
 });

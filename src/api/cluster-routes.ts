@@ -3,6 +3,7 @@ import { Router } from 'express';
 import type { JSONSchemaType } from 'ajv';
 import * as acl from '../acl/index.js';
 import { HushError } from '../errors/index.js';
+import { assertValidLabels, assertValidName } from '../rules/index.js';
 import type { NodeRecord, NodeStore, ServiceStore } from '../store/index.js';
 import { validator } from './validate.js';
 
@@ -17,6 +18,9 @@ export interface ClusterControl {
   issueAdminCert(commonName: string, role: 'admin' | 'operator' | 'auditor'): { certPem: string; keyPem: string; caPem: string };
   joinToken(): string;
   rotateJoinToken(): Promise<string>;
+  /** The token bound to one node name, made on first request. */
+  nodeJoinToken(name: string, options?: { rotate?: boolean }): Promise<string>;
+  hasNodeJoinToken(name: string): Promise<boolean>;
   nodeStatus(nodeId: string): NodeStatus;
 }
 
@@ -55,23 +59,25 @@ export function serviceRoutes(services: ServiceStore): Router {
 
 export function nodeRoutes(nodes: NodeStore, cluster: () => ClusterControl): Router {
   const router = Router();
-  const withStatus = (node: NodeRecord) => ({ ...node, status: cluster().nodeStatus(node.id) });
+  // `labels`: the admin labels of the node's name (node.labels); `engineLabels`: what the node reported (engine.labels).
+  const view = (node: NodeRecord, labels: Record<string, string>) => {
+    const { id, name, hostname, engineLabels, ...rest } = node;
+    return { id, name, hostname, labels, engineLabels, ...rest, status: cluster().nodeStatus(node.id) };
+  };
   router.get('/', async (_req, res) => {
-    res.json((await nodes.list()).map(withStatus));
+    const labels = await nodes.allAdminLabels();
+    res.json((await nodes.list()).map((n) => view(n, labels.get(n.name) ?? {})));
   });
   router.get('/:name', async (req, res) => {
-    res.json(withStatus(await nodes.get(req.params.name)));
+    const node = await nodes.get(req.params.name);
+    res.json(view(node, await nodes.adminLabels(node.name)));
   });
+  // Admin labels belong to the node name: they apply to whichever node holds it, now and after it rejoins.
   router.post('/:name/labels', async (req, res) => {
     const body = labelBody(req.body);
-    for (const key of Object.keys(body.add ?? {})) if (!key) throw new HushError('bad_request', 'label keys must not be empty');
-    const node = await nodes.get(req.params.name);
-    const updated = await nodes.update(node.id, (n) => {
-      const labels = { ...n.labels, ...body.add };
-      for (const key of body.remove ?? []) delete labels[key];
-      return { ...n, labels };
-    });
-    res.json(withStatus(updated));
+    assertValidLabels(body.add ?? {});
+    const name = await labelledName(nodes, cluster(), req.params.name);
+    res.json({ name, labels: await nodes.changeAdminLabels(name, body) });
   });
   router.delete('/:name', async (req, res) => {
     await nodes.revoke(req.params.name);
@@ -80,13 +86,47 @@ export function nodeRoutes(nodes: NodeStore, cluster: () => ClusterControl): Rou
   return router;
 }
 
+/**
+ * The node name that `idOrName` labels: a node's id stands for its name; a
+ * name counts if a node holds it or it already has labels or its own token
+ * (so a name can be labelled before its node first joins, and a typo is a 404).
+ */
+async function labelledName(nodes: NodeStore, cluster: ClusterControl, idOrName: string): Promise<string> {
+  const byId = (await nodes.list()).find((n) => n.id === idOrName);
+  if (byId) return byId.name;
+  assertValidName(idOrName, 'node');
+  const known =
+    (await nodes.withName(idOrName)).length > 0 || Object.keys(await nodes.adminLabels(idOrName)).length > 0 || (await cluster.hasNodeJoinToken(idOrName));
+  if (!known) {
+    throw new HushError('not_found', `no node "${idOrName}"; \`hush node ls\` lists them (to label a name before its node joins, make its token first: \`hush join-token --node ${idOrName}\`)`);
+  }
+  return idOrName;
+}
+
+interface TokenBody {
+  node?: string;
+}
+
+const tokenBody = validator<TokenBody>('join token', {
+  type: 'object',
+  additionalProperties: false,
+  properties: { node: { type: 'string', nullable: true } },
+} as JSONSchemaType<TokenBody>);
+
 export function joinTokenRoutes(cluster: () => ClusterControl): Router {
   const router = Router();
   router.get('/', (_req, res) => {
     res.json({ token: cluster().joinToken() });
   });
-  router.post('/rotate', async (_req, res) => {
-    res.json({ token: await cluster().rotateJoinToken() });
+  // {node}: the token bound to that node name (made on first request); {}: the cluster-wide token.
+  // A missing body counts as {}, as it did before node-bound tokens.
+  router.post('/', async (req, res) => {
+    const { node } = tokenBody(req.body ?? {});
+    res.json(node === undefined ? { token: cluster().joinToken() } : { node, token: await cluster().nodeJoinToken(node) });
+  });
+  router.post('/rotate', async (req, res) => {
+    const { node } = tokenBody(req.body ?? {});
+    res.json(node === undefined ? { token: await cluster().rotateJoinToken() } : { node, token: await cluster().nodeJoinToken(node, { rotate: true }) });
   });
   return router;
 }

@@ -1,7 +1,8 @@
 /**
  * The cluster's PKI state, kept in the store: the root CA (certificate in
  * clear, key sealed under the KEK like a secret, so it is never on disk in
- * clear), the join secret (sealed too), and what follows from them: join
+ * clear), the join secrets (the cluster-wide one and one per node name that
+ * has its own token; sealed too), and what follows from them: join
  * tokens, node certificates, the store's own TLS certificate (issued in memory
  * at each start), and the admin client credentials in HUSH_HOME.
  */
@@ -11,11 +12,20 @@ import { join } from 'node:path';
 import { STORE_TLS_NAME } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import * as pki from '../pki/index.js';
+import { assertValidName } from '../rules/index.js';
 import type { Backend, SecretStore } from '../store/index.js';
 
 const CA_CERT_KEY = 'pki/ca-cert';
+/** Sealed name of the join secret bound to one node name. */
+const nodeJoinSecretName = (node: string) => `join-secret/node/${node}`;
+
+/** What a join token grants: any fresh name (the cluster-wide token), or one node name. */
+type JoinGrant = { kind: 'cluster' } | { kind: 'node'; name: string };
 
 export class ClusterPki {
+  /** Serializes changes to join secrets, so two first requests for a name's token cannot hand out two different ones. */
+  private tokenChanges: Promise<unknown> = Promise.resolve();
+
   private constructor(
     private readonly ca: pki.KeyAndCert,
     private joinSecret: string,
@@ -63,11 +73,52 @@ export class ClusterPki {
     return this.joinToken();
   }
 
-  /** Throws unless the token names this cluster's CA and carries the current join secret. */
-  checkJoinToken(token: string): void {
+  /**
+   * The token bound to one node name (`hush join-token --node NAME`): the
+   * only token that may join a node under a name that has admin labels, its
+   * own token, or a connected holder. Made on first request; `rotate`
+   * replaces it (the old one stops working for new joins).
+   */
+  async nodeJoinToken(name: string, options: { rotate?: boolean } = {}): Promise<string> {
+    assertValidName(name, 'node');
+    const change = this.tokenChanges.then(async () => {
+      let secret = options.rotate ? undefined : await this.nodeJoinSecret(name);
+      if (secret === undefined) {
+        secret = pki.newJoinSecret();
+        await this.secrets.putSealed(nodeJoinSecretName(name), Buffer.from(secret));
+      }
+      return pki.formatJoinToken(this.caFingerprint, secret);
+    });
+    this.tokenChanges = change.catch(() => undefined);
+    return change;
+  }
+
+  /** Whether the node name has a token of its own (then the cluster-wide token may not take it). */
+  async hasNodeJoinToken(name: string): Promise<boolean> {
+    return (await this.nodeJoinSecret(name)) !== undefined;
+  }
+
+  /**
+   * What the token grants to a node joining under `name` (already checked as
+   * a valid node name): the cluster-wide secret, or the secret bound to that
+   * very name, both compared in constant time. Throws otherwise.
+   */
+  async checkJoinToken(token: string, name: string): Promise<JoinGrant> {
     const parsed = pki.parseJoinToken(token);
     if (!pki.secretsEqual(parsed.caFingerprint, this.caFingerprint)) throw new HushError('forbidden', 'join token is for another cluster (its CA fingerprint does not match)');
-    if (!pki.secretsEqual(parsed.secret, this.joinSecret)) throw new HushError('forbidden', 'join token is not valid (wrong, or rotated away): get the current one with `hush join-token`');
+    if (pki.secretsEqual(parsed.secret, this.joinSecret)) return { kind: 'cluster' };
+    const bound = await this.nodeJoinSecret(name);
+    if (bound !== undefined && pki.secretsEqual(parsed.secret, bound)) return { kind: 'node', name };
+    throw new HushError(
+      'forbidden',
+      `join token is not valid for node name "${name}" (wrong, rotated away, or bound to another name): ` +
+        'get the cluster-wide token with `hush join-token`, or the one bound to a name with `hush join-token --node NAME` and join with `--name NAME`',
+    );
+  }
+
+  private async nodeJoinSecret(name: string): Promise<string | undefined> {
+    const sealed = await this.secrets.getSealed(nodeJoinSecretName(name));
+    return sealed && Buffer.from(sealed).toString('utf8');
   }
 
   signNode(csrPem: string, nodeId: string): string {

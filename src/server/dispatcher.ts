@@ -12,7 +12,8 @@ import { endWithStatus } from '../api/index.js';
 import type { AgentMessage, JoinRequest, JoinResponse, NodeIdentity, NodeProtocolHandler, StoreMessage, WireContainer, WireSecretVersion } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { NODE_PREFIX, REVOKED_PREFIX, SERVICE_PREFIX, type OpenedStore, type NodeRecord } from '../store/index.js';
+import { assertValidLabels, assertValidName } from '../rules/index.js';
+import { NODE_LABELS_PREFIX, NODE_PREFIX, REVOKED_PREFIX, SERVICE_PREFIX, type OpenedStore, type NodeRecord } from '../store/index.js';
 import type { ClusterPki } from './cluster-pki.js';
 import { NodeSession, type DesiredState } from './node-session.js';
 
@@ -28,6 +29,8 @@ export interface NodeStatus {
 export class Dispatcher implements NodeProtocolHandler {
   private readonly sessions = new Map<string, NodeSession>();
   private unwatch: (() => void) | undefined;
+  /** Joins one at a time: whether a name is free and taking it must not interleave with another join. */
+  private joins: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly store: OpenedStore,
@@ -37,7 +40,7 @@ export class Dispatcher implements NodeProtocolHandler {
 
   start(): void {
     this.unwatch = this.store.backend.watch((event) => {
-      const relevant = event.ops.some((op) => op.key.startsWith('secrets/') || op.key.startsWith(SERVICE_PREFIX) || op.key.startsWith(NODE_PREFIX));
+      const relevant = event.ops.some((op) => ['secrets/', SERVICE_PREFIX, NODE_PREFIX, NODE_LABELS_PREFIX].some((prefix) => op.key.startsWith(prefix)));
       if (relevant) for (const session of this.sessions.values()) void this.sync(session);
       for (const op of event.ops) if (op.key.startsWith(REVOKED_PREFIX)) this.disconnect(op.key.slice(REVOKED_PREFIX.length), 'node revoked');
     });
@@ -57,13 +60,47 @@ export class Dispatcher implements NodeProtocolHandler {
   }
 
   async join(request: JoinRequest): Promise<JoinResponse> {
-    this.pki.checkJoinToken(request.token);
-    for (const [key] of Object.entries(request.labels ?? {})) if (!key) throw new HushError('bad_request', 'label keys must not be empty');
     const host = request.hostname || localHostname();
-    const node = await this.store.nodes.register({ name: request.name || host, hostname: host, labels: request.labels ?? {} });
-    const certificate = this.pki.signNode(request.csr_pem, node.id);
-    this.log.info({ node: node.id, name: node.name }, 'node joined');
-    return { node_id: node.id, certificate_pem: certificate, ca_pem: this.pki.caPem };
+    const name = request.name || host;
+    // Checked before the token, which is looked up by name.
+    assertValidName(name, 'node');
+    const grant = await this.pki.checkJoinToken(request.token, name);
+    const engineLabels = request.labels ?? {};
+    assertValidLabels(engineLabels);
+    const joined = this.joins.then(async () => {
+      if (grant.kind === 'cluster') await this.assertFreshName(name);
+      const node = await this.store.nodes.register({ name, hostname: host, engineLabels });
+      const certificate = this.pki.signNode(request.csr_pem, node.id);
+      if (grant.kind === 'node') await this.retireOtherHolders(node);
+      this.log.info({ node: node.id, name: node.name, token: grant.kind }, 'node joined');
+      return { node_id: node.id, certificate_pem: certificate, ca_pem: this.pki.caPem };
+    });
+    this.joins = joined.catch(() => undefined);
+    return joined;
+  }
+
+  /**
+   * The cluster-wide token joins fresh names only. A name with admin labels
+   * or a token of its own belongs to whoever holds that name's token, and a
+   * name a connected node holds is taken: otherwise anyone with the
+   * cluster-wide token could wear a labelled node's name and receive what
+   * its labels place there.
+   */
+  private async assertFreshName(name: string): Promise<void> {
+    const hint = `join it with its own token (\`hush join-token --node ${name}\` on the store), or under another --name`;
+    if (Object.keys(await this.store.nodes.adminLabels(name)).length > 0) throw new HushError('forbidden', `node name "${name}" has labels set by an admin: ${hint}`);
+    if (await this.pki.hasNodeJoinToken(name)) throw new HushError('forbidden', `node name "${name}" has a join token of its own: ${hint}`);
+    const holder = (await this.store.nodes.withName(name)).find((n) => this.status(n.id).state === 'ready');
+    if (holder) throw new HushError('forbidden', `node name "${name}" is held by connected node ${holder.id}: ${hint}`);
+  }
+
+  /** A node that joins with a name's own token takes the name: the nodes that held it before are retired (revoked), their sessions closed. */
+  private async retireOtherHolders(node: NodeRecord): Promise<void> {
+    for (const other of await this.store.nodes.withName(node.name)) {
+      if (other.id === node.id) continue;
+      await this.store.nodes.revoke(other.id);
+      this.log.info({ node: other.id, name: other.name, by: node.id }, 'node retired: its name was joined with the name\'s own token');
+    }
   }
 
   async renew(identity: NodeIdentity, csrPem: string): Promise<string> {
@@ -129,7 +166,7 @@ export class Dispatcher implements NodeProtocolHandler {
     try {
       const node = await this.store.nodes.get(session.nodeId);
       const services = await this.serviceIndex();
-      const decision = acl.decideContainerStart({ service: container.service, node: nodeView(node), services, nodeRevoked: await this.store.nodes.isRevoked(node.id) });
+      const decision = acl.decideContainerStart({ service: container.service, node: await this.nodeView(node), services, nodeRevoked: await this.store.nodes.isRevoked(node.id) });
       if (!decision.allowed) return await decide(false, decision.reason);
       // Committing the container triggers a sync (the watch listener runs before the commit resolves),
       // so it is queued ahead of the decision below: the secrets reach the node first.
@@ -157,7 +194,7 @@ export class Dispatcher implements NodeProtocolHandler {
     const node = await this.store.nodes.find(nodeId);
     if (!node) return undefined;
     const services = await this.serviceIndex();
-    const view = nodeView(node);
+    const view = await this.nodeView(node);
     const names = acl.entitledSecrets(view, node.containers, services);
     const versions = new Map<string, number>();
     for (const name of names) {
@@ -182,6 +219,11 @@ export class Dispatcher implements NodeProtocolHandler {
     return new Map((await this.store.services.list()).map((s) => [s.name, { name: s.name, grants: s.grants, constraints: s.constraints }]));
   }
 
+  /** What placement judges: the admin labels of the node's name, and what the node reported about itself. */
+  private async nodeView(node: NodeRecord): Promise<acl.NodeView> {
+    return { id: node.id, hostname: node.hostname, labels: await this.store.nodes.adminLabels(node.name), engineLabels: node.engineLabels, role: node.role };
+  }
+
   private disconnect(nodeId: string, reason: string): void {
     const session = this.sessions.get(nodeId);
     if (!session) return;
@@ -190,8 +232,4 @@ export class Dispatcher implements NodeProtocolHandler {
     this.log.info({ node: nodeId, reason }, 'node session closed');
     endWithStatus(session.stream, { code: grpc.status.PERMISSION_DENIED, details: reason });
   }
-}
-
-function nodeView(node: NodeRecord): acl.NodeView {
-  return { id: node.id, hostname: node.hostname, labels: node.labels, role: node.role };
 }

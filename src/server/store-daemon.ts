@@ -38,7 +38,7 @@ export interface StoreDaemonOptions {
 export interface RunningStore {
   store: OpenedStore;
   /** Resolves with the bound addresses once the cluster side is up (after unlock). */
-  clusterReady: Promise<{ nodeAddress: string; adminAddress?: string; joinToken: () => string }>;
+  clusterReady: Promise<{ nodeAddress: string; adminAddress?: string; joinToken: () => string; nodeJoinToken: (name: string) => Promise<string> }>;
   close(): Promise<void>;
 }
 
@@ -98,10 +98,17 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       adminAddress = `${splitHostPort(admin).host}:${(httpsServer.address() as AddressInfo).port}`;
     }
     const d = dispatcher;
-    cluster = { issueAdminCert: (cn, role) => pki.issueAdminCert(cn, role), joinToken: () => pki.joinToken(), rotateJoinToken: () => pki.rotateJoinToken(), nodeStatus: (id) => d.status(id) };
+    cluster = {
+      issueAdminCert: (cn, role) => pki.issueAdminCert(cn, role),
+      joinToken: () => pki.joinToken(),
+      rotateJoinToken: () => pki.rotateJoinToken(),
+      nodeJoinToken: (name, opts) => pki.nodeJoinToken(name, opts),
+      hasNodeJoinToken: (name) => pki.hasNodeJoinToken(name),
+      nodeStatus: (id) => d.status(id),
+    };
     await updateHomeConfig(options.home, { nodeAddress, adminAddress: adminAddress && `https://${adminAddress}` });
     log.info({ nodeAddress, adminAddress, caFingerprint: pki.caFingerprint }, 'cluster listeners ready');
-    return { nodeAddress, adminAddress, joinToken: () => pki.joinToken() };
+    return { nodeAddress, adminAddress, joinToken: () => pki.joinToken(), nodeJoinToken: (name: string) => pki.nodeJoinToken(name) };
   });
   clusterReady.catch((err: unknown) => log.error({ err: (err as Error).message }, 'cluster side failed to start'));
 

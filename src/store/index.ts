@@ -10,5 +10,5 @@ export { SecretStore, type SecretDetail, type SecretSummary, type SecretsOptions
 export { loadSodium, type Sodium } from './sodium.js';
 
 export { ServiceStore, SERVICE_PREFIX, type GrantRecord, type ServiceRecord } from './services.js';
-export { NodeStore, NODE_PREFIX, REVOKED_PREFIX, type NodeContainer, type NodeRecord } from './nodes.js';
+export { NodeStore, NODE_LABELS_PREFIX, NODE_PREFIX, REVOKED_PREFIX, type NodeContainer, type NodeRecord } from './nodes.js';
 export { openStore, type OpenStoreOptions, type OpenedStore } from './open.js';

@@ -1,7 +1,14 @@
 /**
  * Node records: identity (the id in the node's certificate), name, hostname,
- * labels, and the containers it reported running. Removing a node revokes it:
- * its id goes on the revocation list and stays there.
+ * the labels the agent reported about itself (engine labels), and the
+ * containers it reported running. Removing a node revokes it: its id goes on
+ * the revocation list and stays there.
+ *
+ * Admin labels (`node.labels`) are kept apart, per node *name*: agents keep no
+ * identity on disk and join as a new node id after each restart, so labels
+ * on the id would be lost; on the name they outlive the node records and
+ * apply to whichever node holds the name (the store lets a node take a
+ * labelled name only with that name's own join token).
  */
 import { HushError } from '../errors/index.js';
 import { ConflictError, type Backend } from './backend.js';
@@ -15,22 +22,32 @@ export interface NodeContainer {
 export interface NodeRecord {
   id: string;
   name: string;
+  /** Self-reported at join. */
   hostname: string;
-  labels: Record<string, string>;
+  /** Self-reported at join (`hush agent --label`): `engine.labels.K` in constraints, never `node.labels.K`. */
+  engineLabels: Record<string, string>;
   role: 'node';
   containers: NodeContainer[];
   createdAt: string;
   updatedAt: string;
 }
 
+/** Admin labels of one node name. */
+interface NodeNameLabels {
+  name: string;
+  labels: Record<string, string>;
+  updatedAt: string;
+}
+
 export const NODE_PREFIX = 'nodes/';
+export const NODE_LABELS_PREFIX = 'node-labels/';
 export const REVOKED_PREFIX = 'revoked/';
 const RETRIES = 5;
 
 export class NodeStore {
   constructor(private readonly backend: Backend) {}
 
-  async register(info: { name: string; hostname: string; labels: Record<string, string> }): Promise<NodeRecord> {
+  async register(info: { name: string; hostname: string; engineLabels: Record<string, string> }): Promise<NodeRecord> {
     const now = new Date().toISOString();
     const record: NodeRecord = { id: newObjectId(), ...info, role: 'node', containers: [], createdAt: now, updatedAt: now };
     const key = NODE_PREFIX + record.id;
@@ -54,6 +71,62 @@ export class NodeStore {
 
   async list(): Promise<NodeRecord[]> {
     return (await this.backend.list(NODE_PREFIX)).map((e) => JSON.parse(e.value) as NodeRecord);
+  }
+
+  async withName(name: string): Promise<NodeRecord[]> {
+    return (await this.list()).filter((n) => n.name === name);
+  }
+
+  /** The admin labels of a node name (`node.labels`); empty when it has none. */
+  async adminLabels(name: string): Promise<Record<string, string>> {
+    const entry = await this.backend.get(NODE_LABELS_PREFIX + name);
+    return entry ? (JSON.parse(entry.value) as NodeNameLabels).labels : {};
+  }
+
+  /** Every node name's admin labels, for listing many nodes at once. */
+  async allAdminLabels(): Promise<Map<string, Record<string, string>>> {
+    const entries = await this.backend.list(NODE_LABELS_PREFIX);
+    return new Map(entries.map((e) => JSON.parse(e.value) as NodeNameLabels).map((r) => [r.name, r.labels]));
+  }
+
+  /**
+   * Sets and removes admin labels of a node name, retrying on concurrent
+   * updates. A name left with no labels loses its record, so it counts as
+   * unlabelled again for joins.
+   */
+  async changeAdminLabels(name: string, change: { add?: Record<string, string>; remove?: readonly string[] }): Promise<Record<string, string>> {
+    const key = NODE_LABELS_PREFIX + name;
+    for (let attempt = 0; ; attempt++) {
+      const entry = await this.backend.get(key);
+      const labels = { ...(entry ? (JSON.parse(entry.value) as NodeNameLabels).labels : {}), ...change.add };
+      for (const k of change.remove ?? []) delete labels[k];
+      const record: NodeNameLabels = { name, labels, updatedAt: new Date().toISOString() };
+      const op = Object.keys(labels).length > 0 ? ({ type: 'put', key, value: JSON.stringify(record) } as const) : ({ type: 'delete', key } as const);
+      try {
+        await this.backend.commit({ conditions: [{ key, modRevision: entry?.modRevision ?? 0 }], ops: [op] });
+        return labels;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= RETRIES) throw err;
+      }
+    }
+  }
+
+  /**
+   * Records written before admin and engine labels were kept apart held the
+   * labels the agent sent at join as `labels`. Those were self-reported, so
+   * they become engine labels, never admin ones. Idempotent; one commit.
+   */
+  async migrateJoinLabels(): Promise<number> {
+    const old = (await this.backend.list(NODE_PREFIX)).filter((e) => 'labels' in (JSON.parse(e.value) as object));
+    if (old.length === 0) return 0;
+    await this.backend.commit({
+      conditions: old.map((e) => ({ key: e.key, modRevision: e.modRevision })),
+      ops: old.map((e) => {
+        const { labels, ...rest } = JSON.parse(e.value) as Omit<NodeRecord, 'engineLabels'> & { labels: Record<string, string>; engineLabels?: Record<string, string> };
+        return { type: 'put', key: e.key, value: JSON.stringify({ ...rest, engineLabels: { ...labels, ...rest.engineLabels } }) };
+      }),
+    });
+    return old.length;
   }
 
   async isRevoked(id: string): Promise<boolean> {

@@ -35,5 +35,8 @@ export async function openStore(options: OpenStoreOptions): Promise<OpenedStore>
   });
   const { keyring, newUnlockKey } = await Keyring.open(sodium, backend, { keyFile: join(options.dataDir, 'master.key'), autolock: options.autolock ?? false });
   const secrets = new SecretStore(backend, keyring, new Envelope(sodium), options);
-  return { backend, keyring, secrets, services: new ServiceStore(backend), nodes: new NodeStore(backend), newUnlockKey };
+  const nodes = new NodeStore(backend);
+  const migrated = await nodes.migrateJoinLabels();
+  if (migrated > 0) log.warn({ nodes: migrated }, 'moved the labels nodes reported at join to engine labels: they were self-reported; set node labels with `hush node label`');
+  return { backend, keyring, secrets, services: new ServiceStore(backend), nodes, newUnlockKey };
 }

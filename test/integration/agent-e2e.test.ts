@@ -1,9 +1,10 @@
 /**
  * End to end, as an operator would run it: `hush store --listen`, two
- * `hush agent` processes with different labels, and the CLI. Checks who gets
- * what, crash and restart of the store, revocation, bad tokens, and the
- * agent's hygiene: no plaintext of what it was not entitled to anywhere in
- * its memory, no file written anywhere.
+ * `hush agent` processes an admin labelled differently, and the CLI. Checks
+ * who gets what, crash and restart of the store, revocation, bad tokens,
+ * labels an agent claims for itself (never node.labels) and name-bound join
+ * tokens, and the agent's hygiene: no plaintext of what it was not entitled
+ * to anywhere in its memory, no file written anywhere.
  */
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
@@ -43,11 +44,37 @@ describe('agent end to end (store process + two agent processes)', function () {
   };
   const startStore = (extraArgs: string[] = []) =>
     startStoreProcess({ data: join(dir, 'data'), socket, home: dir, extraArgs: ['--listen', `127.0.0.1:${port}`, '--admin', '', ...extraArgs] });
-  const agent = async (name: string, labels: Record<string, string>, extra: { strace?: { file: string; syscalls: string[] } } = {}) => {
-    const a = await startAgentProcess({ store: `127.0.0.1:${port}`, token, name, labels, socket: join(dir, `${name}.sock`), ...extra });
+  let sockets = 0;
+  /** A new socket path per agent, so an agent restarted under the same name never meets its predecessor's. */
+  const agentSocket = (name: string) => join(dir, `${name}-${++sockets}.sock`);
+  /**
+   * Starts an agent (with the cluster-wide token unless told otherwise), then has an admin set `adminLabels`
+   * on its name. `engineLabels` go on its command line: what it reports about itself.
+   */
+  const agent = async (
+    name: string,
+    adminLabels: Record<string, string>,
+    extra: { strace?: { file: string; syscalls: string[] }; engineLabels?: Record<string, string>; token?: string } = {},
+  ) => {
+    const { engineLabels, ...rest } = extra;
+    const a = await startAgentProcess({ store: `127.0.0.1:${port}`, token, name, labels: engineLabels, socket: agentSocket(name), ...rest });
     agents.push(a);
+    const pairs = Object.entries(adminLabels).map(([k, v]) => `${k}=${v}`);
+    if (pairs.length > 0) cli(['node', 'label', name, ...pairs]);
     return a;
   };
+  /** Runs an agent expected to be refused at join. */
+  const refusedJoin = (name: string, joinToken: string, engineLabels: Record<string, string> = {}) =>
+    runAgentToExit({ store: `127.0.0.1:${port}`, token: joinToken, name, labels: engineLabels, socket: agentSocket(name) });
+  interface NodeJson {
+    id: string;
+    name: string;
+    labels: Record<string, string>;
+    engineLabels: Record<string, string>;
+    containers: { id: string }[];
+    status: { state: string };
+  }
+  const nodeList = () => JSON.parse(cli(['node', 'ls', '--format', 'json'])) as NodeJson[];
   const held = async (a: AgentProcess) => (await call<Held>(a.socket, 'GET', '/v1/debug/held')).body;
 
   beforeEach(async () => {
@@ -87,7 +114,7 @@ describe('agent end to end (store process + two agent processes)', function () {
     expect((await held(us)).secrets).to.deep.equal([]);
 
     // The store's view of its nodes agrees.
-    const nodes = JSON.parse(cli(['node', 'ls', '--format', 'json'])) as { name: string; labels: Record<string, string>; containers: { id: string }[] }[];
+    const nodes = nodeList();
     expect(nodes.map((n) => [n.name, n.labels.zone, n.containers.map((c) => c.id)]).sort()).to.deep.equal([
       ['eu1', 'eu', ['web-1']],
       ['us1', 'us', []],
@@ -148,6 +175,86 @@ describe('agent end to end (store process + two agent processes)', function () {
     await new Promise((r) => setTimeout(r, Math.max(0, first - Date.now() + 500))); // past the first certificate's end
     cli(['secret', 'rotate', 'db_password', '-'], `${dbValue}-renewed`);
     await until(async () => (await held(eu)).secrets[0]?.version === 2, 'a rotation after the first certificate expired');
+  });
+
+  it('gives an agent that claims a label with the cluster token nothing constrained to node.labels, and no labelled or connected name; the name’s own token does', async () => {
+    // The attack of issue 15: anyone with the join token starts an agent with `--label zone=eu`.
+    const mallory = await agent('mallory', {}, { engineLabels: { zone: 'eu' } });
+    const refused = await call<ErrorBody>(mallory.socket, 'POST', '/v1/containers', { id: 'm-1', service: 'api' });
+    expect(refused.status, refused.text).to.equal(403);
+    expect(refused.body.error.message).to.include('constraint node.labels.zone==eu not met');
+    expect(refused.body.error.message).to.include('self-reported engine.labels.zone=eu does not count');
+    expect((await held(mallory)).secrets).to.deep.equal([]);
+    const claimed = nodeList().find((n) => n.name === 'mallory')!;
+    expect([claimed.labels, claimed.engineLabels]).to.deep.equal([{}, { zone: 'eu' }]);
+
+    // What it claims still serves a service that asks for a claim, and says so.
+    cli(['secret', 'create', 'edge_cfg', '-'], 'edge');
+    cli(['service', 'create', 'edge', '--secret', 'edge_cfg', '--constraint', 'engine.labels.zone==eu']);
+    expect((await call(mallory.socket, 'POST', '/v1/containers', { id: 'm-2', service: 'edge' })).status).to.equal(201);
+    expect((await held(mallory)).secrets.map((s) => s.name)).to.deep.equal(['edge_cfg']);
+
+    // A labelled name is not for the cluster token: neither while its node is connected nor once it is gone.
+    const eu = await agent('eu1', { zone: 'eu' });
+    const whileUp = await refusedJoin('eu1', token, { zone: 'eu' });
+    expect(whileUp.code, whileUp.output).to.equal(1);
+    expect(whileUp.output).to.include('node name "eu1" has labels set by an admin: join it with its own token (`hush join-token --node eu1` on the store)');
+    await eu.stop('SIGKILL');
+    const whileDown = await refusedJoin('eu1', token);
+    expect(whileDown.code, whileDown.output).to.equal(1);
+    expect(whileDown.output).to.match(/refused to join this node: node name "eu1" has labels set by an admin/);
+
+    // Nor is the name of a connected node, labelled or not.
+    const plain = await agent('plain', {});
+    const taken = await refusedJoin('plain', token);
+    expect(taken.code, taken.output).to.equal(1);
+    expect(taken.output).to.match(/node name "plain" is held by connected node [a-z0-9]{25}/);
+    expect((await call(plain.socket, 'GET', '/v1/status')).status, 'the holder is untouched').to.equal(200);
+
+    // The name's own token joins it, with its admin labels, and retires the node that held it before.
+    const nameToken = cli(['join-token', '--node', 'eu1']);
+    expect(nameToken).to.match(/^HUSH-1-[0-9a-f]{64}-[a-z2-7]{32}$/);
+    expect(parseJoinToken(nameToken).caFingerprint).to.equal(parseJoinToken(token).caFingerprint);
+    expect(nameToken).not.to.equal(token);
+    expect(cli(['join-token', '--node', 'eu1']), 'asking again gives the same token').to.equal(nameToken);
+    const back = await agent('eu1', {}, { token: nameToken });
+    expect((await call(back.socket, 'POST', '/v1/containers', { id: 'web-1', service: 'api' })).status).to.equal(201);
+    expect((await held(back)).secrets.map((s) => s.name)).to.deep.equal(['db_password']);
+    const named = nodeList().filter((n) => n.name === 'eu1');
+    expect(named.map((n) => [n.labels, n.status.state]), 'one node holds the name; the previous one is retired').to.deep.equal([[{ zone: 'eu' }, 'ready']]);
+
+    // It is bound to that name only, and rotates per name; the cluster-wide token is unaffected.
+    const elsewhere = await refusedJoin('eu2', nameToken);
+    expect(elsewhere.code, elsewhere.output).to.equal(1);
+    expect(elsewhere.output).to.include('join token is not valid for node name "eu2"');
+    const rotated = cli(['join-token', '--node', 'eu1', '--rotate']);
+    expect(rotated).not.to.equal(nameToken);
+    const stale = await refusedJoin('eu1', nameToken);
+    expect(stale.code, stale.output).to.equal(1);
+    expect(stale.output).to.include('join token is not valid for node name "eu1"');
+    expect(cli(['join-token'])).to.equal(token);
+  });
+
+  it('labels names: a name before its node joins once it has a token, never a typo; bad names and labels are refused and change nothing', async () => {
+    const typo = hush(['node', 'label', 'nosuch', 'zone=eu'], { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir } });
+    expect(typo.status).to.equal(1);
+    expect(typo.stderr).to.match(/^error: no node "nosuch"; .*hush join-token --node nosuch/);
+    const badName = hush(['join-token', '--node', '../x'], { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir } });
+    expect(badName.status).to.equal(1);
+    expect(badName.stderr).to.match(/^error: invalid node name "\.\.\/x"/);
+
+    // Prepared ahead: a token for the name, then labels; the node joins with both in place.
+    const nameToken = cli(['join-token', '--node', 'db1']);
+    expect(cli(['node', 'label', 'db1', 'zone=eu', 'tier=db'])).to.equal('db1 zone=eu,tier=db');
+    expect(cli(['node', 'label', 'db1', 'tier-'])).to.equal('db1 zone=eu');
+    const db1 = await agent('db1', {}, { token: nameToken });
+    expect((await call(db1.socket, 'POST', '/v1/containers', { id: 'web-1', service: 'api' })).status).to.equal(201);
+
+    const emptyKey = hush(['node', 'label', 'db1', '=x'], { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir } });
+    expect(emptyKey.status).to.equal(2);
+    const lone = hush(['node', 'label', 'db1', '-'], { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir } });
+    expect(lone.status).to.equal(2);
+    expect(nodeList().find((n) => n.name === 'db1')!.labels).to.deep.equal({ zone: 'eu' });
   });
 
   it('follows node labels: placement changes deliver and withdraw secrets', async () => {

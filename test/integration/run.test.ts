@@ -9,6 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { chmod, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { call, closeClients } from '../helpers/http.js';
 import { hush } from '../helpers/hush-process.js';
@@ -55,6 +56,9 @@ describe('hush up + hush run (integration, real FUSE)', function () {
     cli(['service', 'create', 'a', '--secret', 'text', '--secret', 'binary,target=bin.dat', '--secret', 'big', '--secret', 'text,target=owned,uid=1000,gid=1000,mode=0400']);
     cli(['service', 'create', 'b', '--secret', 'other']);
     cli(['service', 'create', 'empty']);
+    // Placed by an admin label on hush up's own node (named after the host): it must outlive a restart.
+    cli(['service', 'create', 'placed', '--secret', 'other', '--constraint', 'node.labels.zone==eu']);
+    cli(['node', 'label', hostname(), 'zone=eu']);
   });
 
   afterEach(function () {
@@ -208,9 +212,12 @@ describe('hush up + hush run (integration, real FUSE)', function () {
     await until(() => up.stdout().toString().includes('hush is up'), 'hush up to start again', 30_000);
     const names = (JSON.parse(cli(['secret', 'ls', '--format', 'json'])) as { name: string }[]).map((s) => s.name).sort();
     expect(names).to.deep.equal(['big', 'binary', 'other', 'text']);
-    const nodes = JSON.parse(cli(['node', 'ls', '--format', 'json'])) as { status: { state: string } }[];
+    const nodes = JSON.parse(cli(['node', 'ls', '--format', 'json'])) as { name: string; labels: Record<string, string>; status: { state: string } }[];
     expect(nodes.map((n) => n.status.state), 'the previous run\'s node is retired, not left down').to.deep.equal(['ready']);
+    // It rejoined with its name's own token, so the name kept the admin's labels.
+    expect(nodes.map((n) => [n.name, n.labels])).to.deep.equal([[hostname(), { zone: 'eu' }]]);
     expect((await run('b', ['cat', '/run/secrets/other'])).stdout.toString()).to.equal(other);
+    expect((await run('placed', ['cat', '/run/secrets/other'])).stdout.toString()).to.equal(other);
   });
 
   it('exits 125 with a clear message, and unregisters, when the secrets cannot be bound at /run/secrets', async () => {

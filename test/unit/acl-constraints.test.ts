@@ -5,6 +5,10 @@ import { HushError } from '../../src/errors/index.js';
 const n1: NodeView = { id: 'id1', hostname: 'n1', labels: { zone: 'eu', disk: 'ssd' } };
 const n2: NodeView = { id: 'id2', hostname: 'n2', labels: { zone: 'us' } };
 const bare: NodeView = { id: 'id3', hostname: 'n3', labels: {}, role: 'store' };
+// What an agent joined with `--label zone=eu` looks like: the claim is its own, no admin made it.
+const claims: NodeView = { id: 'id4', hostname: 'n4', labels: {}, engineLabels: { zone: 'eu' } };
+// An admin labelled it zone=us; it reports zone=eu.
+const mixed: NodeView = { id: 'id5', hostname: 'n5', labels: { zone: 'us' }, engineLabels: { zone: 'eu' } };
 
 describe('acl constraints: parseConstraint', () => {
   const ok: [string, Constraint][] = [
@@ -19,6 +23,8 @@ describe('acl constraints: parseConstraint', () => {
     ['node.role==node', { field: 'role', op: '==', value: 'node', text: 'node.role==node' }],
     ['node.role!=node', { field: 'role', op: '!=', value: 'node', text: 'node.role!=node' }],
     ['Node.Hostname==web-1', { field: 'hostname', op: '==', value: 'web-1', text: 'node.hostname==web-1' }],
+    ['engine.labels.zone==eu', { field: 'engine_label', key: 'zone', op: '==', value: 'eu', text: 'engine.labels.zone==eu' }],
+    ['Engine.Labels.Zone!=eu', { field: 'engine_label', key: 'Zone', op: '!=', value: 'eu', text: 'engine.labels.Zone!=eu' }],
   ];
   for (const [expr, want] of ok) {
     it(`parses "${expr}"`, () => expect(parseConstraint(expr)).to.deep.equal(want));
@@ -33,7 +39,9 @@ describe('acl constraints: parseConstraint', () => {
     ['node.labels.zone==eu!=us', /contains "="/],
     ['node.hostname=!h', /no == or != operator/],
     ['node.platform.os==linux', /unknown field "node.platform.os"/],
-    ['engine.labels.x==y', /unknown field/],
+    ['engine.labels.==x', /empty label key after engine\.labels\./],
+    ['engine.labels.my zone==eu', /label key "my zone"/],
+    ['engine.zone==eu', /unknown field "engine.zone"/],
     ['node.labels.my zone==eu', /label key "my zone"/],
     ['==eu', /unknown field ""/],
     ['', /no == or != operator/],
@@ -84,6 +92,20 @@ describe('acl constraints: constraintMatches', () => {
     // Inherited properties are not labels.
     ['node.labels.constructor==x', bare, false],
     ['node.labels.constructor!=x', bare, true],
+    // A self-reported label never satisfies node.labels: the attack of issue 15.
+    ['node.labels.zone==eu', claims, false],
+    ['node.labels.zone!=eu', claims, true],
+    ['node.labels.zone==eu', mixed, false],
+    ['node.labels.zone==us', mixed, true],
+    // engine.labels read only what the node reported...
+    ['engine.labels.zone==eu', claims, true],
+    ['engine.labels.zone==EU', claims, true],
+    ['engine.labels.zone==eu', mixed, true],
+    ['engine.labels.zone==us', mixed, false],
+    // ...and never the admin labels.
+    ['engine.labels.zone==eu', n1, false],
+    ['engine.labels.zone!=eu', n1, true],
+    ['engine.labels.constructor==x', claims, false],
   ];
   for (const [expr, node, want] of cases) {
     it(`${expr} on ${node.hostname} is ${want}`, () => expect(constraintMatches(parseConstraint(expr), node)).to.equal(want));
@@ -102,6 +124,16 @@ describe('acl constraints: explainMismatch', () => {
     [['node.role==node'], bare, 'constraint node.role==node not met: node "n3" has role store'],
     // The first unmet one is named.
     [['node.labels.zone==eu', 'node.labels.disk==hdd'], n1, 'constraint node.labels.disk==hdd not met: node "n1" has disk=ssd'],
+    // A node that only claims the label is told why its claim does not count.
+    [
+      ['node.labels.zone==eu'],
+      claims,
+      'constraint node.labels.zone==eu not met: node "n4" has no label zone set by an admin (its self-reported engine.labels.zone=eu does not count; an admin sets node labels with `hush node label`)',
+    ],
+    [['node.labels.zone==eu'], mixed, 'constraint node.labels.zone==eu not met: node "n5" has zone=us'],
+    [['engine.labels.zone==us'], claims, 'constraint engine.labels.zone==us not met: node "n4" reports engine label zone=eu'],
+    [['engine.labels.zone==eu'], n1, 'constraint engine.labels.zone==eu not met: node "n1" reports no engine label zone'],
+    [['engine.labels.zone==eu', 'node.labels.zone==us'], mixed, undefined],
   ];
   for (const [constraints, node, want] of cases) {
     it(`[${constraints.join(', ')}] on ${node.hostname} → ${want ?? 'met'}`, () => expect(explainMismatch(constraints, node)).to.equal(want));

@@ -170,6 +170,20 @@ describe('acl entitlement: entitledSecrets', () => {
     expect(diffEntitlement(before, after)).to.deep.equal({ added: [], removed: ['db_pw'] });
   });
 
+  it('gives nothing constrained to node.labels to a node that only reports the label itself', () => {
+    // `hush agent --label zone=eu` with a join token: a claim, not an admin's label.
+    const claimant: NodeView = { id: 'id-x', hostname: 'x', labels: {}, engineLabels: { zone: 'eu' } };
+    const running = [{ id: 'c1', service: 'db' }];
+    expect(sorted(entitledSecrets(claimant, running, services))).to.deep.equal([]);
+    const d = decideContainerStart({ service: 'db', node: claimant, services });
+    expect(d.allowed).to.equal(false);
+    if (!d.allowed) expect(d.reason).to.include('self-reported engine.labels.zone=eu does not count');
+    // A service that asks only for the self-reported label gets what it asked for.
+    const selfReported = new Map([['edge', service('edge', ['edge_cfg'], ['engine.labels.zone==eu'])]]);
+    expect(sorted(entitledSecrets(claimant, [{ id: 'c2', service: 'edge' }], selfReported))).to.deep.equal(['edge_cfg']);
+    expect(sorted(entitledSecrets(eu, [{ id: 'c2', service: 'edge' }], selfReported))).to.deep.equal([]);
+  });
+
   it('drops the secrets of a service whose constraint stops matching after a relabel', () => {
     const running = [{ id: 'db-1', service: 'db' }];
     const before = entitledSecrets(eu, running, services);

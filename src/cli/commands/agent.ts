@@ -21,8 +21,9 @@ export function agentCommand(): Command {
     .requiredOption('--store <host:port>', "the store's node-protocol address (`hush store --listen`)")
     // Also from the environment: a token on the command line is visible to every user in `ps`.
     .option('--token <token>', 'join token from `hush join-token` (default: $HUSH_JOIN_TOKEN)')
-    .option('--name <name>', 'display name of this node (default: the hostname)')
-    .option('--label <key=value>', 'node label for placement constraints (repeatable)', collectKeyValue('--label'), {})
+    .option('--name <name>', 'node name (default: the hostname); a name with admin labels needs its own token (`hush join-token --node NAME`)')
+    // Self-reported: anyone with a join token can claim any label, so these never count as node.labels.
+    .option('--label <key=value>', 'self-reported engine label, matched by engine.labels.K==V constraints, never node.labels (repeatable)', collectKeyValue('--label'), {})
     .option('--socket <path>', 'runtime API unix socket (root-only)', DEFAULT_AGENT_SOCKET)
     .option('--mounts <dir>', 'where per-container secret mounts go (root-only directory)', DEFAULT_MOUNTS_DIR)
     .action(async (flags: AgentFlags) => {

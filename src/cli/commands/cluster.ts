@@ -20,7 +20,10 @@ interface NodeRecord {
   id: string;
   name: string;
   hostname: string;
+  /** Set by an admin, on the node's name. */
   labels: Record<string, string>;
+  /** Reported by the node itself. */
+  engineLabels: Record<string, string>;
   containers: { id: string; service: string }[];
   status: { state: string; lastHeartbeat?: string; ackedRevision?: number };
 }
@@ -36,7 +39,7 @@ export function serviceCommand(client: () => Promise<ApiClient>): Command {
     .description('create a service granted secrets')
     .argument('<name>', 'service name')
     .option('--secret <spec>', 'grant a secret: SRC[,target=T,uid=U,gid=G,mode=M] (repeatable)', collect, [])
-    .option('--constraint <expr>', 'placement: node.labels.K==V, node.hostname!=H, ... (repeatable)', collect, [])
+    .option('--constraint <expr>', 'placement: node.labels.K==V (set by an admin), engine.labels.K==V, node.hostname!=H (self-reported), ... (repeatable)', collect, [])
     .action(async (name: string, opts: { secret: string[]; constraint: string[] }) => {
       const grants = opts.secret.map((spec) => {
         try {
@@ -67,12 +70,14 @@ export function nodeCommand(client: () => Promise<ApiClient>): Command {
   const node = new Command('node').description('manage the nodes that run agents');
 
   const kind = { plural: 'nodes', collection: '/v1/nodes', argument: 'node ids or names' };
+  const pairs = (labels: Record<string, string>) => Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',') || '-';
   node.addCommand(
-    listCommand<NodeRecord>(client, kind, ['ID', 'NAME', 'STATUS', 'LABELS', 'CONTAINERS', 'HEARTBEAT', 'ACKED'], (n) => [
+    listCommand<NodeRecord>(client, kind, ['ID', 'NAME', 'STATUS', 'LABELS', 'ENGINE LABELS', 'CONTAINERS', 'HEARTBEAT', 'ACKED'], (n) => [
       n.id,
       n.name,
       n.status.state,
-      Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+      pairs(n.labels),
+      pairs(n.engineLabels),
       String(n.containers.length),
       n.status.lastHeartbeat ? ago(n.status.lastHeartbeat) : '-',
       n.status.ackedRevision === undefined ? '-' : String(n.status.ackedRevision),
@@ -82,18 +87,31 @@ export function nodeCommand(client: () => Promise<ApiClient>): Command {
 
   node
     .command('label')
-    .description('set labels (K=V) or remove them (K-) on a node')
-    .argument('<node>', 'node id or name')
-    .argument('<labels...>', 'K=V to set, K- to remove')
-    .action(async (name: string, labels: string[]) => {
-      const remove = labels.filter((l) => l.endsWith('-') && !l.includes('=')).map((l) => l.slice(0, -1));
-      const add = labels.filter((l) => !(l.endsWith('-') && !l.includes('='))).reduce<Record<string, string>>((acc, l) => collectKeyValue('label')(l, acc), {});
-      await (await client()).post(`/v1/nodes/${enc(name)}/labels`, { add, remove });
-      console.log(name);
+    .description('set node.labels (K=V) or remove them (K-) on a node name; they stay with the name when its node rejoins')
+    .argument('<node>', 'node name (or the id of a node holding it)')
+    .argument('<labels...>', 'K=V to set, K- to remove (as kubectl label)', parseLabelChange)
+    .action(async (name: string, change: LabelChange) => {
+      const result = await (await client()).post<{ name: string; labels: Record<string, string> }>(`/v1/nodes/${enc(name)}/labels`, change);
+      console.log(`${result.name} ${pairs(result.labels)}`);
     });
 
   node.addCommand(removeCommand(client, kind, 'remove nodes and revoke their certificates (their sessions close at once)'));
   return node;
+}
+
+interface LabelChange {
+  add: Record<string, string>;
+  remove: string[];
+}
+
+/** One `K=V` or `K-` argument of `hush node label`, folded into the change; a bad one is a usage error that commander reports. */
+function parseLabelChange(arg: string, previous: LabelChange | undefined): LabelChange {
+  const change = previous ?? { add: {}, remove: [] };
+  if (arg.endsWith('-') && !arg.includes('=')) {
+    if (arg === '-') throw new InvalidArgumentError('"-" alone names no label: write K- to remove label K.');
+    return { ...change, remove: [...change.remove, arg.slice(0, -1)] };
+  }
+  return { ...change, add: collectKeyValue('a label')(arg, change.add) };
 }
 
 export function certCommand(client: () => Promise<ApiClient>): Command {
@@ -117,11 +135,19 @@ export function certCommand(client: () => Promise<ApiClient>): Command {
 
 export function joinTokenCommand(client: () => Promise<ApiClient>): Command {
   return new Command('join-token')
-    .description('print the token agents join with (--rotate replaces it; joined nodes are unaffected)')
+    .description(
+      'print the token agents join with (--rotate replaces it; joined nodes are unaffected). The cluster-wide token joins fresh node names only; ' +
+        '--node NAME prints the token bound to that name, the only one that joins a name with admin labels, its own token, or a connected node',
+    )
+    .option('--node <name>', 'the token bound to this node name (made on first use); the agent joins with it and --name NAME')
     .option('--rotate', 'make a new token; the old one stops working for new joins')
-    .action(async (opts: { rotate?: boolean }) => {
+    .action(async (opts: { node?: string; rotate?: boolean }) => {
       const c = await client();
-      const { token } = opts.rotate ? await c.post<{ token: string }>('/v1/join-token/rotate') : await c.get<{ token: string }>('/v1/join-token');
+      const body = opts.node === undefined ? {} : { node: opts.node };
+      const { token } =
+        opts.rotate ? await c.post<{ token: string }>('/v1/join-token/rotate', body)
+        : opts.node !== undefined ? await c.post<{ token: string }>('/v1/join-token', body)
+        : await c.get<{ token: string }>('/v1/join-token');
       console.log(token);
     });
 }

@@ -73,10 +73,12 @@ export function upCommand(): Command {
       if (previous) await store.store.nodes.revoke(previous).catch(() => undefined);
       const { FuseMounts, startAgent } = await import('../../agent/index.js');
       const { log } = await import('../../log/index.js');
+      const name = hostname();
       const agent = await startAgent({
         store: cluster.nodeAddress,
-        token: cluster.joinToken(),
-        name: hostname(),
+        // Its name's own token: the name keeps the labels an admin gave it across restarts, and no one with the cluster-wide token can take it.
+        token: await cluster.nodeJoinToken(name),
+        name,
         socket: flags.agentSocket,
         mounts: await FuseMounts.create(flags.mounts, log.child({ component: 'agent' })),
         debug: process.env.HUSH_AGENT_DEBUG === '1',

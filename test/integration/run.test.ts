@@ -144,8 +144,8 @@ describe('hush up + hush run (integration, real FUSE)', function () {
         'cat /run/secrets/text',
       ].join('\n');
       const r = await run('a', ['sh', '-c', script]);
-      expect(r.code, r.stderr).to.equal(0);
       expect(lines(r)).to.deep.equal(['other-refused', 'mounts-hidden', 'run-hush-hidden', 'umount-refused', text.trim()]);
+      expect(r.code, r.stderr).to.equal(0);
       expect(r.stdout.toString()).to.not.contain(other);
     } finally {
       await b.stop();

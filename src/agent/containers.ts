@@ -10,6 +10,7 @@ import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { SecretCache } from './cache.js';
 import type { MountManager } from './mounts.js';
+import { isSameProcess, processStartTime } from './process-identity.js';
 import { sourceForService } from './secret-source.js';
 import { DecisionTimeout, type StoreLink } from './store-link.js';
 
@@ -29,9 +30,13 @@ interface Registered {
   service: string;
   mount: string | null;
   startedAt: Date;
-  /** The registering process (e.g. `hush run`): when it is gone, so is the container. */
-  pid?: number;
-  /** Sent to `pid` when one of the container's secrets gets a new version. */
+  /**
+   * The registering process (e.g. `hush run`), by pid and start time: when it
+   * is gone, so is the container. The start time keeps a reused pid from
+   * passing for it (process-identity.ts).
+   */
+  owner?: { pid: number; startTime: number };
+  /** Sent to the registering process when one of the container's secrets gets a new version. */
   reloadSignal?: NodeJS.Signals;
   /** Versions of its secrets it was last told about, to notice rotations. */
   versions: Map<string, number>;
@@ -40,6 +45,12 @@ interface Registered {
 /** What a runtime client registers: the container, and optionally who to watch and signal. */
 export interface ContainerStartRequest extends WireContainer {
   pid?: number;
+  /**
+   * Field 22 of /proc/<pid>/stat as the registering process read it for
+   * itself; when given, the agent refuses a pid that no longer names that
+   * process. Without it the agent reads it at registration.
+   */
+  pidStartTime?: number;
   reloadSignal?: NodeJS.Signals;
 }
 
@@ -85,8 +96,9 @@ export class ContainerRegistry {
   }
 
   async start(container: ContainerStartRequest): Promise<ContainerView> {
-    const { id, service, pid, reloadSignal } = container;
+    const { id, service, reloadSignal } = container;
     if (this.#running.has(id) || this.#starting.has(id)) throw new HushError('conflict', `container "${id}" is already registered on this node`);
+    const owner = registeringProcess(container);
     this.#starting.add(id);
     try {
       const decision = await this.#opts.link.requestStart({ id, service }, this.#opts.decisionTimeoutMs ?? DEFAULT_DECISION_TIMEOUT_MS).catch((err: unknown) => {
@@ -106,7 +118,7 @@ export class ContainerRegistry {
         this.#opts.link.notifyStop(id);
         throw err;
       }
-      const registered: Registered = { id, service, mount, startedAt: new Date(), pid, reloadSignal, versions: this.#versionsOf(service) };
+      const registered: Registered = { id, service, mount, startedAt: new Date(), owner, reloadSignal, versions: this.#versionsOf(service) };
       this.#running.set(id, registered);
       this.#opts.log.info({ container: id, service, revision: decision.revision, mount }, 'container registered');
       return this.#view(registered);
@@ -134,11 +146,11 @@ export class ContainerRegistry {
     return versions;
   }
 
-  /** A container whose registering process died (kill -9 of `hush run`) is stopped, so its mount goes. */
+  /** A container whose registering process died (kill -9 of `hush run`) is stopped, so its mount goes, even if its pid was reused since. */
   #reapExited(): void {
     for (const c of this.#running.values()) {
-      if (c.pid === undefined || isAlive(c.pid)) continue;
-      this.#opts.log.info({ container: c.id, pid: c.pid }, 'registering process is gone; stopping its container');
+      if (!c.owner || isSameProcess(c.owner.pid, c.owner.startTime)) continue;
+      this.#opts.log.info({ container: c.id, pid: c.owner.pid }, 'registering process is gone; stopping its container');
       void this.stop(c.id).catch(() => undefined);
     }
   }
@@ -149,9 +161,14 @@ export class ContainerRegistry {
       const now = this.#versionsOf(c.service);
       const rotated = [...now].some(([name, version]) => c.versions.has(name) && c.versions.get(name) !== version);
       c.versions = now;
-      if (!rotated || !c.reloadSignal || c.pid === undefined) continue;
+      if (!rotated || !c.reloadSignal || !c.owner) continue;
+      if (!isSameProcess(c.owner.pid, c.owner.startTime)) {
+        // Its pid may belong to another process by now; the liveness check stops the container.
+        this.#opts.log.warn({ container: c.id, pid: c.owner.pid }, 'not signalling container: its registering process is gone');
+        continue;
+      }
       try {
-        process.kill(c.pid, c.reloadSignal);
+        process.kill(c.owner.pid, c.reloadSignal);
         this.#opts.log.info({ container: c.id, signal: c.reloadSignal }, 'signalled container: a secret has a new version');
       } catch (err) {
         this.#opts.log.warn({ container: c.id, err: (err as Error).message }, 'could not signal container');
@@ -176,11 +193,16 @@ export class ContainerRegistry {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+/** The process to watch and signal, checked before the store is asked: a pid that names no running process (or not the one that asked) is bad input. */
+function registeringProcess({ pid, pidStartTime }: ContainerStartRequest): Registered['owner'] {
+  if (pid === undefined) {
+    if (pidStartTime !== undefined) throw new HushError('bad_request', 'field "pidStartTime" needs field "pid"');
+    return undefined;
   }
+  const startTime = processStartTime(pid);
+  if (startTime === undefined) throw new HushError('bad_request', `field "pid": no process ${pid} is running on this node`);
+  if (pidStartTime !== undefined && pidStartTime !== startTime) {
+    throw new HushError('bad_request', `field "pidStartTime": process ${pid} started at ${startTime}, not ${pidStartTime} (clock ticks after boot): the process that asked is gone and its pid was reused`);
+  }
+  return { pid, startTime };
 }

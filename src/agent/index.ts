@@ -11,6 +11,7 @@ export { CHANNEL_OPTIONS } from './channel.js';
 export { ContainerRegistry, DEFAULT_DECISION_TIMEOUT_MS, type ContainerView, type RegistryOptions } from './containers.js';
 export { joinStore, type JoinOptions } from './join.js';
 export { FuseMounts } from './fuse-mounts.js';
+export { isSameProcess, processStartTime } from './process-identity.js';
 export { noMounts, type MountManager, type MountRequest } from './mounts.js';
 export { acceptCertificate, renewalDelayMs, type NodeIdentity } from './node-identity.js';
 export { createRuntimeApp, type RuntimeApiDeps } from './runtime-api.js';

@@ -23,6 +23,7 @@ export const validateContainerRequest = validator<ContainerStartRequest>('contai
     id: { type: 'string', pattern: CONTAINER_ID },
     service: { type: 'string', pattern: SERVICE_NAME },
     pid: { type: 'integer', minimum: 2, nullable: true },
+    pidStartTime: { type: 'integer', minimum: 0, nullable: true },
     reloadSignal: { type: 'string', enum: SIGNALS, nullable: true },
   },
 } as JSONSchemaType<ContainerStartRequest>, {

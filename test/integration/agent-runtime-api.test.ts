@@ -4,8 +4,9 @@
  * 403, 409, 503, 504), the container list, and the socket's permissions.
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createServer } from 'node:net';
@@ -192,6 +193,81 @@ describe('agent runtime API (unix socket, scripted store)', function () {
       services: [{ service: 'api', grants: [{ source: 'db_password', target: 'db', uid: 0, gid: 0, mode: 0o400 }] }],
     });
     expect(held.text).to.not.include('"pw"');
+  });
+
+  it('checks the registering process: a pid that is not running, or whose start time differs, is refused', async () => {
+    const stat22 = (pid: number) => Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[19]);
+    const cases: [unknown, RegExp][] = [
+      [{ id: 'p1', service: 'api', pid: 4_000_000 }, /field "pid": no process 4000000 is running/],
+      [{ id: 'p2', service: 'api', pid: process.pid, pidStartTime: stat22(process.pid) + 1 }, /field "pidStartTime": process \d+ started at \d+, not \d+/],
+      [{ id: 'p3', service: 'api', pidStartTime: 5 }, /field "pidStartTime" needs field "pid"/],
+      [{ id: 'p4', service: 'api', pid: process.pid, pidStartTime: -1 }, /field "pidStartTime" must be >= 0/],
+    ];
+    for (const [body, message] of cases) {
+      const reply = await post(body);
+      expect(reply.status, JSON.stringify(body)).to.equal(400);
+      expect(reply.body.error!.message).to.match(message);
+    }
+    expect(link.starts).to.deep.equal([], 'nothing invalid reaches the store');
+    const ok = await post({ id: 'p5', service: 'api', pid: process.pid, pidStartTime: stat22(process.pid) });
+    expect(ok.status).to.equal(201);
+  });
+
+  it('does not signal, and does not count as alive, a process that took the pid of a registered one that died', async () => {
+    const children: ChildProcess[] = [];
+    /** A shell that reports each SIGHUP it gets; `sh -c` runs as the spawned pid. */
+    const hupListener = () => {
+      const child = spawn('sh', ['-c', 'trap "echo HUP" HUP; echo ready; while :; do sleep 0.05; done'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      children.push(child);
+      let out = '';
+      child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+      return { child, out: () => out };
+    };
+    const waitFor = async (what: () => boolean, label: string) => {
+      for (let i = 0; i < 200 && !what(); i++) await new Promise((r) => setTimeout(r, 25));
+      expect(what(), label).to.equal(true);
+    };
+    const rotate = (version: number) =>
+      cache.apply({ revision: cache.revision + 1, upserts: [{ name: 'db_password', version, data: Buffer.from(`pw${version}`), created_at_ms: Date.now() }], removals: [], services: [], removed_services: [] });
+    try {
+      // The positive control: a live registered process gets its reload signal.
+      const live = hupListener();
+      await waitFor(() => live.out().includes('ready'), 'the live listener to start');
+      expect((await post({ id: 'live', service: 'api', pid: live.child.pid, reloadSignal: 'SIGHUP' })).status).to.equal(201);
+
+      // The registering process: a grandchild, so that its parent shell (not this
+      // process's event loop, which the agent's timers share) reaps it at once.
+      const holder = spawn('sh', ['-c', 'sleep 600 & echo $!; wait; exec sleep 600'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      children.push(holder);
+      const [line] = (await once(holder.stdout!, 'data')) as [Buffer];
+      const pid = Number(line.toString().trim());
+      expect((await post({ id: 'reused', service: 'api', pid, reloadSignal: 'SIGHUP' })).status).to.equal(201);
+
+      // Start times count in 1/100 s: let one tick pass so the new process's start differs (a pid
+      // comes back only after the whole pid space has been used, far longer than that, unless forced as here).
+      await new Promise((r) => setTimeout(r, 50));
+      // Kill it and hand its pid to a new process, all without yielding to the
+      // event loop: the agent's liveness check gets no chance to see the gap.
+      process.kill(pid, 'SIGKILL');
+      for (let spins = 0; existsSync(`/proc/${pid}`); spins++) if (spins > 5_000_000) throw new Error(`pid ${pid} was not reaped`);
+      let stranger: ReturnType<typeof hupListener> | undefined;
+      for (let attempt = 0; attempt < 50 && !stranger; attempt++) {
+        writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1)); // the next fork gets `pid`, unless another fork on the machine wins
+        const candidate = hupListener();
+        if (candidate.child.pid === pid) stranger = candidate;
+      }
+      expect(stranger, `no new process got pid ${pid} in 50 forks`).to.not.equal(undefined);
+      await waitFor(() => stranger!.out().includes('ready'), 'the stranger to start');
+
+      rotate(2);
+      await waitFor(() => live.out().includes('HUP'), 'the live container to get its reload signal');
+      await new Promise((r) => setTimeout(r, 200)); // both shells wake every 50 ms to run their traps
+      expect(stranger!.out(), 'the process that took the pid got no signal').to.not.include('HUP');
+      await waitFor(() => unmounted.includes('reused'), 'the container of the dead process to be stopped');
+      expect(unmounted).to.not.include('live');
+    } finally {
+      for (const child of children) child.kill('SIGKILL');
+    }
   });
 
   it('answers unknown routes with a JSON 404', async () => {

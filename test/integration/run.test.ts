@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { call, closeClients } from '../helpers/http.js';
@@ -36,7 +36,7 @@ describe('hush up + hush run (integration, real FUSE)', function () {
     return r.stdout;
   };
   const run = (service: string, command: string[], extra: string[] = []) => runHush(['run', '--service', service, ...extra, '--', ...command], env);
-  const containers = async () => (await call<{ id: string; mount: string }[]>(agentSocket, 'GET', '/v1/containers')).body;
+  const containers = async () => (await call<{ id: string; service: string; mount: string }[]>(agentSocket, 'GET', '/v1/containers')).body;
 
   before(async () => {
     dir = await tempDir('hush-run-');
@@ -56,6 +56,7 @@ describe('hush up + hush run (integration, real FUSE)', function () {
     cli(['service', 'create', 'a', '--secret', 'text', '--secret', 'binary,target=bin.dat', '--secret', 'big', '--secret', 'text,target=owned,uid=1000,gid=1000,mode=0400']);
     cli(['service', 'create', 'b', '--secret', 'other']);
     cli(['service', 'create', 'empty']);
+    cli(['service', 'create', 'c', '--secret', 'text,target=db,uid=999,gid=999,mode=0400']);
     // Placed by an admin label on hush up's own node (named after the host): it must outlive a restart.
     cli(['service', 'create', 'placed', '--secret', 'other', '--constraint', 'node.labels.zone==eu']);
     cli(['node', 'label', hostname(), 'zone=eu']);
@@ -114,6 +115,140 @@ describe('hush up + hush run (integration, real FUSE)', function () {
       holder.child.kill('SIGTERM');
       await holder.finished;
     }
+  });
+
+  /** Starts a container of `service` whose command (`sleep <marker>`) stays up; returns its host pid and mount. */
+  const holdContainer = async (service: string, extra: string[] = []) => {
+    const marker = String(50_000 + Math.floor(Math.random() * 1000));
+    const holder = startHush(['run', '--service', service, ...extra, '--', 'sh', '-c', `echo ready; exec sleep ${marker}`], env);
+    await until(() => holder.stdout().toString().includes('ready'), `the holder of ${service} to run`);
+    const pid = Number(spawnSync('pgrep', ['-f', `^sleep ${marker}$`], { encoding: 'utf8' }).stdout.trim());
+    const mount = (await containers()).find((c) => c.service === service)!.mount;
+    const stop = async () => {
+      holder.child.kill('SIGTERM');
+      await holder.finished;
+    };
+    return { pid, mount, stop };
+  };
+  const lines = (r: { stdout: Buffer }) => r.stdout.toString().trim().split('\n');
+
+  it('as root without --user: cannot reach another container\'s mount or /run/hush, nor unmount /run/secrets', async () => {
+    // A file in /run/hush, the agent's default home (its sockets and mounts): the command must not see it.
+    const existed = await stat('/run/hush').then(() => true, () => false);
+    const probe = `/run/hush/run-test-${randomBytes(4).toString('hex')}`;
+    await mkdir('/run/hush', { recursive: true, mode: 0o700 });
+    await writeFile(probe, 'agent-private');
+    const b = await holdContainer('b');
+    try {
+      const script = [
+        `if cat ${join(b.mount, 'other')} 2>/dev/null; then echo; echo READ-OTHER; else echo other-refused; fi`,
+        `if [ -n "$(ls -A ${mounts} 2>/dev/null)" ]; then echo LISTED-MOUNTS; else echo mounts-hidden; fi`,
+        `if cat ${probe} 2>/dev/null; then echo; echo READ-RUN-HUSH; else echo run-hush-hidden; fi`,
+        'if umount /run/secrets 2>/dev/null || umount -l /run/secrets 2>/dev/null; then echo UNMOUNTED; else echo umount-refused; fi',
+        'cat /run/secrets/text',
+      ].join('\n');
+      const r = await run('a', ['sh', '-c', script]);
+      expect(lines(r)).to.deep.equal(['other-refused', 'mounts-hidden', 'run-hush-hidden', 'umount-refused', text.trim()]);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.stdout.toString()).to.not.contain(other);
+    } finally {
+      await b.stop();
+      await rm(probe, { force: true });
+      if (!existed) await rmdir('/run/hush').catch(() => undefined); // only if nothing else put a file there meanwhile
+    }
+  });
+
+  it('sees only its own PID namespace: no /proc/<pid>/root of another container with the same uid', async () => {
+    const b = await holdContainer('b', ['--user', '1000']);
+    try {
+      expect(b.pid, 'the holder\'s host pid').to.be.greaterThan(1);
+      const script = [
+        `if cat /proc/${b.pid}/root/run/secrets/other 2>/dev/null; then echo; echo READ-OTHER; else echo other-refused; fi`,
+        'cat /proc/1/comm',
+        'ls /proc | grep -c "^[0-9][0-9]*$"',
+      ].join('\n');
+      const r = await run('a', ['sh', '-c', script], ['--user', '1000']);
+      expect(r.code, r.stderr).to.equal(0);
+      const [refused, init, count] = lines(r);
+      expect(refused).to.equal('other-refused');
+      expect(init, 'PID 1 is the namespace\'s init').to.equal('tini');
+      // tini, sh, ls, grep (and the shell's own subshell at most): the host's processes are not there.
+      expect(Number(count)).to.be.within(3, 6);
+    } finally {
+      await b.stop();
+    }
+  });
+
+  it('has Docker\'s default capabilities and no_new_privs; --cap-add/--cap-drop change them as in docker run', async () => {
+    const status = async (extra: string[]) => {
+      const r = await run('a', ['grep', '-E', '^(CapEff|CapPrm|CapBnd|CapInh|CapAmb|NoNewPrivs):', '/proc/self/status'], extra);
+      expect(r.code, r.stderr).to.equal(0);
+      return Object.fromEntries(lines(r).map((l) => l.split(/:\s+/) as [string, string]));
+    };
+    expect(await status([])).to.deep.equal({ CapInh: '0000000000000000', CapPrm: '00000000a80425fb', CapEff: '00000000a80425fb', CapBnd: '00000000a80425fb', CapAmb: '0000000000000000', NoNewPrivs: '1' });
+    expect(await status(['--user', '1000'])).to.include({ CapPrm: '0000000000000000', CapEff: '0000000000000000', CapBnd: '00000000a80425fb', NoNewPrivs: '1' });
+    expect((await status(['--cap-add', 'net_admin', '--cap-drop', 'CAP_CHOWN'])).CapEff).to.equal('00000000a80435fa');
+    expect((await status(['--cap-drop', 'ALL', '--cap-add', 'kill'])).CapEff).to.equal('0000000000000020');
+    expect((await status(['--cap-drop', 'all'])).CapBnd).to.equal('0000000000000000');
+
+    const bad = await run('a', ['true'], ['--cap-add', 'NOT_A_CAP']);
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr).to.match(/^error: .*unknown capability "NOT_A_CAP"/);
+    expect(await containers(), 'a usage error registers nothing').to.deep.equal([]);
+  });
+
+  it('as root reads a uid=999 mode=0400 secret as in Docker (DAC_OVERRIDE); with --cap-drop ALL it cannot', async () => {
+    const root = await run('c', ['cat', '/run/secrets/db']);
+    expect(root.code, root.stderr).to.equal(0);
+    expect(root.stdout.toString()).to.equal(text);
+    const dropped = await run('c', ['cat', '/run/secrets/db'], ['--cap-drop', 'ALL']);
+    expect(dropped.code).to.not.equal(0);
+    expect(dropped.stderr).to.match(/Permission denied/);
+    expect(dropped.stdout.toString()).to.equal('');
+  });
+
+  it('never passes HUSH_* on; --env-clear leaves only PATH, HOME, PWD and TERM', async () => {
+    const withHush = { ...env, HUSH_JOIN_TOKEN: 'HUSH-1-deadbeef-notreal', HUSH_FOO: 'bar', KEEP_ME: 'kept', TERM: 'xterm-test' };
+    const inherited = await runHush(['run', '--service', 'a', '--', 'env'], withHush);
+    expect(inherited.code, inherited.stderr).to.equal(0);
+    const names = lines(inherited).map((l) => l.split('=')[0]);
+    expect(names.filter((n) => n!.startsWith('HUSH_'))).to.deep.equal([]);
+    expect(lines(inherited)).to.include('KEEP_ME=kept');
+
+    const cleared = await runHush(['run', '--service', 'a', '--env-clear', '--', 'env'], withHush);
+    expect(cleared.code, cleared.stderr).to.equal(0);
+    expect(lines(cleared).sort()).to.deep.equal([`HOME=/root`, `PATH=${process.env.PATH}`, `PWD=${process.cwd()}`, 'TERM=xterm-test']);
+    const asUser = await runHush(['run', '--service', 'a', '--env-clear', '--user', '4321', '--', 'sh', '-c', 'echo "$HOME"'], withHush);
+    expect(asUser.stdout.toString(), 'a uid without a passwd entry gets HOME=/').to.equal('/\n');
+  });
+
+  it('ends the command on Ctrl-C (SIGINT) and SIGTERM to hush run, through the namespace\'s init', async () => {
+    for (const [signal, expected] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+      const child = startHush(['run', '--service', 'a', '--', 'sh', '-c', 'echo ready; exec sleep 60'], env);
+      await until(() => child.stdout().toString().includes('ready'), 'the command to run');
+      child.child.kill(signal);
+      expect((await child.finished).code, signal).to.equal(expected);
+    }
+    const trapped = startHush(['run', '--service', 'a', '--', 'sh', '-c', 'trap "echo interrupted; exit 3" INT; echo ready; while :; do sleep 0.05; done'], env);
+    await until(() => trapped.stdout().toString().includes('ready'), 'the trapping command to run');
+    trapped.child.kill('SIGINT');
+    const done = await trapped.finished;
+    expect(done.code).to.equal(3);
+    expect(done.stdout.toString()).to.contain('interrupted');
+    expect(await containers()).to.deep.equal([]);
+  });
+
+  it('reaps orphaned zombies: an orphan is re-parented to the namespace\'s init, which waits for it', async () => {
+    const script = [
+      // The intermediate shell exits at once, leaving its background child to PID 1.
+      'orphan=$(sh -c "sleep 0.3 >/dev/null 2>&1 & echo \\$!")',
+      'echo "parent $(cut -d" " -f4 /proc/$orphan/stat)"',
+      'sleep 1',
+      'if [ -e /proc/$orphan ]; then echo "state $(cut -d" " -f3 /proc/$orphan/stat)"; else echo reaped; fi',
+    ].join('\n');
+    const r = await run('a', ['sh', '-c', script]);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(lines(r)).to.deep.equal(['parent 1', 'reaped']);
   });
 
   it('refuses every write-type operation inside the container', async () => {

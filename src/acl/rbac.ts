@@ -20,8 +20,9 @@ export const ACTIONS = [
   'token.read', // the join token lets a machine join and receive secrets
   'token.rotate',
   'key.rotate',
-  'ca.rotate',
-  'cert.issue', // admin client certificates: whoever issues them chooses roles
+  'cert.read', // names, roles, serials and expiry of admin client certificates
+  'cert.issue', // create and renew admin client certificates: whoever issues them chooses roles
+  'cert.revoke',
   'store.unlock',
   'audit.read',
   'metrics.read',

@@ -38,8 +38,10 @@ const NATIVE: readonly Rule[] = [
   ['POST', '/join-token', 'token.rotate'],
   ['POST', '/join-token/rotate', 'token.rotate'],
   ['POST', '/key/rotate', 'key.rotate'],
-  ['POST', '/ca/rotate', 'ca.rotate'],
+  ['GET', '/certs', 'cert.read'],
   ['POST', '/certs', 'cert.issue'],
+  ['POST', '/certs/:name/renew', 'cert.issue'],
+  ['POST', '/certs/:name/revoke', 'cert.revoke'],
   ['POST', '/unlock', 'store.unlock'],
 ];
 

@@ -9,8 +9,10 @@ import { TLSSocket } from 'node:tls';
 import * as acl from '../acl/index.js';
 import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
-import type { Backend, Keyring, NodeStore, SecretStore, ServiceStore } from '../store/index.js';
-import { certRoutes, joinTokenRoutes, nodeRoutes, serviceRoutes, type ClusterControl } from './cluster-routes.js';
+import type { AdminCertStore, Backend, Keyring, NodeStore, SecretStore, ServiceStore } from '../store/index.js';
+import { certRoutes, type AdminCertControl } from './cert-routes.js';
+import { peerCertificateOf } from './client-connections.js';
+import { joinTokenRoutes, nodeRoutes, serviceRoutes, type ClusterControl } from './cluster-routes.js';
 import { CREATE_SECRET_PATH, fastCreateHandler, isPlainCreateRequest } from './fast-create.js';
 import { errorHandler, notFoundHandler } from './http-errors.js';
 import { createSecret, secretRoutes } from './secret-routes.js';
@@ -22,8 +24,12 @@ export interface AdminContext {
   secrets: SecretStore;
   services: ServiceStore;
   nodes: NodeStore;
+  /** Records of issued admin certificates: an HTTPS client is admitted only by its record. */
+  adminCerts: AdminCertStore;
   /** The PKI and node sessions; undefined until the store is unlocked and they are up. */
   cluster: () => ClusterControl | undefined;
+  /** Issuing admin certificates needs the CA: undefined until the cluster side is up. */
+  certs: () => AdminCertControl | undefined;
   randomBytes: (n: number) => Uint8Array;
 }
 
@@ -49,8 +55,14 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
   const bodyLimit = Math.ceil((ctx.secrets.maxValueBytes * 4) / 3) + 64 * 1024;
   app.use(express.json({ limit: bodyLimit, strict: true }));
 
-  app.use((req, _res, next) => {
-    authorize(req, req.path);
+  app.use((req, res, next) => {
+    try {
+      authorize(ctx, req, req.path);
+    } catch (err) {
+      // A certificate that is not admitted gets its answer, then the connection goes: nothing more on it.
+      if ((err as HushError).code === 'unauthorized') res.setHeader('connection', 'close');
+      throw err;
+    }
     next();
   });
 
@@ -81,7 +93,14 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
   };
   app.use('/v1/nodes', nodeRoutes(ctx.nodes, cluster));
   app.use('/v1/join-token', joinTokenRoutes(cluster));
-  app.use('/v1/certs', certRoutes(cluster));
+  app.use(
+    '/v1/certs',
+    certRoutes(() => {
+      const control = ctx.certs();
+      if (!control) throw new HushError('unavailable', 'the cluster side of the store is still starting; try again in a moment');
+      return control;
+    }),
+  );
 
   app.use(notFoundHandler);
   app.use(errorHandler);
@@ -90,7 +109,7 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
   const createAction = acl.actionForRequest('POST', CREATE_SECRET_PATH);
   const fastCreate = fastCreateHandler({
     admit: (req) => {
-      assertRole(req, createAction);
+      assertRole(ctx, req, createAction);
       assertOpen(ctx, CREATE_SECRET_PATH);
     },
     create: (body) => createSecret(ctx.secrets, body),
@@ -99,17 +118,25 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
 }
 
 /**
- * Role-based access: on HTTPS the role is the OU of the verified client
- * certificate; on the root-only unix socket the caller is root, so admin.
+ * Role-based access: on HTTPS the role is that of the client certificate's
+ * record in the store (which must match the certificate's OU and CN, and be
+ * neither revoked nor expired); on the root-only unix socket the caller is
+ * root, so admin. Runs on every request, so a revocation refuses the next
+ * request even on a keep-alive connection (client-connections.ts also closes
+ * those connections at once).
  */
-function authorize(req: IncomingMessage, path: string): void {
-  assertRole(req, acl.actionForRequest(req.method ?? '', path));
+function authorize(ctx: AdminContext, req: IncomingMessage, path: string): void {
+  assertRole(ctx, req, acl.actionForRequest(req.method ?? '', path));
 }
 
-function assertRole(req: IncomingMessage, action: acl.Action | undefined): void {
-  if (action === undefined) return;
-  const role = req.socket instanceof TLSSocket ? (req.socket.getPeerCertificate().subject?.OU ?? '') : 'admin';
-  acl.assertCan(String(role), action);
+function assertRole(ctx: AdminContext, req: IncomingMessage, action: acl.Action | undefined): void {
+  if (!(req.socket instanceof TLSSocket)) {
+    if (action !== undefined) acl.assertCan('admin', action);
+    return;
+  }
+  // Even public routes are refused to a certificate that is not (or no longer) admitted: a revoked client gets nothing.
+  const role = ctx.adminCerts.admit(peerCertificateOf(req.socket));
+  if (action !== undefined) acl.assertCan(role, action);
 }
 
 function assertOpen(ctx: AdminContext, path: string): void {

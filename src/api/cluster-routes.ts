@@ -1,4 +1,4 @@
-/** Native admin routes for services, nodes and join tokens. */
+/** Native admin routes for services, nodes and join tokens (admin certificates: cert-routes.ts). */
 import { Router } from 'express';
 import type { JSONSchemaType } from 'ajv';
 import * as acl from '../acl/index.js';
@@ -15,7 +15,6 @@ export interface NodeStatus {
 
 /** The cluster side of the store (PKI, sessions): present once the store is unlocked. */
 export interface ClusterControl {
-  issueAdminCert(commonName: string, role: 'admin' | 'operator' | 'auditor'): { certPem: string; keyPem: string; caPem: string };
   joinToken(): string;
   rotateJoinToken(): Promise<string>;
   /** The token bound to one node name, made on first request. */
@@ -127,31 +126,6 @@ export function joinTokenRoutes(cluster: () => ClusterControl): Router {
   router.post('/rotate', async (req, res) => {
     const { node } = tokenBody(req.body ?? {});
     res.json(node === undefined ? { token: await cluster().rotateJoinToken() } : { node, token: await cluster().nodeJoinToken(node, { rotate: true }) });
-  });
-  return router;
-}
-
-interface CertBody {
-  commonName: string;
-  role: 'admin' | 'operator' | 'auditor';
-}
-
-const certBody = validator<CertBody>('issue certificate', {
-  type: 'object',
-  additionalProperties: false,
-  required: ['commonName', 'role'],
-  properties: {
-    commonName: { type: 'string', minLength: 1, maxLength: 64 },
-    role: { type: 'string', enum: ['admin', 'operator', 'auditor'] },
-  },
-} as JSONSchemaType<CertBody>);
-
-/** Admin client certificates for people and tools (the docker CLI uses them as DOCKER_CERT_PATH). */
-export function certRoutes(cluster: () => ClusterControl): Router {
-  const router = Router();
-  router.post('/', (req, res) => {
-    const body = certBody(req.body);
-    res.status(201).json(cluster().issueAdminCert(body.commonName, body.role));
   });
   return router;
 }

@@ -23,3 +23,5 @@ export {
 export { endWithStatus, startNodeServer, type NodeIdentity, type NodeProtocolHandler, type TlsMaterial } from './node-server.js';
 export type { ClusterControl, NodeStatus } from './cluster-routes.js';
 export { listenHttps, splitHostPort } from './listen.js';
+export { ClientConnections } from './client-connections.js';
+export type { AdminCertControl, AdminCertView, IssuedAdminCert } from './cert-routes.js';

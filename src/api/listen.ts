@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { HushError } from '../errors/index.js';
+import type { ClientConnections } from './client-connections.js';
 
 /**
  * Listens on `path` with mode 0600 from the first moment (umask), so no other
@@ -47,11 +48,15 @@ function isServed(path: string): Promise<boolean> {
 
 /**
  * Serves the admin API on HTTPS: TLS 1.3 only, and a client certificate from
- * the cluster CA is required (the TLS layer refuses anything else).
+ * the cluster CA is required (the TLS layer refuses anything else). Whether
+ * that certificate is still admitted (on record, not revoked) is the app's
+ * check on every request; `connections` tracks open connections so that a
+ * revocation can close them.
  */
-export async function listenHttps(app: RequestListener, address: string, tls: { caPem: string; keyPem: string; certChainPem: string }): Promise<Server> {
+export async function listenHttps(app: RequestListener, address: string, tls: { caPem: string; keyPem: string; certChainPem: string }, connections?: ClientConnections): Promise<Server> {
   const { host, port } = splitHostPort(address);
   const server = createHttpsServer({ minVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: true, ca: tls.caPem, key: tls.keyPem, cert: tls.certChainPem }, app);
+  connections?.attach(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {

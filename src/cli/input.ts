@@ -1,7 +1,8 @@
 /** Reading secret values and key=value options from the command line. */
 import { readFile } from 'node:fs/promises';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { HushError } from '../errors/index.js';
+import { assertAdminCertLifetime, parseDuration } from '../rules/index.js';
 
 /** A value from a file, or from stdin with "-" (or when stdin is piped and no file is given), like `docker secret create`. */
 export async function readValue(source: string | undefined): Promise<Buffer> {
@@ -29,4 +30,17 @@ export function collectKeyValue(flag: string) {
     if (eq <= 0) throw new InvalidArgumentError(`${flag} takes KEY=VALUE, not "${pair}".`);
     return { ...previous, [pair.slice(0, eq)]: pair.slice(eq + 1) };
   };
+}
+
+/** An admin certificate lifetime flag ("30d", "12h"): parsed and bounded here, so a bad one is a usage error (exit 2) before anything is asked of the store. */
+export function certTtlOption(flags: string, description: string): Option {
+  return new Option(flags, description).argParser((text: string) => {
+    try {
+      const seconds = parseDuration(text);
+      assertAdminCertLifetime(seconds);
+      return seconds;
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  });
 }

@@ -17,7 +17,7 @@ export {
   signNodeCsr,
   issueClientCert,
   issueServerCert,
-  DEFAULT_CLIENT_VALIDITY_DAYS,
+  DEFAULT_CLIENT_VALIDITY_SECONDS,
   DEFAULT_SERVER_VALIDITY_DAYS,
   DEFAULT_SERVER_COMMON_NAME,
 } from './issue.js';

@@ -9,6 +9,7 @@
  */
 import forge from 'node-forge';
 import { HushError } from '../errors/index.js';
+import { DEFAULT_ADMIN_CERT_SECONDS } from '../rules/index.js';
 import { serverAltNames } from './alt-names.js';
 import { verifiedCsrPublicKey } from './csr.js';
 import { generateKeyPair } from './keys.js';
@@ -17,7 +18,8 @@ import { subjectAttributes } from './names.js';
 import { ADMIN_ROLES, NODE_ROLE, type AdminRole, type KeyAndCert, type NodeRole } from './types.js';
 import { checkLifetime, daysToMs } from './validity.js';
 
-export const DEFAULT_CLIENT_VALIDITY_DAYS = 365;
+/** Admin client certificates: 30 days unless asked otherwise (the store caps requests at 90 days). */
+export const DEFAULT_CLIENT_VALIDITY_SECONDS = DEFAULT_ADMIN_CERT_SECONDS;
 export const DEFAULT_SERVER_VALIDITY_DAYS = 365;
 export const DEFAULT_SERVER_COMMON_NAME = 'hush store';
 
@@ -43,17 +45,17 @@ export function signNodeCsr(ca: KeyAndCert, csrPem: string, opts: NodeCertOption
 export interface ClientCertOptions {
   commonName: string;
   role: AdminRole;
-  validityDays?: number;
+  validitySeconds?: number;
 }
 
 export function issueClientCert(ca: KeyAndCert, opts: ClientCertOptions): KeyAndCert {
   if (!ADMIN_ROLES.includes(opts.role)) {
     throw new HushError('bad_request', `unknown role "${String(opts.role)}"; expected one of ${ADMIN_ROLES.join(', ')}`);
   }
-  const validityDays = opts.validityDays ?? DEFAULT_CLIENT_VALIDITY_DAYS;
-  checkLifetime('validityDays', validityDays);
+  const validitySeconds = opts.validitySeconds ?? DEFAULT_CLIENT_VALIDITY_SECONDS;
+  checkLifetime('validitySeconds', validitySeconds);
   const subject = subjectAttributes({ commonName: opts.commonName, role: opts.role });
-  return issueWithNewKey(ca, (publicKey) => ({ publicKey, subject, lifetimeMs: daysToMs(validityDays), usage: 'clientAuth' }));
+  return issueWithNewKey(ca, (publicKey) => ({ publicKey, subject, lifetimeMs: validitySeconds * 1000, usage: 'clientAuth' }));
 }
 
 export interface ServerCertOptions {

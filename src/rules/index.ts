@@ -32,3 +32,13 @@ export function assertValidLabels(labels: Record<string, string>): void {
     if (key.length + value.length > MAX_LABEL_BYTES) throw new HushError('bad_request', `label "${key.slice(0, 80)}" is too long`);
   }
 }
+
+export {
+  assertAdminCertLifetime,
+  assertValidCertName,
+  DEFAULT_ADMIN_CERT_SECONDS,
+  formatDuration,
+  MAX_ADMIN_CERT_SECONDS,
+  MIN_ADMIN_CERT_SECONDS,
+  parseDuration,
+} from './admin-certs.js';

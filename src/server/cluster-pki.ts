@@ -4,11 +4,10 @@
  * clear), the join secrets (the cluster-wide one and one per node name that
  * has its own token; sealed too), and what follows from them: join
  * tokens, node certificates, the store's own TLS certificate (issued in memory
- * at each start), and the admin client credentials in HUSH_HOME.
+ * at each start) and admin client certificates (recorded and renewed by
+ * admin-certs.ts and home-credentials.ts).
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { STORE_TLS_NAME } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import * as pki from '../pki/index.js';
@@ -131,33 +130,13 @@ export class ClusterPki {
     return { keyPem: server.keyPem, certChainPem: server.certPem + this.ca.certPem };
   }
 
-  issueAdminCert(commonName: string, role: pki.AdminRole): pki.KeyAndCert & { caPem: string } {
-    return { ...pki.issueClientCert(this.ca, { commonName, role }), caPem: this.ca.certPem };
+  /** An admin client certificate; record it (admin-certs.ts) before handing it out, or it is refused. */
+  issueAdminCert(commonName: string, role: pki.AdminRole, validitySeconds: number): pki.KeyAndCert & { caPem: string } {
+    return { ...pki.issueClientCert(this.ca, { commonName, role, validitySeconds }), caPem: this.ca.certPem };
   }
 
   verifyClient(certPem: string): pki.CertIdentity {
     pki.verifyIssuedBy(this.ca, certPem);
     return pki.readCertIdentity(certPem);
-  }
-
-  /**
-   * Writes ca.pem, cert.pem, key.pem (an admin client certificate) into HUSH_HOME,
-   * 0600, unless a valid set for this CA is there already. Usable as DOCKER_CERT_PATH.
-   */
-  async writeAdminCredentials(home: string): Promise<void> {
-    await mkdir(home, { recursive: true, mode: 0o700 });
-    const existing = await readFile(join(home, 'cert.pem'), 'utf8').catch(() => undefined);
-    if (existing) {
-      try {
-        pki.verifyIssuedBy(this.ca, existing);
-        return;
-      } catch {
-        // issued by another CA or expired: replace it
-      }
-    }
-    const admin = this.issueAdminCert('hush-admin', 'admin');
-    await writeFile(join(home, 'key.pem'), admin.keyPem, { mode: 0o600 });
-    await writeFile(join(home, 'cert.pem'), admin.certPem, { mode: 0o600 });
-    await writeFile(join(home, 'ca.pem'), this.ca.certPem, { mode: 0o600 });
   }
 }

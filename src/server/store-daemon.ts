@@ -11,13 +11,16 @@ import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type * as grpc from '@grpc/grpc-js';
 import * as acl from '../acl/index.js';
-import { closeServer, createAdminApp, listenHttps, listenOnUnixSocket, splitHostPort, startNodeServer, type ClusterControl } from '../api/index.js';
+import { ClientConnections, closeServer, createAdminApp, listenHttps, listenOnUnixSocket, splitHostPort, startNodeServer, type ClusterControl } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import { updateHomeConfig } from '../home/index.js';
 import { log } from '../log/index.js';
 import { openStore, type OpenedStore } from '../store/index.js';
+import { DEFAULT_ADMIN_CERT_SECONDS } from '../rules/index.js';
+import { AdminCertAuthority } from './admin-certs.js';
 import { ClusterPki } from './cluster-pki.js';
 import { Dispatcher } from './dispatcher.js';
+import { HomeCredentials } from './home-credentials.js';
 
 export interface StoreDaemonOptions {
   dataDir: string;
@@ -31,6 +34,8 @@ export interface StoreDaemonOptions {
   unlockKeyFile?: string;
   maxValueBytes?: number;
   nodeCertSeconds?: number;
+  /** Lifetime of the admin certificate the store keeps (and renews) in HUSH_HOME. */
+  adminCertSeconds?: number;
   /** Where to print the one-time unlock key of a new autolocked store. */
   announce?: (text: string) => void;
 }
@@ -64,13 +69,16 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   };
 
   let cluster: ClusterControl | undefined;
+  let certs: AdminCertAuthority | undefined;
   const app = createAdminApp({
     backend: store.backend,
     keyring: store.keyring,
     secrets: store.secrets,
     services: store.services,
     nodes: store.nodes,
+    adminCerts: store.adminCerts,
     cluster: () => cluster,
+    certs: () => certs,
     randomBytes: (n) => new Uint8Array(randomBytes(n)),
   });
   const unixServer = await listenOnUnixSocket(app, options.socket);
@@ -80,9 +88,20 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   let dispatcher: Dispatcher | undefined;
   let grpcServer: grpc.Server | undefined;
   let httpsServer: Server | undefined;
+  let homeCredentials: HomeCredentials | undefined;
+  const clientConnections = new ClientConnections();
+  // A revoked (or superseded) admin certificate loses its open HTTPS connections at once.
+  store.adminCerts.onRevoked((record) => {
+    const closed = clientConnections.cut(record.serial);
+    log.info({ serial: record.serial, name: record.name, closed }, 'admin certificate revoked');
+  });
   const clusterReady = store.keyring.whenUnlocked().then(async () => {
     const pki = await ClusterPki.open(store.backend, store.secrets, { nodeCertSeconds: options.nodeCertSeconds ?? 24 * 3600 });
-    await pki.writeAdminCredentials(options.home);
+    const authority = new AdminCertAuthority(pki, store.adminCerts);
+    homeCredentials = new HomeCredentials(options.home, authority, pki.caPem, options.adminCertSeconds ?? DEFAULT_ADMIN_CERT_SECONDS, log);
+    await homeCredentials.refresh();
+    homeCredentials.start();
+    certs = authority;
     dispatcher = new Dispatcher(store, pki, log);
     dispatcher.start();
     const listen = options.listen ?? DEFAULT_NODE_LISTEN;
@@ -94,12 +113,11 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     const nodeAddress = `${splitHostPort(listen).host}:${node.port}`;
     let adminAddress: string | undefined;
     if (admin) {
-      httpsServer = await listenHttps(app, admin, serverTls);
+      httpsServer = await listenHttps(app, admin, serverTls, clientConnections);
       adminAddress = `${splitHostPort(admin).host}:${(httpsServer.address() as AddressInfo).port}`;
     }
     const d = dispatcher;
     cluster = {
-      issueAdminCert: (cn, role) => pki.issueAdminCert(cn, role),
       joinToken: () => pki.joinToken(),
       rotateJoinToken: () => pki.rotateJoinToken(),
       nodeJoinToken: (name, opts) => pki.nodeJoinToken(name, opts),
@@ -116,6 +134,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     store,
     clusterReady,
     async close() {
+      homeCredentials?.stop();
       dispatcher?.stop();
       grpcServer?.forceShutdown();
       if (httpsServer) await closeServer(httpsServer);

@@ -12,3 +12,13 @@ export { loadSodium, type Sodium } from './sodium.js';
 export { ServiceStore, SERVICE_PREFIX, type GrantRecord, type ServiceRecord } from './services.js';
 export { NodeStore, NODE_LABELS_PREFIX, NODE_PREFIX, REVOKED_PREFIX, type NodeContainer, type NodeRecord } from './nodes.js';
 export { openStore, type OpenStoreOptions, type OpenedStore } from './open.js';
+export {
+  AdminCertStore,
+  adminCertStatus,
+  ADMIN_CERT_NAME_PREFIX,
+  ADMIN_CERT_PREFIX,
+  type AdminCertRecord,
+  type AdminCertRole,
+  type AdminCertStatus,
+  type PeerCertificate,
+} from './admin-certs.js';

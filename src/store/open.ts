@@ -1,6 +1,7 @@
 /** Opens the embedded store in a data directory: backend, keyring, secrets. */
 import { join } from 'node:path';
 import { log } from '../log/index.js';
+import { AdminCertStore } from './admin-certs.js';
 import type { Backend } from './backend.js';
 import { EmbeddedBackend } from './embedded.js';
 import { Envelope } from './envelope.js';
@@ -22,6 +23,7 @@ export interface OpenedStore {
   secrets: SecretStore;
   services: ServiceStore;
   nodes: NodeStore;
+  adminCerts: AdminCertStore;
   /** Set when this start created an autolocked store: show it once. */
   newUnlockKey?: string;
 }
@@ -38,5 +40,6 @@ export async function openStore(options: OpenStoreOptions): Promise<OpenedStore>
   const nodes = new NodeStore(backend);
   const migrated = await nodes.migrateJoinLabels();
   if (migrated > 0) log.warn({ nodes: migrated }, 'moved the labels nodes reported at join to engine labels: they were self-reported; set node labels with `hush node label`');
-  return { backend, keyring, secrets, services: new ServiceStore(backend), nodes, newUnlockKey };
+  const adminCerts = await AdminCertStore.open(backend);
+  return { backend, keyring, secrets, services: new ServiceStore(backend), nodes, adminCerts, newUnlockKey };
 }

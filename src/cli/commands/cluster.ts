@@ -1,7 +1,5 @@
 /** `hush service ...`, `hush node ...`, `hush join-token`. */
 import { Command, InvalidArgumentError } from 'commander';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import * as acl from '../../acl/index.js';
 import type { ApiClient } from '../client.js';
 import { collectKeyValue } from '../input.js';
@@ -112,25 +110,6 @@ function parseLabelChange(arg: string, previous: LabelChange | undefined): Label
     return { ...change, remove: [...change.remove, arg.slice(0, -1)] };
   }
   return { ...change, add: collectKeyValue('a label')(arg, change.add) };
-}
-
-export function certCommand(client: () => Promise<ApiClient>): Command {
-  const cert = new Command('cert').description('admin client certificates');
-  cert
-    .command('create')
-    .description('issue a client certificate with a role into a directory (ca.pem, cert.pem, key.pem; usable as HUSH_HOME or DOCKER_CERT_PATH)')
-    .argument('<name>', 'who it is for (the certificate\'s common name)')
-    .requiredOption('--role <role>', 'admin, operator or auditor')
-    .requiredOption('--out <dir>', 'directory to write into (created 0700; files 0600)')
-    .action(async (name: string, opts: { role: string; out: string }) => {
-      const issued = await (await client()).post<{ certPem: string; keyPem: string; caPem: string }>('/v1/certs', { commonName: name, role: opts.role });
-      await mkdir(opts.out, { recursive: true, mode: 0o700 });
-      await writeFile(join(opts.out, 'key.pem'), issued.keyPem, { mode: 0o600 });
-      await writeFile(join(opts.out, 'cert.pem'), issued.certPem, { mode: 0o600 });
-      await writeFile(join(opts.out, 'ca.pem'), issued.caPem, { mode: 0o600 });
-      console.log(`wrote ${opts.role} credentials for ${name} to ${opts.out}`);
-    });
-  return cert;
 }
 
 export function joinTokenCommand(client: () => Promise<ApiClient>): Command {

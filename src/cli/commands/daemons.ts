@@ -3,12 +3,14 @@ import { Command } from 'commander';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ADMIN_SOCKET, DEFAULT_AGENT_SOCKET, DEFAULT_MOUNTS_DIR, hushHome, readHomeConfig, updateHomeConfig } from '../../home/index.js';
+import { certTtlOption } from '../input.js';
 
 interface StoreFlags {
   socket: string;
   listen?: string;
   admin?: string;
   nodeCertTtl?: number;
+  adminCertTtl?: number;
   home?: string;
   autolock?: boolean;
   unlockKeyFile?: string;
@@ -28,7 +30,8 @@ function withStoreListeners(command: Command, nodeListenDefault: string): Comman
     .option('--socket <path>', 'admin unix socket (root-only)', DEFAULT_ADMIN_SOCKET)
     .option('--listen <host:port>', 'node protocol (gRPC, mutual TLS) listener', nodeListenDefault)
     .option('--admin <host:port>', 'admin HTTPS listener (client certificate required); "" turns it off', '127.0.0.1:2476')
-    .option('--max-value-bytes <n>', 'largest secret value accepted', toInt);
+    .option('--max-value-bytes <n>', 'largest secret value accepted', toInt)
+    .addOption(certTtlOption('--admin-cert-ttl <duration>', 'lifetime of the admin certificate the store keeps in HUSH_HOME and renews when a third is left, e.g. 30d, 12h (default 30d, at most 90d)'));
 }
 
 export function storeCommand(): Command {
@@ -105,6 +108,7 @@ async function startStoreFrom(dataDir: string, flags: StoreFlags) {
     listen: flags.listen,
     admin: flags.admin,
     nodeCertSeconds: flags.nodeCertTtl,
+    adminCertSeconds: flags.adminCertTtl,
     unlockKeyFile: flags.unlockKeyFile,
     maxValueBytes: flags.maxValueBytes,
   });

@@ -8,11 +8,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { hostname as localHostname } from 'node:os';
 import * as acl from '../acl/index.js';
-import { endWithStatus } from '../api/index.js';
+import { endWithStatus, grpcStatusOf } from '../api/index.js';
 import type { AgentMessage, JoinRequest, JoinResponse, NodeIdentity, NodeProtocolHandler, StoreMessage, WireContainer, WireSecretVersion } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { NODE_PREFIX, REVOKED_PREFIX, SERVICE_PREFIX, type OpenedStore, type NodeRecord } from '../store/index.js';
+import { assertValidContainer, assertValidHello, assertValidJoin, tooManyContainers } from './agent-input.js';
 import type { ClusterPki } from './cluster-pki.js';
 import { NodeSession, type DesiredState } from './node-session.js';
 
@@ -25,6 +26,11 @@ export interface NodeStatus {
   ackedRevision?: number;
 }
 
+export interface DispatcherLimits {
+  /** Containers one node may report or register (NodeLimits.maxContainersPerNode). */
+  maxContainersPerNode: number;
+}
+
 export class Dispatcher implements NodeProtocolHandler {
   private readonly sessions = new Map<string, NodeSession>();
   private unwatch: (() => void) | undefined;
@@ -33,6 +39,7 @@ export class Dispatcher implements NodeProtocolHandler {
     private readonly store: OpenedStore,
     private readonly pki: ClusterPki,
     private readonly log: Logger,
+    private readonly limits: DispatcherLimits,
   ) {}
 
   start(): void {
@@ -58,7 +65,7 @@ export class Dispatcher implements NodeProtocolHandler {
 
   async join(request: JoinRequest): Promise<JoinResponse> {
     this.pki.checkJoinToken(request.token);
-    for (const [key] of Object.entries(request.labels ?? {})) if (!key) throw new HushError('bad_request', 'label keys must not be empty');
+    assertValidJoin(request);
     const host = request.hostname || localHostname();
     const node = await this.store.nodes.register({ name: request.name || host, hostname: host, labels: request.labels ?? {} });
     const certificate = this.pki.signNode(request.csr_pem, node.id);
@@ -100,17 +107,26 @@ export class Dispatcher implements NodeProtocolHandler {
     session.lastHeartbeat = new Date();
     switch (message.body) {
       case 'hello':
+        try {
+          assertValidHello(message.hello.containers, this.limits.maxContainersPerNode);
+        } catch (err) {
+          // Nothing of a bad Hello is stored; the agent hears why and the session ends.
+          this.log.warn({ node: session.nodeId, err: (err as Error).message }, 'node sent an invalid hello');
+          return this.disconnectWith(session.nodeId, grpcStatusOf(err));
+        }
         await this.reconcileContainers(session.nodeId, message.hello.containers);
         await this.sync(session);
         return;
       case 'ack':
-        session.ackedRevision = Math.max(session.ackedRevision, message.ack.revision);
+        // A node cannot acknowledge what it was never sent.
+        session.ackedRevision = Math.max(session.ackedRevision, Math.min(message.ack.revision, session.revision));
         return;
       case 'heartbeat':
         return;
       case 'container_start':
         return this.startContainer(session, message.container_start.request_id, message.container_start.container);
       case 'container_stop':
+        if (!(await this.knowsContainer(session.nodeId, message.container_stop.container_id))) return;
         await this.store.nodes.update(session.nodeId, (node) => ({ ...node, containers: node.containers.filter((c) => c.id !== message.container_stop.container_id) }));
         return;
     }
@@ -127,13 +143,22 @@ export class Dispatcher implements NodeProtocolHandler {
     const decide = (allowed: boolean, reason: string) =>
       session.enqueue(async () => session.write({ body: 'decision', decision: { request_id: requestId, allowed, reason, revision: session.revision } }));
     try {
+      assertValidContainer(container);
+    } catch (err) {
+      return await decide(false, (err as Error).message);
+    }
+    try {
       const node = await this.store.nodes.get(session.nodeId);
       const services = await this.serviceIndex();
       const decision = acl.decideContainerStart({ service: container.service, node: nodeView(node), services, nodeRevoked: await this.store.nodes.isRevoked(node.id) });
       if (!decision.allowed) return await decide(false, decision.reason);
       // Committing the container triggers a sync (the watch listener runs before the commit resolves),
       // so it is queued ahead of the decision below: the secrets reach the node first.
-      await this.store.nodes.update(node.id, (n) => ({ ...n, containers: [...n.containers.filter((c) => c.id !== container.id), { id: container.id, service: container.service }] }));
+      await this.store.nodes.update(node.id, (n) => {
+        const others = n.containers.filter((c) => c.id !== container.id);
+        if (others.length >= this.limits.maxContainersPerNode) throw tooManyContainers(this.limits.maxContainersPerNode);
+        return { ...n, containers: [...others, { id: container.id, service: container.service }] };
+      });
       await decide(true, '');
     } catch (err) {
       // Answer rather than let the agent wait for its timeout.
@@ -182,13 +207,23 @@ export class Dispatcher implements NodeProtocolHandler {
     return new Map((await this.store.services.list()).map((s) => [s.name, { name: s.name, grants: s.grants, constraints: s.constraints }]));
   }
 
+  /** Only a container the store has on record is removed; an unknown or malformed id changes nothing. */
+  private async knowsContainer(nodeId: string, containerId: string): Promise<boolean> {
+    const node = await this.store.nodes.find(nodeId);
+    return node?.containers.some((c) => c.id === containerId) ?? false;
+  }
+
   private disconnect(nodeId: string, reason: string): void {
+    this.disconnectWith(nodeId, { code: grpc.status.PERMISSION_DENIED, details: reason });
+  }
+
+  private disconnectWith(nodeId: string, status: Partial<grpc.StatusObject>): void {
     const session = this.sessions.get(nodeId);
     if (!session) return;
     this.sessions.delete(nodeId);
     session.closed = true;
-    this.log.info({ node: nodeId, reason }, 'node session closed');
-    endWithStatus(session.stream, { code: grpc.status.PERMISSION_DENIED, details: reason });
+    this.log.info({ node: nodeId, reason: status.details }, 'node session closed');
+    endWithStatus(session.stream, status);
   }
 }
 

@@ -51,11 +51,6 @@ export class ConnectionGate {
     });
   }
 
-  /** Open connections (for tests and metrics). */
-  get size(): number {
-    return this.connections.size;
-  }
-
   /** The connection made a call: it is past its handshake. */
   markActive(remoteAddress: string | undefined, remotePort: number | undefined): void {
     const tracked = this.connections.get(`${remoteAddress}:${remotePort}`);

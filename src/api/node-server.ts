@@ -94,13 +94,14 @@ const UNAUTHENTICATED = { code: grpc.status.UNAUTHENTICATED, details: 'a valid n
 
 export interface NodeServer {
   port: number;
-  /** Open node-port connections (the connection gate's count). */
-  connections(): number;
   close(): Promise<void>;
 }
 
 export async function startNodeServer(address: string, tls: TlsMaterial, handler: NodeProtocolHandler, limits: NodeLimits): Promise<NodeServer> {
-  let gate: ConnectionGate | undefined;
+  // grpc-js does TLS and HTTP/2 on the sockets the gate lets through; it never listens itself.
+  // (The injector exists before the gate accepts anything: listen comes after both.)
+  const { maxConnections, maxConnectionsPerAddress, handshakeTimeoutMs } = limits;
+  const gate = new ConnectionGate({ maxConnections, maxConnectionsPerAddress, handshakeTimeoutMs }, (socket) => injector.injectConnection(socket), log);
   const server = new grpc.Server({
     // Per direction: agents send little (Join, Hello, acks); the store sends whole snapshots.
     'grpc.max_receive_message_length': limits.maxMessageBytes,
@@ -115,7 +116,7 @@ export async function startNodeServer(address: string, tls: TlsMaterial, handler
         nodeOf: (call) => identityOf(call)?.nodeId,
         onCall: (call) => {
           const { remoteAddress, remotePort } = call.getConnectionInfo();
-          gate?.markActive(remoteAddress, remotePort);
+          gate.markActive(remoteAddress, remotePort);
         },
       }),
     ],
@@ -145,21 +146,16 @@ export async function startNodeServer(address: string, tls: TlsMaterial, handler
     },
   });
 
-  // grpc-js does TLS and HTTP/2 on the sockets the gate lets through; it never listens itself.
   const injector = server.createConnectionInjector(credentials);
-  const { maxConnections, maxConnectionsPerAddress, handshakeTimeoutMs } = limits;
-  gate = new ConnectionGate({ maxConnections, maxConnectionsPerAddress, handshakeTimeoutMs }, (socket) => injector.injectConnection(socket), log);
   const { host, port } = splitHostPort(address);
   const bound = await gate.listen(host, port).catch((err: NodeJS.ErrnoException) => {
     const why = err.code === 'EADDRINUSE' ? 'address already in use' : err.message;
     throw new HushError('unavailable', `cannot listen on ${address} for the node protocol (${why}); pass another --listen`);
   });
-  const listening = gate;
   return {
     port: bound,
-    connections: () => listening.size,
     async close() {
-      await listening.close();
+      await gate.close();
       injector.destroy();
       server.forceShutdown();
     },

@@ -242,11 +242,14 @@ describe('node port limits (integration)', function () {
 
     it('closes connections from one address beyond 64 while the admin socket answers, and frees the slots when they close', async () => {
       const { sockets, closed } = await openSockets(c, 80);
-      await until(() => closed() >= 16);
-      expect(closed()).to.be.at.least(16);
-      expect(sockets.filter((s) => !s.destroyed && s.readyState === 'open').length).to.be.at.most(64);
-      expect((await healthz(c)).status).to.equal(200);
-      for (const s of sockets) s.destroy();
+      try {
+        await until(() => closed() >= 16);
+        expect(closed()).to.be.at.least(16);
+        expect(sockets.filter((s) => !s.destroyed && s.readyState === 'open').length).to.be.at.most(64);
+        expect((await healthz(c)).status).to.equal(200);
+      } finally {
+        for (const s of sockets) s.destroy();
+      }
       await until(() => closed() === 80);
       const node = await joinNode(c);
       expect(node.nodeId).to.be.a('string');
@@ -282,14 +285,34 @@ describe('node port limits (integration)', function () {
       expect(tlsClosed).to.equal(true);
     });
 
+    it('keeps a connection that made its first call open past the handshake timeout', async () => {
+      const node = await joinNode(c);
+      const stream = client(c, node.key, node.cert).Session() as grpc.ClientDuplexStream<unknown, StoreMessage>;
+      const received: StoreMessage[] = [];
+      let ended: unknown;
+      stream.on('data', (m: StoreMessage) => received.push(m));
+      stream.on('error', (err) => (ended = err));
+      stream.write({ body: 'hello', hello: { containers: [], last_revision: 0 } });
+      await until(() => received.length > 0);
+      await new Promise((r) => setTimeout(r, 2_000));
+      stream.write({ body: 'container_start', container_start: { request_id: 'late', container: { id: 'c1', service: 'none' } } });
+      await until(() => received.some((m) => m.body === 'decision'));
+      stream.cancel();
+      expect(ended).to.equal(undefined);
+      expect(received.map((m) => m.body)).to.deep.equal(['snapshot', 'decision']);
+    });
+
     it('closes connections beyond the total limit, whatever their address, while the admin socket answers', async () => {
       const a = await openSockets(c, 6, '127.0.0.2');
       const b = await openSockets(c, 6, '127.0.0.3');
-      await until(() => a.closed() + b.closed() >= 2);
-      expect(a.closed() + b.closed()).to.be.at.least(2);
-      expect(b.closed()).to.be.at.least(1);
-      expect((await healthz(c)).status).to.equal(200);
-      for (const s of [...a.sockets, ...b.sockets]) s.destroy();
+      try {
+        await until(() => a.closed() + b.closed() >= 2);
+        expect(a.closed() + b.closed()).to.be.at.least(2);
+        expect(b.closed()).to.be.at.least(1);
+        expect((await healthz(c)).status).to.equal(200);
+      } finally {
+        for (const s of [...a.sockets, ...b.sockets]) s.destroy();
+      }
     });
 
     it('serves one Join at a time, queues one, and refuses the next before reading it', async () => {

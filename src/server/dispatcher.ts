@@ -104,6 +104,8 @@ export class Dispatcher implements NodeProtocolHandler {
   }
 
   private async handle(session: NodeSession, message: AgentMessage): Promise<void> {
+    // Messages already in flight after the session was ended (a bad Hello, a revocation) change nothing.
+    if (session.closed) return;
     session.lastHeartbeat = new Date();
     switch (message.body) {
       case 'hello':
@@ -112,7 +114,7 @@ export class Dispatcher implements NodeProtocolHandler {
         } catch (err) {
           // Nothing of a bad Hello is stored; the agent hears why and the session ends.
           this.log.warn({ node: session.nodeId, err: (err as Error).message }, 'node sent an invalid hello');
-          return this.disconnectWith(session.nodeId, grpcStatusOf(err));
+          return this.closeSession(session, grpcStatusOf(err));
         }
         await this.reconcileContainers(session.nodeId, message.hello.containers);
         await this.sync(session);
@@ -214,15 +216,14 @@ export class Dispatcher implements NodeProtocolHandler {
   }
 
   private disconnect(nodeId: string, reason: string): void {
-    this.disconnectWith(nodeId, { code: grpc.status.PERMISSION_DENIED, details: reason });
+    const session = this.sessions.get(nodeId);
+    if (session) this.closeSession(session, { code: grpc.status.PERMISSION_DENIED, details: reason });
   }
 
-  private disconnectWith(nodeId: string, status: Partial<grpc.StatusObject>): void {
-    const session = this.sessions.get(nodeId);
-    if (!session) return;
-    this.sessions.delete(nodeId);
+  private closeSession(session: NodeSession, status: Partial<grpc.StatusObject>): void {
+    if (this.sessions.get(session.nodeId) === session) this.sessions.delete(session.nodeId);
     session.closed = true;
-    this.log.info({ node: nodeId, reason: status.details }, 'node session closed');
+    this.log.info({ node: session.nodeId, reason: status.details }, 'node session closed');
     endWithStatus(session.stream, status);
   }
 }

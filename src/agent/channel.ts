@@ -6,7 +6,7 @@
  * cable) within seconds instead of TCP's minutes.
  */
 import * as grpc from '@grpc/grpc-js';
-import { GRPC_MAX_MESSAGE_BYTES, STORE_TLS_NAME, nodeServiceClient, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from '../api/index.js';
+import { GRPC_MAX_SNAPSHOT_BYTES, STORE_TLS_NAME, nodeServiceClient, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from '../api/index.js';
 import type { StoreAddress } from './address.js';
 
 export interface RenewRequest {
@@ -24,8 +24,9 @@ export interface NodeClient extends grpc.Client {
 }
 
 export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
-  'grpc.max_receive_message_length': GRPC_MAX_MESSAGE_BYTES,
-  'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES,
+  // Snapshots from the store are large; what the agent sends is small, and the store enforces its own (smaller) receive limit.
+  'grpc.max_receive_message_length': GRPC_MAX_SNAPSHOT_BYTES,
+  'grpc.max_send_message_length': GRPC_MAX_SNAPSHOT_BYTES,
   'grpc.keepalive_time_ms': 10_000,
   'grpc.keepalive_timeout_ms': 5_000,
   'grpc.keepalive_permit_without_calls': 1,

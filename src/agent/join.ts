@@ -58,6 +58,7 @@ function joinError(address: StoreAddress, err: unknown): HushError {
       return new HushError('bad_request', `the store at ${address.display} rejected the join request: ${err.details}`);
     case grpc.status.UNAVAILABLE:
     case grpc.status.DEADLINE_EXCEEDED:
+    case grpc.status.RESOURCE_EXHAUSTED: // the store's join slots are full: busy, not broken
       return new HushError('unavailable', `cannot join the store at ${address.display}: ${err.details}`);
     default:
       return new HushError('internal', `joining the store at ${address.display} failed: ${grpc.status[err.code] ?? err.code}: ${err.details}`);

@@ -6,10 +6,11 @@
 import type { JSONSchemaType } from 'ajv';
 import { constants } from 'node:os';
 import { validator } from '../api/index.js';
+import { CONTAINER_ID_PATTERN } from '../rules/index.js';
 import type { ContainerStartRequest } from './containers.js';
 
-/** Container ids as Docker and OCI runtimes make them (64 hex) or as people name them; never a path. */
-export const CONTAINER_ID = '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$';
+/** The store checks the same rule on what agents report (src/rules). */
+export const CONTAINER_ID = CONTAINER_ID_PATTERN;
 /** The store's rule for object names (src/rules). */
 const SERVICE_NAME = '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$';
 

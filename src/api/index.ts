@@ -4,7 +4,7 @@ export { closeServer, listenOnUnixSocket } from './listen.js';
 export { toHttpError } from './http-errors.js';
 export { decodeBase64, validator, type Validator } from './validate.js';
 export {
-  GRPC_MAX_MESSAGE_BYTES,
+  GRPC_MAX_SNAPSHOT_BYTES,
   STORE_TLS_NAME,
   nodeServiceClient,
   nodeServiceDefinition,
@@ -20,7 +20,8 @@ export {
   type WireServiceGrants,
   type WireSnapshot,
 } from './node-proto.js';
-export { endWithStatus, startNodeServer, type NodeIdentity, type NodeProtocolHandler, type TlsMaterial } from './node-server.js';
+export { endWithStatus, grpcStatusOf, startNodeServer, type NodeIdentity, type NodeProtocolHandler, type NodeServer, type TlsMaterial } from './node-server.js';
+export { DEFAULT_NODE_LIMITS, resolveNodeLimits, type NodeLimits } from './node-limits.js';
 export type { ClusterControl, NodeStatus } from './cluster-routes.js';
 export { listenHttps, splitHostPort } from './listen.js';
 export { ClientConnections } from './client-connections.js';

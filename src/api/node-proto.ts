@@ -100,5 +100,9 @@ export function nodeServiceClient(): grpc.ServiceClientConstructor {
  */
 export const STORE_TLS_NAME = 'hush-store';
 
-/** grpc-js message size limits: a snapshot can carry many 500 KiB values. */
-export const GRPC_MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
+/**
+ * Largest message the store sends and the agent accepts: a snapshot can carry
+ * many 500 KiB values. Only this direction is large; what the store accepts
+ * from agents is NodeLimits.maxMessageBytes (1 MiB by default).
+ */
+export const GRPC_MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;

@@ -4,11 +4,19 @@
  * by the TLS layer. Join is the only call that works without one; Renew and
  * Session refuse a caller whose certificate is missing, foreign, expired or
  * revoked (UNAUTHENTICATED / PERMISSION_DENIED) before any data flows.
+ * Everything an unauthenticated peer can make the store hold is bounded
+ * (node-limits.ts): sockets by the connection gate, calls by the call gate,
+ * message sizes by grpc-js's receive limit, checked before decoding.
  */
 import * as grpc from '@grpc/grpc-js';
 import { X509Certificate } from 'node:crypto';
 import { HushError, isHushError } from '../errors/index.js';
-import { GRPC_MAX_MESSAGE_BYTES, nodeServiceDefinition, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from './node-proto.js';
+import { log } from '../log/index.js';
+import { callGate } from './call-gate.js';
+import { ConnectionGate } from './connection-gate.js';
+import { splitHostPort } from './listen.js';
+import type { NodeLimits } from './node-limits.js';
+import { GRPC_MAX_SNAPSHOT_BYTES, nodeServiceDefinition, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from './node-proto.js';
 
 export interface NodeIdentity {
   nodeId: string;
@@ -48,7 +56,7 @@ class StaticCertificateProvider implements grpc.experimental.CertificateProvider
   removeIdentityCertificateListener(): void {}
 }
 
-function identityOf(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>): NodeIdentity | undefined {
+function identityOf(call: Pick<grpc.ServerInterceptingCallInterface, 'getAuthContext'>): NodeIdentity | undefined {
   // grpc-js only exposes the peer certificate when the TLS layer verified it against the CA.
   const cert = call.getAuthContext().sslPeerCertificate;
   if (!cert?.raw) return undefined;
@@ -58,13 +66,15 @@ function identityOf(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerDu
   return { nodeId: subject.CN, role: subject.OU, certPem: x509.toString() };
 }
 
-function toStatus(err: unknown): Partial<grpc.StatusObject> {
+/** The gRPC status a HushError (or anything else thrown) is answered with. */
+export function grpcStatusOf(err: unknown): Partial<grpc.StatusObject> {
   if (isHushError(err)) {
     const code =
       err.code === 'forbidden' ? grpc.status.PERMISSION_DENIED
       : err.code === 'unauthorized' ? grpc.status.UNAUTHENTICATED
       : err.code === 'not_found' ? grpc.status.NOT_FOUND
       : err.code === 'locked' || err.code === 'unavailable' ? grpc.status.UNAVAILABLE
+      : err.code === 'too_large' ? grpc.status.RESOURCE_EXHAUSTED
       : err.status < 500 ? grpc.status.INVALID_ARGUMENT
       : grpc.status.INTERNAL;
     return { code, details: err.message };
@@ -82,20 +92,41 @@ export function endWithStatus(stream: grpc.ServerDuplexStream<unknown, unknown>,
 
 const UNAUTHENTICATED = { code: grpc.status.UNAUTHENTICATED, details: 'a valid node certificate issued by this cluster is required; join with `hush agent --token`' };
 
-export async function startNodeServer(address: string, tls: TlsMaterial, handler: NodeProtocolHandler): Promise<{ server: grpc.Server; port: number }> {
+export interface NodeServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startNodeServer(address: string, tls: TlsMaterial, handler: NodeProtocolHandler, limits: NodeLimits): Promise<NodeServer> {
+  // grpc-js does TLS and HTTP/2 on the sockets the gate lets through; it never listens itself.
+  // (The injector exists before the gate accepts anything: listen comes after both.)
+  const { maxConnections, maxConnectionsPerAddress, handshakeTimeoutMs } = limits;
+  const gate = new ConnectionGate({ maxConnections, maxConnectionsPerAddress, handshakeTimeoutMs }, (socket) => injector.injectConnection(socket), log);
   const server = new grpc.Server({
-    'grpc.max_receive_message_length': GRPC_MAX_MESSAGE_BYTES,
-    'grpc.max_send_message_length': GRPC_MAX_MESSAGE_BYTES,
+    // Per direction: agents send little (Join, Hello, acks); the store sends whole snapshots.
+    'grpc.max_receive_message_length': limits.maxMessageBytes,
+    'grpc.max_send_message_length': GRPC_MAX_SNAPSHOT_BYTES,
+    'grpc.max_concurrent_streams': limits.maxStreamsPerConnection,
+    'grpc.max_connection_idle_ms': limits.idleTimeoutMs,
     // Notice an agent that vanished without closing its connection within seconds.
     'grpc.keepalive_time_ms': 10_000,
     'grpc.keepalive_timeout_ms': 5_000,
+    interceptors: [
+      callGate(limits, {
+        nodeOf: (call) => identityOf(call)?.nodeId,
+        onCall: (call) => {
+          const { remoteAddress, remotePort } = call.getConnectionInfo();
+          gate.markActive(remoteAddress, remotePort);
+        },
+      }),
+    ],
   });
   const provider = new StaticCertificateProvider(tls);
   const credentials = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
 
   server.addService(nodeServiceDefinition(), {
     Join: (call: grpc.ServerUnaryCall<JoinRequest, JoinResponse>, callback: grpc.sendUnaryData<JoinResponse>) => {
-      handler.join(call.request).then((reply) => callback(null, reply), (err) => callback(toStatus(err)));
+      handler.join(call.request).then((reply) => callback(null, reply), (err) => callback(grpcStatusOf(err)));
     },
     Renew: (call: grpc.ServerUnaryCall<{ csr_pem: string }, { certificate_pem: string }>, callback: grpc.sendUnaryData<{ certificate_pem: string }>) => {
       const identity = identityOf(call);
@@ -103,24 +134,30 @@ export async function startNodeServer(address: string, tls: TlsMaterial, handler
       handler
         .authorize(identity)
         .then(() => handler.renew(identity, call.request.csr_pem))
-        .then((certificate_pem) => callback(null, { certificate_pem }), (err) => callback(toStatus(err)));
+        .then((certificate_pem) => callback(null, { certificate_pem }), (err) => callback(grpcStatusOf(err)));
     },
     Session: (stream: grpc.ServerDuplexStream<AgentMessage, StoreMessage>) => {
       const identity = identityOf(stream);
       if (!identity) return endWithStatus(stream, UNAUTHENTICATED);
       handler.authorize(identity).then(
         () => handler.openSession(identity, stream),
-        (err) => endWithStatus(stream, toStatus(err)),
+        (err) => endWithStatus(stream, grpcStatusOf(err)),
       );
     },
   });
 
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, credentials, (err, p) => {
-      if (!err) return resolve(p);
-      const inUse = /EADDRINUSE/.test(err.message);
-      reject(new HushError('unavailable', `cannot listen on ${address} for the node protocol (${inUse ? 'address already in use' : err.message}); pass another --listen`));
-    }),
-  );
-  return { server, port };
+  const injector = server.createConnectionInjector(credentials);
+  const { host, port } = splitHostPort(address);
+  const bound = await gate.listen(host, port).catch((err: NodeJS.ErrnoException) => {
+    const why = err.code === 'EADDRINUSE' ? 'address already in use' : err.message;
+    throw new HushError('unavailable', `cannot listen on ${address} for the node protocol (${why}); pass another --listen`);
+  });
+  return {
+    port: bound,
+    async close() {
+      await gate.close();
+      injector.destroy();
+      server.forceShutdown();
+    },
+  };
 }

@@ -7,6 +7,11 @@ export const MAX_NAME_LENGTH = 64;
 export const DEFAULT_MAX_VALUE_BYTES = 500 * 1024;
 const MAX_LABELS = 64;
 const MAX_LABEL_BYTES = 4096;
+/** Container ids as Docker and OCI runtimes make them (64 hex) or as people name them; never a path. */
+export const CONTAINER_ID_PATTERN = '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$';
+const CONTAINER_ID = new RegExp(CONTAINER_ID_PATTERN);
+/** RFC 1123 host names (and what `hostname` prints): at most 253 characters, no spaces or slashes. */
+const HOSTNAME = /^[a-zA-Z0-9_]([a-zA-Z0-9_.-]{0,252})$/;
 
 export function assertValidName(name: unknown, what = 'secret'): asserts name is string {
   if (typeof name !== 'string' || name.length === 0) throw new HushError('invalid_name', `${what} name is required`);
@@ -42,3 +47,15 @@ export {
   MIN_ADMIN_CERT_SECONDS,
   parseDuration,
 } from './admin-certs.js';
+
+export function assertValidContainerId(id: unknown): asserts id is string {
+  if (typeof id !== 'string' || !CONTAINER_ID.test(id)) {
+    throw new HushError('bad_request', `invalid container id "${String(id).slice(0, 80)}": use 1 to 128 letters, digits, "_", "." or "-", starting with a letter or digit`);
+  }
+}
+
+export function assertValidHostname(hostname: unknown): asserts hostname is string {
+  if (typeof hostname !== 'string' || !HOSTNAME.test(hostname)) {
+    throw new HushError('bad_request', `invalid hostname "${String(hostname).slice(0, 80)}": use up to 253 letters, digits, "_", "." and "-"`);
+  }
+}

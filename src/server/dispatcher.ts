@@ -8,12 +8,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { hostname as localHostname } from 'node:os';
 import * as acl from '../acl/index.js';
-import { endWithStatus } from '../api/index.js';
+import { endWithStatus, grpcStatusOf } from '../api/index.js';
 import type { AgentMessage, JoinRequest, JoinResponse, NodeIdentity, NodeProtocolHandler, StoreMessage, WireContainer, WireSecretVersion } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import { assertValidLabels, assertValidName } from '../rules/index.js';
+import { assertValidName } from '../rules/index.js';
 import { NODE_LABELS_PREFIX, NODE_PREFIX, REVOKED_PREFIX, SERVICE_PREFIX, type OpenedStore, type NodeRecord } from '../store/index.js';
+import { assertValidContainer, assertValidHello, assertValidJoin, tooManyContainers } from './agent-input.js';
 import type { ClusterPki } from './cluster-pki.js';
 import { NodeSession, type DesiredState } from './node-session.js';
 
@@ -26,6 +27,11 @@ export interface NodeStatus {
   ackedRevision?: number;
 }
 
+export interface DispatcherLimits {
+  /** Containers one node may report or register (NodeLimits.maxContainersPerNode). */
+  maxContainersPerNode: number;
+}
+
 export class Dispatcher implements NodeProtocolHandler {
   private readonly sessions = new Map<string, NodeSession>();
   private unwatch: (() => void) | undefined;
@@ -36,6 +42,7 @@ export class Dispatcher implements NodeProtocolHandler {
     private readonly store: OpenedStore,
     private readonly pki: ClusterPki,
     private readonly log: Logger,
+    private readonly limits: DispatcherLimits,
   ) {}
 
   start(): void {
@@ -60,13 +67,13 @@ export class Dispatcher implements NodeProtocolHandler {
   }
 
   async join(request: JoinRequest): Promise<JoinResponse> {
+    assertValidJoin(request);
     const host = request.hostname || localHostname();
     const name = request.name || host;
-    // Checked before the token, which is looked up by name.
+    // Checked before the token, which is looked up by name (the name may come from the hostname).
     assertValidName(name, 'node');
     const grant = await this.pki.checkJoinToken(request.token, name);
     const engineLabels = request.labels ?? {};
-    assertValidLabels(engineLabels);
     const joined = this.joins.then(async () => {
       if (grant.kind === 'cluster') await this.assertFreshName(name);
       const node = await this.store.nodes.register({ name, hostname: host, engineLabels });
@@ -134,20 +141,31 @@ export class Dispatcher implements NodeProtocolHandler {
   }
 
   private async handle(session: NodeSession, message: AgentMessage): Promise<void> {
+    // Messages already in flight after the session was ended (a bad Hello, a revocation) change nothing.
+    if (session.closed) return;
     session.lastHeartbeat = new Date();
     switch (message.body) {
       case 'hello':
+        try {
+          assertValidHello(message.hello.containers, this.limits.maxContainersPerNode);
+        } catch (err) {
+          // Nothing of a bad Hello is stored; the agent hears why and the session ends.
+          this.log.warn({ node: session.nodeId, err: (err as Error).message }, 'node sent an invalid hello');
+          return this.closeSession(session, grpcStatusOf(err));
+        }
         await this.reconcileContainers(session.nodeId, message.hello.containers);
         await this.sync(session);
         return;
       case 'ack':
-        session.ackedRevision = Math.max(session.ackedRevision, message.ack.revision);
+        // A node cannot acknowledge what it was never sent.
+        session.ackedRevision = Math.max(session.ackedRevision, Math.min(message.ack.revision, session.revision));
         return;
       case 'heartbeat':
         return;
       case 'container_start':
         return this.startContainer(session, message.container_start.request_id, message.container_start.container);
       case 'container_stop':
+        if (!(await this.knowsContainer(session.nodeId, message.container_stop.container_id))) return;
         await this.store.nodes.update(session.nodeId, (node) => ({ ...node, containers: node.containers.filter((c) => c.id !== message.container_stop.container_id) }));
         return;
     }
@@ -164,13 +182,22 @@ export class Dispatcher implements NodeProtocolHandler {
     const decide = (allowed: boolean, reason: string) =>
       session.enqueue(async () => session.write({ body: 'decision', decision: { request_id: requestId, allowed, reason, revision: session.revision } }));
     try {
+      assertValidContainer(container);
+    } catch (err) {
+      return await decide(false, (err as Error).message);
+    }
+    try {
       const node = await this.store.nodes.get(session.nodeId);
       const services = await this.serviceIndex();
       const decision = acl.decideContainerStart({ service: container.service, node: await this.nodeView(node), services, nodeRevoked: await this.store.nodes.isRevoked(node.id) });
       if (!decision.allowed) return await decide(false, decision.reason);
       // Committing the container triggers a sync (the watch listener runs before the commit resolves),
       // so it is queued ahead of the decision below: the secrets reach the node first.
-      await this.store.nodes.update(node.id, (n) => ({ ...n, containers: [...n.containers.filter((c) => c.id !== container.id), { id: container.id, service: container.service }] }));
+      await this.store.nodes.update(node.id, (n) => {
+        const others = n.containers.filter((c) => c.id !== container.id);
+        if (others.length >= this.limits.maxContainersPerNode) throw tooManyContainers(this.limits.maxContainersPerNode);
+        return { ...n, containers: [...others, { id: container.id, service: container.service }] };
+      });
       await decide(true, '');
     } catch (err) {
       // Answer rather than let the agent wait for its timeout.
@@ -224,12 +251,21 @@ export class Dispatcher implements NodeProtocolHandler {
     return { id: node.id, hostname: node.hostname, labels: await this.store.nodes.adminLabels(node.name), engineLabels: node.engineLabels, role: node.role };
   }
 
+  /** Only a container the store has on record is removed; an unknown or malformed id changes nothing. */
+  private async knowsContainer(nodeId: string, containerId: string): Promise<boolean> {
+    const node = await this.store.nodes.find(nodeId);
+    return node?.containers.some((c) => c.id === containerId) ?? false;
+  }
+
   private disconnect(nodeId: string, reason: string): void {
     const session = this.sessions.get(nodeId);
-    if (!session) return;
-    this.sessions.delete(nodeId);
+    if (session) this.closeSession(session, { code: grpc.status.PERMISSION_DENIED, details: reason });
+  }
+
+  private closeSession(session: NodeSession, status: Partial<grpc.StatusObject>): void {
+    if (this.sessions.get(session.nodeId) === session) this.sessions.delete(session.nodeId);
     session.closed = true;
-    this.log.info({ node: nodeId, reason }, 'node session closed');
-    endWithStatus(session.stream, { code: grpc.status.PERMISSION_DENIED, details: reason });
+    this.log.info({ node: session.nodeId, reason: status.details }, 'node session closed');
+    endWithStatus(session.stream, status);
   }
 }

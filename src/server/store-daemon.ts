@@ -9,9 +9,20 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import type * as grpc from '@grpc/grpc-js';
 import * as acl from '../acl/index.js';
-import { ClientConnections, closeServer, createAdminApp, listenHttps, listenOnUnixSocket, splitHostPort, startNodeServer, type ClusterControl } from '../api/index.js';
+import {
+  ClientConnections,
+  closeServer,
+  createAdminApp,
+  listenHttps,
+  listenOnUnixSocket,
+  resolveNodeLimits,
+  splitHostPort,
+  startNodeServer,
+  type ClusterControl,
+  type NodeLimits,
+  type NodeServer,
+} from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import { updateHomeConfig } from '../home/index.js';
 import { log } from '../log/index.js';
@@ -36,6 +47,8 @@ export interface StoreDaemonOptions {
   nodeCertSeconds?: number;
   /** Lifetime of the admin certificate the store keeps (and renews) in HUSH_HOME. */
   adminCertSeconds?: number;
+  /** Node-port limits (connections, calls, sizes); unset fields take DEFAULT_NODE_LIMITS. */
+  nodeLimits?: Partial<NodeLimits>;
   /** Where to print the one-time unlock key of a new autolocked store. */
   announce?: (text: string) => void;
 }
@@ -86,7 +99,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   log.info({ dataDir: options.dataDir, socket: options.socket, revision: store.backend.revision(), locked: store.keyring.locked }, 'store ready');
 
   let dispatcher: Dispatcher | undefined;
-  let grpcServer: grpc.Server | undefined;
+  let nodeServer: NodeServer | undefined;
   let httpsServer: Server | undefined;
   let homeCredentials: HomeCredentials | undefined;
   const clientConnections = new ClientConnections();
@@ -102,14 +115,15 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     await homeCredentials.refresh();
     homeCredentials.start();
     certs = authority;
-    dispatcher = new Dispatcher(store, pki, log);
+    const limits = resolveNodeLimits(options.nodeLimits);
+    dispatcher = new Dispatcher(store, pki, log, limits);
     dispatcher.start();
     const listen = options.listen ?? DEFAULT_NODE_LISTEN;
     const admin = options.admin ?? DEFAULT_ADMIN_LISTEN;
     const hosts = [listen, admin].filter(Boolean).map((a) => splitHostPort(a).host).filter((h) => h !== '0.0.0.0' && h !== '::');
     const serverTls = { caPem: pki.caPem, ...pki.serverCredentials(hosts) };
-    const node = await startNodeServer(listen, serverTls, dispatcher);
-    grpcServer = node.server;
+    const node = await startNodeServer(listen, serverTls, dispatcher, limits);
+    nodeServer = node;
     const nodeAddress = `${splitHostPort(listen).host}:${node.port}`;
     let adminAddress: string | undefined;
     if (admin) {
@@ -136,7 +150,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     async close() {
       homeCredentials?.stop();
       dispatcher?.stop();
-      grpcServer?.forceShutdown();
+      await nodeServer?.close();
       if (httpsServer) await closeServer(httpsServer);
       await closeServer(unixServer);
       await store.backend.close();

@@ -1,5 +1,5 @@
 /** `hush store` and `hush up`: the long-running processes. */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ADMIN_SOCKET, DEFAULT_AGENT_SOCKET, DEFAULT_MOUNTS_DIR, hushHome, readHomeConfig, updateHomeConfig } from '../../home/index.js';
@@ -15,6 +15,16 @@ interface StoreFlags {
   autolock?: boolean;
   unlockKeyFile?: string;
   maxValueBytes?: number;
+  nodeMaxMessage?: number;
+  nodeHandshakeTimeout?: number;
+  nodeIdleTimeout?: number;
+  nodeMaxConnections?: number;
+  nodeMaxConnectionsPerAddress?: number;
+  nodeMaxJoins?: number;
+  nodeMaxQueuedJoins?: number;
+  nodeMaxCallsPerNode?: number;
+  nodeMaxStreams?: number;
+  nodeMaxContainers?: number;
 }
 
 interface UpFlags extends StoreFlags {
@@ -23,6 +33,25 @@ interface UpFlags extends StoreFlags {
 }
 
 const toInt = (v: string) => Number.parseInt(v, 10);
+
+function positiveInt(value: string): number {
+  if (!/^[1-9][0-9]*$/.test(value) || !Number.isSafeInteger(Number(value))) throw new InvalidArgumentError(`must be a whole number above 0, not "${value}".`);
+  return Number(value);
+}
+
+/** The node-port limits (src/api/node-limits.ts); defaults and reasons in docs/security.md, "Node port limits". */
+const NODE_LIMIT_FLAGS: [flag: string, description: string][] = [
+  ['--node-max-message <bytes>', 'largest message the store accepts from an agent (default 1 MiB)'],
+  ['--node-handshake-timeout <ms>', 'close a node-port connection that makes no call this soon after connecting (default 10000)'],
+  ['--node-idle-timeout <ms>', 'close a node-port connection with no call open this long (default 300000)'],
+  ['--node-max-connections <n>', 'node-port connections in all, kept within the open-file limit (default 12000)'],
+  ['--node-max-connections-per-address <n>', 'node-port connections from one IP address; raise for many nodes behind one NAT (default 64)'],
+  ['--node-max-joins <n>', 'Join calls served at once (default 32)'],
+  ['--node-max-queued-joins <n>', 'Join calls waiting for a slot before more are refused (default 1024)'],
+  ['--node-max-calls-per-node <n>', 'calls one node may have open at once (default 4)'],
+  ['--node-max-streams <n>', 'concurrent HTTP/2 streams per node-port connection (default 8)'],
+  ['--node-max-containers <n>', 'containers one node may run with secrets (default 1000)'],
+];
 
 /** The listener flags `hush store` and `hush up` share. */
 function withStoreListeners(command: Command, nodeListenDefault: string): Command {
@@ -34,13 +63,18 @@ function withStoreListeners(command: Command, nodeListenDefault: string): Comman
     .addOption(certTtlOption('--admin-cert-ttl <duration>', 'lifetime of the admin certificate the store keeps in HUSH_HOME and renews when a third is left, e.g. 30d, 12h (default 30d, at most 90d)'));
 }
 
+function withNodeLimits(command: Command): Command {
+  for (const [flag, description] of NODE_LIMIT_FLAGS) command.option(flag, description, positiveInt);
+  return command;
+}
+
 export function storeCommand(): Command {
-  return withStoreListeners(
+  return withNodeLimits(withStoreListeners(
     new Command('store')
       .description('run the central store: encrypted, durable secrets behind the admin API and the node protocol')
       .requiredOption('--data <dir>', 'data directory (write-ahead log, snapshots, key file)'),
     '0.0.0.0:2477',
-  )
+  ))
     .option('--node-cert-ttl <seconds>', 'lifetime of node certificates (agents renew at half-life)', toInt, 86400)
     .option('--home <dir>', 'HUSH_HOME to record how clients reach this store (default $HUSH_HOME or ~/.hush)')
     .option('--autolock', 'derive the key-encryption key from an unlock key that is shown once and must be given after each restart')
@@ -60,7 +94,7 @@ export function storeCommand(): Command {
 
 export function upCommand(): Command {
   // Single node: the node protocol only needs to be reachable from this machine.
-  return withStoreListeners(new Command('up').description('run a single-node hush: the store and an agent joined to it, on this machine'), '127.0.0.1:2477')
+  return withNodeLimits(withStoreListeners(new Command('up').description('run a single-node hush: the store and an agent joined to it, on this machine'), '127.0.0.1:2477'))
     .option('--home <dir>', 'state directory (default $HUSH_HOME or ~/.hush)')
     .option('--agent-socket <path>', 'the agent\'s runtime API socket (`hush run` talks to it)', DEFAULT_AGENT_SOCKET)
     .option('--mounts <dir>', 'where per-container secret mounts go', DEFAULT_MOUNTS_DIR)
@@ -111,6 +145,18 @@ async function startStoreFrom(dataDir: string, flags: StoreFlags) {
     adminCertSeconds: flags.adminCertTtl,
     unlockKeyFile: flags.unlockKeyFile,
     maxValueBytes: flags.maxValueBytes,
+    nodeLimits: {
+      maxMessageBytes: flags.nodeMaxMessage,
+      handshakeTimeoutMs: flags.nodeHandshakeTimeout,
+      idleTimeoutMs: flags.nodeIdleTimeout,
+      maxConnections: flags.nodeMaxConnections,
+      maxConnectionsPerAddress: flags.nodeMaxConnectionsPerAddress,
+      maxConcurrentJoins: flags.nodeMaxJoins,
+      maxQueuedJoins: flags.nodeMaxQueuedJoins,
+      maxCallsPerNode: flags.nodeMaxCallsPerNode,
+      maxStreamsPerConnection: flags.nodeMaxStreams,
+      maxContainersPerNode: flags.nodeMaxContainers,
+    },
   });
 }
 

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { EmbeddedBackend, Envelope, loadSodium, openStore } from '../../src/store/index.js';
+import { deriveLogAuth, EmbeddedBackend, Envelope, loadSodium, openStore } from '../../src/store/index.js';
 import { meanBatch, RawGroupCommit, watchEngineFlushes, type FlushStats } from './group-commit.js';
 import { runLoad, summarize, type LoadOptions, type LoadSummary } from './load.js';
 
@@ -61,6 +61,11 @@ export interface RealRecord {
   putCommitBytes: number;
 }
 
+/** The engine alone authenticates its log with a key derived from a root key, as the store does. */
+async function benchLogAuth() {
+  return deriveLogAuth(await loadSodium(), randomBytes(32));
+}
+
 /** Creates one real secret and one single-put commit, and measures what they write. */
 export async function probeRealRecord(dir: string, valueBytes: number, name: string): Promise<RealRecord> {
   const store = await openStore({ dataDir: join(dir, 'store') });
@@ -74,7 +79,7 @@ export async function probeRealRecord(dir: string, valueBytes: number, name: str
   } finally {
     await store.backend.close();
   }
-  const backend = await EmbeddedBackend.open({ dir: join(dir, 'engine') });
+  const backend = await EmbeddedBackend.open({ dir: join(dir, 'engine'), auth: await benchLogAuth() });
   try {
     const before = await walBytes(join(dir, 'engine'));
     await backend.commit({ ops: [{ type: 'put', key: `secrets/${name}`, value: json }] });
@@ -86,7 +91,7 @@ export async function probeRealRecord(dir: string, valueBytes: number, name: str
 
 /** 64 writers committing one put each of the real record, through EmbeddedBackend.commit. */
 export async function runEngine(dir: string, record: string, load: LoadOptions, warmup: number): Promise<InProcessResult> {
-  const backend = await EmbeddedBackend.open({ dir });
+  const backend = await EmbeddedBackend.open({ dir, auth: await benchLogAuth() });
   try {
     const flushes = watchEngineFlushes(backend);
     const r = await measured(load, warmup, dir, flushes, async (i, warm) => {
@@ -145,7 +150,7 @@ export async function measureOpCosts(dir: string, record: string, valueBytes: nu
     return ((performance.now() - t0) * 1000) / n;
   };
   const sealUs = perCall(2_000, (i) => envelope.seal(value, { id: 'x'.repeat(25), name: `bench-${i}`, version: 1 }, kek, 1));
-  const backend = await EmbeddedBackend.open({ dir });
+  const backend = await EmbeddedBackend.open({ dir, auth: await benchLogAuth() });
   try {
     // commit() frames synchronously and returns a promise; the flush happens after the loop.
     const pending: Promise<number>[] = [];

@@ -75,8 +75,8 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
     res.json({ status: ctx.keyring.locked ? 'locked' : 'ok', revision: ctx.backend.revision(), cluster: ctx.cluster() ? 'ready' : 'starting' });
   });
 
-  app.post('/v1/unlock', (req, res) => {
-    ctx.keyring.unlock(unlockBody(req.body).key);
+  app.post('/v1/unlock', async (req, res) => {
+    await ctx.keyring.unlock(unlockBody(req.body).key);
     res.json({ status: 'ok' });
   });
 

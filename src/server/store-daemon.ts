@@ -74,7 +74,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
         'Keep it safe (a password manager). After a restart, run `hush unlock` and paste it.\n',
     );
   }
-  if (store.keyring.locked && options.unlockKeyFile) store.keyring.unlock(await readFile(options.unlockKeyFile, 'utf8'));
+  if (store.keyring.locked && options.unlockKeyFile) await store.keyring.unlock(await readFile(options.unlockKeyFile, 'utf8'));
 
   store.secrets.removalGuard = async (name) => {
     const users = acl.servicesUsingSecret(name, new Map((await store.services.list()).map((s) => [s.name, s])));

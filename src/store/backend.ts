@@ -5,6 +5,8 @@
  * all its operations or none; conditions compare a key's modRevision (0 means
  * "must not exist") against the latest state.
  */
+import type { LogAuth } from './log-auth.js';
+
 export interface KvEntry {
   key: string;
   value: string;
@@ -41,6 +43,34 @@ export interface Backend {
   /** Called after each durable commit, in revision order. Returns an unsubscribe function. */
   watch(listener: (event: KvEvent) => void): () => void;
   close(): Promise<void>;
+}
+
+/** One key as the files hold it before they are verified, and where it was read. */
+export interface PeekedValue {
+  value?: string;
+  /** File and offset of the snapshot or record the value came from. */
+  file?: string;
+  offset?: number;
+  /** Whether the files hold any record at all (a new store holds none). */
+  hasData: boolean;
+}
+
+/**
+ * A backend whose files are authenticated with a key derived from the root
+ * key (the embedded engine). It serves nothing until `authenticate` has
+ * verified every record and snapshot; before that, `peek` reads one key
+ * unverified, so that the sealed keyring can be found and opened (its AEAD
+ * seal is its own proof) to derive the key.
+ */
+export interface KeyedBackend extends Backend {
+  peek(key: string): Promise<PeekedValue>;
+  /**
+   * Verifies the files with `auth` and starts serving them. A data directory
+   * written before the log was keyed is upgraded (rewritten keyed) when
+   * `allowUnkeyed`, and refused otherwise. Resolves with whether it upgraded.
+   */
+  authenticate(auth: LogAuth, options: { allowUnkeyed: boolean }): Promise<{ upgraded: boolean }>;
+  readonly authenticated: boolean;
 }
 
 /** A transaction's condition did not hold: someone else changed the key first. */

@@ -1,11 +1,12 @@
 /** The store: durable, encrypted records of secrets (and, later, services and nodes). */
 export { ConflictError, CorruptionError } from './backend.js';
-export type { Backend, KvCondition, KvEntry, KvEvent, KvOp, KvTxn } from './backend.js';
+export type { Backend, KeyedBackend, KvCondition, KvEntry, KvEvent, KvOp, KvTxn, PeekedValue } from './backend.js';
 export { EmbeddedBackend, type EmbeddedOptions } from './embedded.js';
 export { Envelope, b64, unb64, type SealedValue } from './envelope.js';
 
 export { newObjectId } from './ids.js';
 export { Keyring, type KeyringOptions } from './keyring.js';
+export { deriveLogAuth, type LogAuth } from './log-auth.js';
 export { SecretStore, type SecretDetail, type SecretSummary, type SecretsOptions } from './secrets.js';
 export { loadSodium, type Sodium } from './sodium.js';
 

@@ -2,6 +2,7 @@
  * The key hierarchy above the data keys:
  *
  *   root key ──seals──▶ keyring { active term, KEK per term } ──wraps──▶ data keys
+ *       └──derives──▶ log key: authenticates every log record and snapshot (log-auth.ts)
  *
  * The root key comes from a 0600 key file in the data directory or, with
  * autolock, from an unlock key through Argon2id; the unlock key is shown once
@@ -9,18 +10,34 @@
  * supplies it. The keyring itself is an ordinary (sealed) record in the
  * backend, so a KEK rotation commits the new keyring and every re-wrapped data
  * key in one atomic transaction: a crash leaves either all old or all new.
+ *
+ * Opening, in this order, trusting only what it has verified:
+ *   1. peek: the sealed keyring as the files hold it, not yet authenticated.
+ *      Its Argon2id costs are bounded before use (a tampered keyring must not
+ *      make unlock run for hours or take gigabytes).
+ *   2. the root key (key file, or unlock key + Argon2id) must open that seal:
+ *      the AEAD proves the root key right.
+ *   3. the backend verifies every record and snapshot with the log key, and
+ *      only then serves anything; from here the keyring used is the one the
+ *      verified log holds.
+ * The sealed keyring also says that the log is keyed, so a data directory
+ * swapped for unkeyed files (the format before the log was keyed) is refused
+ * instead of "upgraded"; a directory really written before then is upgraded
+ * once, and its keyring marked.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { HushError } from '../errors/index.js';
-import type { Backend } from './backend.js';
+import { CorruptionError, type KeyedBackend, type PeekedValue } from './backend.js';
 import { b64, unb64 } from './envelope.js';
 import { writeFileAtomic } from '../files/index.js';
+import { deriveLogAuth } from './log-auth.js';
 import type { Sodium } from './sodium.js';
 
 export const KEYRING_KEY = 'meta/keyring';
 const KEYRING_AAD = new TextEncoder().encode('hush/keyring/v1');
 const UNLOCK_KEY_PREFIX = 'HUSHKEY-1-';
+const ROOT_KEY_BYTES = 32;
 
 interface KeyringRecord {
   format: 1;
@@ -35,12 +52,19 @@ interface KeyringRecord {
 interface KeyringContents {
   active: number;
   terms: Record<string, string>;
+  /** Set once the log is keyed: from then on, unkeyed files in the data directory are refused. */
+  log?: 'keyed';
 }
 
 export interface KeyringOptions {
   /** Path of the root key file (used unless the keyring was created with autolock). */
   keyFile: string;
-  /** Create a new store with autolock (ignored for an existing store: the stored keyring decides). */
+  /**
+   * Create a new store with autolock. For an existing store the stored
+   * keyring decides, except that a store opened by a key file is refused:
+   * the operator expects to be asked for the unlock key, and a data
+   * directory replaced by someone else's store would not ask.
+   */
   autolock: boolean;
 }
 
@@ -52,25 +76,30 @@ export class Keyring {
   private unlockWaiters: (() => void)[] = [];
   /** Kept (in memory only) to seal the next keyring on rotation. */
   private currentRoot: Uint8Array | undefined;
+  /** Unlock attempts, one at a time: each derives a key and may verify the whole log. */
+  private unlocking: Promise<unknown> = Promise.resolve();
 
   private constructor(
     private readonly sodium: Sodium,
-    private readonly backend: Backend,
+    private readonly backend: KeyedBackend,
   ) {}
 
   /**
    * Loads the keyring, creating it on first start. Returns the new unlock key
    * when one was just made (print it once; it is not kept anywhere).
    */
-  static async open(sodium: Sodium, backend: Backend, options: KeyringOptions): Promise<{ keyring: Keyring; newUnlockKey?: string }> {
+  static async open(sodium: Sodium, backend: KeyedBackend, options: KeyringOptions): Promise<{ keyring: Keyring; newUnlockKey?: string }> {
     const keyring = new Keyring(sodium, backend);
-    const entry = await backend.get(KEYRING_KEY);
-    if (entry) {
-      keyring.record = JSON.parse(entry.value) as KeyringRecord;
-      keyring.modRevision = entry.modRevision;
-      if (keyring.record.root === 'file') keyring.openWith(await readKeyFile(options.keyFile));
+    const peeked = await backend.peek(KEYRING_KEY);
+    if (peeked.value !== undefined) {
+      keyring.record = parseKeyringRecord(sodium, peeked);
+      if (keyring.record.root === 'file') {
+        if (options.autolock) throw new HushError('forbidden', 'this store is not autolocked (master.key opens it), but --autolock was given: refusing to start a store that does not ask for its unlock key');
+        await keyring.openWith(await readKeyFile(options.keyFile));
+      }
       return { keyring };
     }
+    if (peeked.hasData) throw new HushError('internal', 'the data directory holds records but no keyring: refusing to make a new key over them');
     return keyring.create(options);
   }
 
@@ -86,12 +115,26 @@ export class Keyring {
     return this.activeTerm;
   }
 
-  /** Unlocks an autolocked store. A wrong key changes nothing and is refused. */
-  unlock(unlockKey: string): void {
-    if (!this.locked) return;
-    if (!this.autolock || !this.record) throw new HushError('bad_request', 'this store is not autolocked');
-    if (!unlockKey.trim().startsWith(UNLOCK_KEY_PREFIX)) throw new HushError('forbidden', `not an unlock key (they start with ${UNLOCK_KEY_PREFIX})`);
-    this.openWith(this.deriveRoot(unlockKey.trim(), this.record));
+  /**
+   * Unlocks an autolocked store: derives the root key, then verifies the log
+   * with it before anything is served. A wrong key changes nothing and is
+   * refused; so is a log that fails verification (the store stays locked).
+   */
+  unlock(unlockKey: string): Promise<void> {
+    const attempt = this.unlocking.then(async () => {
+      if (!this.locked) return;
+      if (!this.autolock || !this.record) throw new HushError('bad_request', 'this store is not autolocked');
+      if (!unlockKey.trim().startsWith(UNLOCK_KEY_PREFIX)) throw new HushError('forbidden', `not an unlock key (they start with ${UNLOCK_KEY_PREFIX})`);
+      try {
+        await this.openWith(this.deriveRoot(unlockKey.trim(), this.record));
+      } catch (err) {
+        // Told to whoever unlocks (not hidden as an internal error): which file, which offset.
+        if (err instanceof CorruptionError) throw new HushError('internal', err.message);
+        throw err;
+      }
+    });
+    this.unlocking = attempt.catch(() => undefined);
+    return attempt;
   }
 
   /** Resolves once the store is unlocked (at once if it already is). */
@@ -130,7 +173,7 @@ export class Keyring {
     this.assertUnlocked();
     const term = Math.max(...this.terms.keys()) + 1;
     const kek = this.sodium.crypto_aead_xchacha20poly1305_ietf_keygen();
-    const value = JSON.stringify(this.seal({ active: term, terms: { [term]: b64(kek) } }, this.currentRoot!, this.record!));
+    const value = JSON.stringify(this.seal({ active: term, terms: { [term]: b64(kek) }, log: 'keyed' }, this.currentRoot!, this.record!));
     return { term, kek, op: { key: KEYRING_KEY, value }, condition: this.condition() };
   }
 
@@ -161,16 +204,17 @@ export class Keyring {
       root = this.deriveRoot(newUnlockKey, header);
     } else {
       root = s.crypto_aead_xchacha20poly1305_ietf_keygen();
-      await writeFileAtomic(options.keyFile, b64(root) + '\n', 0o600);
       header = { format: 1, root: 'file', nonce: '', ciphertext: '' };
     }
+    // The files hold no record yet, so there is nothing unkeyed to accept. This also makes the directory.
+    await this.backend.authenticate(deriveLogAuth(s, root), { allowUnkeyed: false });
+    // A crash before the keyring is committed leaves no record: the next start makes a new key over nothing.
+    if (!options.autolock) await writeFileAtomic(options.keyFile, b64(root) + '\n', 0o600);
     const kek = s.crypto_aead_xchacha20poly1305_ietf_keygen();
-    const record = this.seal({ active: 1, terms: { 1: b64(kek) } }, root, header);
-    const value = JSON.stringify(record);
-    const revision = await this.backend.commit({ conditions: [{ key: KEYRING_KEY, modRevision: 0 }], ops: [{ type: 'put', key: KEYRING_KEY, value }] });
+    const record = this.seal({ active: 1, terms: { 1: b64(kek) }, log: 'keyed' }, root, header);
+    await this.backend.commit({ conditions: [{ key: KEYRING_KEY, modRevision: 0 }], ops: [{ type: 'put', key: KEYRING_KEY, value: JSON.stringify(record) }] });
     this.record = record;
-    this.modRevision = revision;
-    this.openWith(root);
+    await this.openWith(root);
     return { keyring: this, newUnlockKey };
   }
 
@@ -186,9 +230,32 @@ export class Keyring {
     return { ...header, nonce: b64(nonce), ciphertext: b64(ciphertext) };
   }
 
-  private openWith(root: Uint8Array): void {
+  /** Steps 2 and 3 of opening (see the top of this file); the store is unlocked only if both hold. */
+  private async openWith(root: Uint8Array): Promise<void> {
+    const peeked = this.open(this.record!, root);
+    await this.backend.authenticate(deriveLogAuth(this.sodium, root), { allowUnkeyed: peeked.log !== 'keyed' });
+    const entry = await this.backend.get(KEYRING_KEY);
+    if (!entry) throw new HushError('internal', 'the verified log holds no keyring');
+    let record = parseKeyringRecord(this.sodium, { value: entry.value, hasData: true });
+    let contents = this.open(record, root);
+    let modRevision = entry.modRevision;
+    if (contents.log !== 'keyed') {
+      // The first start since the log was keyed (it was just upgraded): say so in the sealed keyring, so unkeyed files are refused from now on.
+      contents = { ...contents, log: 'keyed' };
+      record = this.seal(contents, root, record);
+      modRevision = await this.backend.commit({ conditions: [{ key: KEYRING_KEY, modRevision }], ops: [{ type: 'put', key: KEYRING_KEY, value: JSON.stringify(record) }] });
+    }
+    this.record = record;
+    this.modRevision = modRevision;
+    this.terms = new Map(Object.entries(contents.terms).map(([term, key]) => [Number(term), unb64(key)]));
+    this.activeTerm = contents.active;
+    this.currentRoot = root;
+    for (const wake of this.unlockWaiters.splice(0)) wake();
+  }
+
+  /** Opens a sealed keyring; failing, the root key is wrong for it. */
+  private open(record: KeyringRecord, root: Uint8Array): KeyringContents {
     const s = this.sodium;
-    const record = this.record!;
     let plain: Uint8Array;
     try {
       plain = s.crypto_aead_xchacha20poly1305_ietf_decrypt(null, unb64(record.ciphertext), KEYRING_AAD, unb64(record.nonce), root);
@@ -199,18 +266,48 @@ export class Keyring {
     }
     const contents = JSON.parse(new TextDecoder().decode(plain)) as KeyringContents;
     s.memzero(plain);
-    this.terms = new Map(Object.entries(contents.terms).map(([term, key]) => [Number(term), unb64(key)]));
-    this.activeTerm = contents.active;
-    this.currentRoot = root;
-    for (const wake of this.unlockWaiters.splice(0)) wake();
+    return contents;
   }
 }
 
 async function readKeyFile(path: string): Promise<Uint8Array> {
+  let key: Uint8Array;
   try {
-    return unb64((await readFile(path, 'utf8')).trim());
+    key = unb64((await readFile(path, 'utf8')).trim());
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new HushError('internal', `key file ${path} is missing: the store cannot decrypt its data without it; restore it from your backup`);
     throw err;
   }
+  if (key.length !== ROOT_KEY_BYTES) throw new HushError('internal', `key file ${path} does not hold a ${ROOT_KEY_BYTES}-byte key (base64)`);
+  return key;
+}
+
+/**
+ * Checks a keyring record's shape and bounds its Argon2id costs before
+ * anything is derived with them. The bounds run from libsodium's minimum to
+ * its "moderate" limits (3 passes, 256 MiB: 1.5 s on the dev VM); this store
+ * writes "interactive" ones (2 passes, 64 MiB: 0.27 s).
+ */
+function parseKeyringRecord(sodium: Sodium, peeked: PeekedValue): KeyringRecord {
+  const refuse = (reason: string) => new CorruptionError(peeked.file ?? 'the keyring', peeked.offset ?? 0, `keyring record ${reason}`);
+  let record: KeyringRecord;
+  try {
+    record = JSON.parse(peeked.value!) as KeyringRecord;
+  } catch {
+    throw refuse('is not valid JSON');
+  }
+  const isText = (v: unknown) => typeof v === 'string';
+  if (typeof record !== 'object' || record === null || record.format !== 1 || !isText(record.nonce) || !isText(record.ciphertext)) throw refuse('is malformed');
+  if (record.root === 'file') return record;
+  if (record.root !== 'argon2id') throw refuse(`names an unknown root ${JSON.stringify(record.root)}`);
+  if (!isText(record.salt) || unb64(record.salt!).length !== sodium.crypto_pwhash_SALTBYTES) throw refuse('has a malformed Argon2id salt');
+  const bound = (name: 'opslimit' | 'memlimit', min: number, max: number) => {
+    const value = record[name];
+    if (!Number.isSafeInteger(value) || value! < min || value! > max) {
+      throw refuse(`asks Argon2id for ${name} ${JSON.stringify(value)} (accepted: ${min} to ${max}); refusing to derive a key with it (was the keyring tampered with?)`);
+    }
+  };
+  bound('opslimit', sodium.crypto_pwhash_OPSLIMIT_MIN, sodium.crypto_pwhash_OPSLIMIT_MODERATE);
+  bound('memlimit', sodium.crypto_pwhash_MEMLIMIT_MIN, sodium.crypto_pwhash_MEMLIMIT_MODERATE);
+  return record;
 }

@@ -1,4 +1,8 @@
-/** Opens the embedded store in a data directory: backend, keyring, secrets. */
+/**
+ * Opens the embedded store in a data directory: backend, keyring, secrets.
+ * With a key file the log is verified here; an autolocked store comes back
+ * locked, its backend serving nothing until `keyring.unlock` has verified it.
+ */
 import { join } from 'node:path';
 import { log } from '../log/index.js';
 import { AdminCertStore } from './admin-certs.js';
@@ -30,10 +34,12 @@ export interface OpenedStore {
 
 export async function openStore(options: OpenStoreOptions): Promise<OpenedStore> {
   const sodium = await loadSodium();
-  const backend = await EmbeddedBackend.open({
+  // Reads nothing yet: the keyring finds its sealed record, and the engine serves only once the key has verified the log.
+  const backend = EmbeddedBackend.at({
     dir: options.dataDir,
     snapshotAfterBytes: options.snapshotAfterBytes,
     onTornTail: (file, bytes) => log.warn({ file, bytes }, 'cut off a torn tail of the write-ahead log (a write interrupted by a crash, never acknowledged)'),
+    onUpgrade: (revision) => log.info({ dataDir: options.dataDir, revision }, 'rewrote the data directory with a keyed log (it was written before the log was keyed)'),
   });
   const { keyring, newUnlockKey } = await Keyring.open(sodium, backend, { keyFile: join(options.dataDir, 'master.key'), autolock: options.autolock ?? false });
   const secrets = new SecretStore(backend, keyring, new Envelope(sodium), options);

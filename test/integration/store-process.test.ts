@@ -4,12 +4,13 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, cp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openStore } from '../../src/store/index.js';
 import { call, closeClients } from '../helpers/http.js';
 import { hush, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { appendUnkeyedCommit, lastSegment, readRecords } from '../helpers/unkeyed-log.js';
 
 describe('store process (integration)', function () {
   this.timeout(120_000);
@@ -171,5 +172,148 @@ describe('store process (integration)', function () {
     const list = await call<{ name: string }[]>(socket, 'GET', '/v1/secrets');
     expect(list.status).to.equal(200);
     expect(list.body.map((s) => s.name)).to.deep.equal(['api_token']);
+  });
+
+  describe('keyed log', () => {
+    const env = () => ({ HUSH_HOST: `unix://${socket}` });
+    const unlockKeyOf = (proc: StoreProcess) => /HUSHKEY-1-[A-Za-z0-9_-]+/.exec(proc.output())![0];
+    const startOutcome = (args: string[] = []) =>
+      start(args).then(
+        (proc) => {
+          store = proc;
+          return 'started';
+        },
+        (err: Error) => err.message,
+      );
+
+    /** A store with a secret, a service constrained to zone=eu, and a revoked node n1; stopped. */
+    async function prepare(args: string[] = []): Promise<{ key?: string; service: string; nodeId: string }> {
+      store = await start(args);
+      const key = args.includes('--autolock') ? unlockKeyOf(store) : undefined;
+      if (key) expect(hush(['unlock'], { env: env(), input: key }).status).to.equal(0);
+      expect((await call(socket, 'POST', '/v1/secrets', { name: 'db_password', data: 'czNjcmV0' })).status).to.equal(201);
+      const created = await call(socket, 'POST', '/v1/services', { name: 'db', grants: [{ source: 'db_password' }], constraints: ['node.labels.zone==eu'] });
+      expect(created.status).to.equal(201);
+      await stopProcess(store);
+      store = undefined;
+      closeClients();
+      const opened = await openStore({ dataDir: data });
+      try {
+        if (key) await opened.keyring.unlock(key);
+        const node = await opened.nodes.register({ name: 'n1', hostname: 'n1', labels: { zone: 'eu' } });
+        await opened.nodes.revoke(node.id);
+        return { key, service: (await opened.backend.get('services/db'))!.value, nodeId: node.id };
+      } finally {
+        await opened.backend.close();
+      }
+    }
+
+    /**
+     * The demonstration, as someone who can write the data directory but has
+     * no key: one record in the format of before (chained with plain
+     * SHA-256 from the last record) that drops db's constraint and un-revokes n1.
+     */
+    async function forge(service: string, nodeId: string): Promise<{ wal: string; offset: number }> {
+      const wal = await lastSegment(data);
+      const node = { id: nodeId, name: 'n1', hostname: 'n1', labels: { zone: 'eu' }, role: 'node', containers: [], createdAt: '2020-01-01T00:00:00.000Z', updatedAt: '2020-01-01T00:00:00.000Z' };
+      const offset = await appendUnkeyedCommit(wal, [
+        { type: 'put', key: 'services/db', value: JSON.stringify({ ...JSON.parse(service), constraints: [] }) },
+        { type: 'delete', key: `revoked/${nodeId}` },
+        { type: 'put', key: `nodes/${nodeId}`, value: JSON.stringify(node) },
+      ]);
+      return { wal, offset };
+    }
+
+    it('refuses to start on a record appended without the key (drops a constraint, un-revokes a node), naming file and offset', async () => {
+      const { service, nodeId } = await prepare();
+      const { wal, offset } = await forge(service, nodeId);
+      const outcome = await startOutcome();
+      expect(outcome).to.match(/store exited during start-up/);
+      expect(outcome).to.contain(`${wal}: record fails its authentication (written without this store's key, or damaged) at offset ${offset}; refusing to start`);
+    });
+
+    it('autolock: `hush unlock` refuses a log with a record appended without the key, naming file and offset; the store stays locked', async () => {
+      const { key, service, nodeId } = await prepare(['--autolock']);
+      const { wal, offset } = await forge(service, nodeId);
+      store = await start(['--autolock']);
+      const unlock = hush(['unlock'], { env: env(), input: `${key}\n` });
+      expect(unlock.status).to.equal(1);
+      expect(unlock.stderr).to.match(/^error: /);
+      expect(unlock.stderr).to.contain(`${wal}: record fails its authentication (written without this store's key, or damaged) at offset ${offset}`);
+      expect((await call(socket, 'GET', '/v1/services/db')).status).to.equal(423);
+      expect((await call(socket, 'GET', `/v1/nodes/${nodeId}`)).status).to.equal(423);
+      expect((await call<{ status: string }>(socket, 'GET', '/healthz')).body.status).to.equal('locked');
+    });
+
+    it('upgrades a data directory written by the previous release on its first start, then refuses what that format would have accepted', async () => {
+      await cp(new URL('../fixtures/unkeyed-store/keyfile/data', import.meta.url).pathname, data, { recursive: true });
+      store = await start();
+      expect(store.output()).to.contain('rewrote the data directory with a keyed log');
+      const service = await call<{ constraints: string[] }>(socket, 'GET', '/v1/services/db');
+      expect(service.body.constraints).to.deep.equal(['node.labels.zone==eu']);
+      expect((await call<unknown[]>(socket, 'GET', '/v1/nodes')).body).to.deep.equal([]);
+      expect((await call(socket, 'POST', '/v1/secrets', { name: 'after', data: 'b2s=' })).status).to.equal(201);
+      await stopProcess(store);
+      store = undefined;
+      closeClients();
+      const files = await readdir(data);
+      for (const f of files.filter((f) => f.startsWith('wal-'))) expect((await readFile(join(data, f))).subarray(0, 8).toString(), f).to.equal('HUSHWAL2');
+
+      store = await start();
+      expect(store.output()).not.to.contain('rewrote the data directory');
+      expect((await call<{ name: string }[]>(socket, 'GET', '/v1/secrets')).body.map((s) => s.name).sort()).to.deep.equal(['after', 'db_password']);
+      await stopProcess(store);
+      store = undefined;
+      closeClients();
+      const opened = await openStore({ dataDir: data });
+      const nodeId = (await opened.backend.list('revoked/'))[0].key.slice('revoked/'.length);
+      await opened.backend.close();
+      const { wal, offset } = await forge(JSON.stringify(service.body), nodeId);
+      expect(await startOutcome()).to.contain(`${wal}: record fails its authentication (written without this store's key, or damaged) at offset ${offset}`);
+    });
+
+    it('autolock: kill -9 during writes and a torn last record never make it refuse; every acknowledged write is there', async () => {
+      store = await start(['--autolock']);
+      const keyFile = join(dir, 'unlock-key');
+      await writeFile(keyFile, unlockKeyOf(store), { mode: 0o600 });
+      const acknowledged: string[] = [];
+      let next = 0;
+      const client = async () => {
+        while (next < 200) {
+          const name = `s${next++}`;
+          if (next === 100) store!.child.kill('SIGKILL');
+          const reply = await call(socket, 'POST', '/v1/secrets', { name, data: 'dmFsdWU=' }).catch(() => undefined);
+          if (reply?.status === 201) acknowledged.push(name);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, client));
+      await store.exited;
+      closeClients();
+      expect(acknowledged.length).to.be.greaterThan(50);
+      // And a write torn mid-record on top: the first 30 bytes of a copy of the last record.
+      const wal = await lastSegment(data);
+      const { records } = await readRecords(wal);
+      const last = (await readFile(wal)).subarray(records.at(-1)!.offset, records.at(-1)!.offset + 30);
+      await appendFile(wal, last);
+
+      store = await start(['--autolock', '--unlock-key-file', keyFile]);
+      expect(store.output()).to.contain('cut off a torn tail');
+      expect((await call<{ status: string }>(socket, 'GET', '/healthz')).body.status).to.equal('ok');
+      const listed = new Set((await call<{ name: string }[]>(socket, 'GET', '/v1/secrets')).body.map((s) => s.name));
+      for (const name of acknowledged) expect(listed.has(name), name).to.equal(true);
+    });
+
+    it('refuses at once a keyring that asks Argon2id for absurd costs', async () => {
+      store = await start(['--autolock']);
+      await stopProcess(store, 'SIGKILL');
+      store = undefined;
+      const wal = await lastSegment(data);
+      const stored = JSON.parse((await readFile(wal)).toString('latin1').match(/\{"format":1,"root":"argon2id".*?\}/)![0]) as Record<string, unknown>;
+      const offset = await appendUnkeyedCommit(wal, [{ type: 'put', key: 'meta/keyring', value: JSON.stringify({ ...stored, opslimit: 4294967295, memlimit: 4294967295 }) }]);
+      const outcome = await startOutcome(['--autolock']);
+      expect(outcome).to.match(/store exited during start-up/);
+      expect(outcome).to.contain(`${wal}: keyring record asks Argon2id for opslimit 4294967295 (accepted: 1 to 3)`);
+      expect(outcome).to.contain(`at offset ${offset}; refusing to start`);
+    });
   });
 });

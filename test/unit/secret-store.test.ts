@@ -1,10 +1,11 @@
 import { expect } from 'chai';
-import { readdir, readFile } from 'node:fs/promises';
+import { cp, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HushError } from '../../src/errors/index.js';
 import { openStore, type OpenedStore } from '../../src/store/index.js';
 import { rejection } from '../helpers/assert.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { appendUnkeyedCommit, lastSegment, unkeyedSegment } from '../helpers/unkeyed-log.js';
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 const text = (b: Uint8Array) => Buffer.from(b).toString('utf8');
@@ -106,11 +107,99 @@ describe('autolock', () => {
     expect(second.newUnlockKey).to.equal(undefined);
     expect(second.keyring.locked).to.equal(true);
     expect(await codeOf(second.secrets.list().then(() => second.secrets.inspect('x')))).to.equal('locked');
-    expect(() => second.keyring.unlock('HUSHKEY-1-wrongwrongwrong')).to.throw(/wrong unlock key/);
-    expect(() => second.keyring.unlock('not a key')).to.throw(/not an unlock key/);
+    expect((await rejection(second.keyring.unlock('HUSHKEY-1-wrongwrongwrong'))).message).to.match(/wrong unlock key/);
+    expect((await rejection(second.keyring.unlock('not a key'))).message).to.match(/not an unlock key/);
     expect(second.keyring.locked).to.equal(true);
-    second.keyring.unlock(first.newUnlockKey!);
+    // Nothing from the log is served before the key has verified it.
+    expect(await codeOf(second.backend.get('meta/keyring'))).to.equal('locked');
+    await second.keyring.unlock(first.newUnlockKey!);
     expect(text((await second.secrets.reveal('x')).data)).to.equal('locked value');
     await second.backend.close();
+  });
+});
+
+describe('keyed log (store)', () => {
+  let dir: string;
+  beforeEach(async () => (dir = await tempDir()));
+  afterEach(async () => removeDir(dir));
+  const fixture = (path: string) => new URL(`../fixtures/unkeyed-store/${path}`, import.meta.url).pathname;
+
+  it('autolock: refuses, at unlock, a record appended without the key, naming file and offset; stays locked', async () => {
+    const first = await openStore({ dataDir: dir, autolock: true });
+    await first.secrets.create('x', bytes('v'));
+    await first.backend.close();
+    const wal = await lastSegment(dir);
+    const offset = await appendUnkeyedCommit(wal, [{ type: 'delete', key: 'secrets/x' }]);
+
+    const second = await openStore({ dataDir: dir });
+    const err = await rejection(second.keyring.unlock(first.newUnlockKey!));
+    expect(err.message).to.contain(`${wal}: record fails its authentication`);
+    expect(err.message).to.contain(`at offset ${offset}; refusing to start`);
+    expect(second.keyring.locked).to.equal(true);
+    expect(await codeOf(second.backend.get('secrets/x'))).to.equal('locked');
+    await second.backend.close();
+  });
+
+  it('refuses unkeyed files carrying the current keyring (a downgrade to the format of before)', async () => {
+    const first = await openStore({ dataDir: dir });
+    await first.secrets.create('x', bytes('v'));
+    const keyring = (await first.backend.get('meta/keyring'))!.value;
+    await first.backend.close();
+    for (const f of (await readdir(dir)).filter((f) => f.startsWith('wal-'))) await unlink(join(dir, f));
+    const commits = [[{ type: 'put' as const, key: 'meta/keyring', value: keyring }], [{ type: 'put' as const, key: 'services/evil', value: '{}' }]];
+    await writeFile(join(dir, 'wal-00000000000000000001.log'), unkeyedSegment(1, commits).bytes);
+    const err = await rejection(openStore({ dataDir: dir }));
+    expect(err.message).to.contain('wal-00000000000000000001.log: file in the unkeyed format of before, but this store\'s keyring says its log is keyed');
+  });
+
+  for (const [field, value] of [['opslimit', 4294967295], ['memlimit', 2 ** 42]] as const) {
+    it(`refuses a keyring asking Argon2id for ${field} ${value} before deriving anything`, async () => {
+      const first = await openStore({ dataDir: dir, autolock: true });
+      await first.backend.close();
+      // Read as anyone can (the sealed keyring is plain JSON around its ciphertext), then appended unkeyed.
+      const wal = await lastSegment(dir);
+      const stored = JSON.parse((await readFile(wal)).toString('latin1').match(/\{"format":1,"root":"argon2id".*?\}/)![0]) as Record<string, unknown>;
+      const offset = await appendUnkeyedCommit(wal, [{ type: 'put', key: 'meta/keyring', value: JSON.stringify({ ...stored, [field]: value }) }]);
+      const err = await rejection(openStore({ dataDir: dir }));
+      expect(err.message).to.contain(`${wal}: keyring record asks Argon2id for ${field} ${value} (accepted: `);
+      expect(err.message).to.contain(`at offset ${offset}; refusing to start`);
+    });
+  }
+
+  it('upgrades a key-file data directory written before the log was keyed, on its first start, and keys it from then on', async () => {
+    await cp(fixture('keyfile/data'), dir, { recursive: true });
+    expect((await readFile(await lastSegment(dir))).subarray(0, 8).toString()).to.equal('HUSHWAL1');
+    const store = await openStore({ dataDir: dir });
+    expect(text((await store.secrets.reveal('db_password')).data)).to.equal('s3cret');
+    expect((await store.services.get('db')).constraints).to.deep.equal(['node.labels.zone==eu']);
+    expect(await store.nodes.list()).to.deep.equal([]);
+    expect(await store.backend.list('revoked/')).to.have.length(1);
+    await store.backend.close();
+    const files = await readdir(dir);
+    for (const f of files.filter((f) => f.startsWith('wal-'))) expect((await readFile(join(dir, f))).subarray(0, 8).toString(), f).to.equal('HUSHWAL2');
+    expect(JSON.parse(await readFile(join(dir, files.find((f) => f.startsWith('snapshot-'))!), 'utf8'))).to.have.property('mac');
+
+    const again = await openStore({ dataDir: dir });
+    expect((await again.services.get('db')).constraints).to.deep.equal(['node.labels.zone==eu']);
+    await again.backend.close();
+    await appendUnkeyedCommit(await lastSegment(dir), [{ type: 'delete', key: 'services/db' }]);
+    expect((await rejection(openStore({ dataDir: dir }))).message).to.contain('record fails its authentication');
+  });
+
+  it('upgrades an autolocked data directory written before the log was keyed, at its first unlock', async () => {
+    await cp(fixture('autolock/data'), dir, { recursive: true });
+    const key = (await readFile(fixture('autolock/unlock-key'), 'utf8')).trim();
+    const store = await openStore({ dataDir: dir });
+    expect(store.keyring.locked).to.equal(true);
+    expect((await readFile(await lastSegment(dir))).subarray(0, 8).toString(), 'nothing rewritten before the key').to.equal('HUSHWAL1');
+    await store.keyring.unlock(key);
+    expect(text((await store.secrets.reveal('db_password')).data)).to.equal('s3cret');
+    expect(await store.backend.list('revoked/')).to.have.length(1);
+    await store.backend.close();
+    expect((await readFile(await lastSegment(dir))).subarray(0, 8).toString()).to.equal('HUSHWAL2');
+    const again = await openStore({ dataDir: dir });
+    await again.keyring.unlock(key);
+    expect((await again.services.get('db')).constraints).to.deep.equal(['node.labels.zone==eu']);
+    await again.backend.close();
   });
 });

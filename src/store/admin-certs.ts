@@ -57,13 +57,18 @@ export class AdminCertStore {
   private readonly bySerial = new Map<string, AdminCertRecord>();
   private readonly revokedListeners = new Set<(record: AdminCertRecord) => void>();
 
-  private constructor(private readonly backend: Backend) {}
+  constructor(private readonly backend: Backend) {}
+
+  /** Fills the cache; until then no certificate is on record (an autolocked store loads at unlock). */
+  async load(): Promise<void> {
+    // Watch first, then load: a commit landing in between is applied twice, which is harmless (same value).
+    this.backend.watch((event) => this.apply(event));
+    for (const entry of await this.backend.list(ADMIN_CERT_PREFIX)) this.remember(JSON.parse(entry.value) as AdminCertRecord);
+  }
 
   static async open(backend: Backend): Promise<AdminCertStore> {
     const store = new AdminCertStore(backend);
-    // Watch first, then load: a commit landing in between is applied twice, which is harmless (same value).
-    backend.watch((event) => store.apply(event));
-    for (const entry of await backend.list(ADMIN_CERT_PREFIX)) store.remember(JSON.parse(entry.value) as AdminCertRecord);
+    await store.load();
     return store;
   }
 

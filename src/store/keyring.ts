@@ -74,6 +74,8 @@ export class Keyring {
   private record: KeyringRecord | undefined;
   private modRevision = 0;
   private unlockWaiters: (() => void)[] = [];
+  /** Work on the verified log that must finish before anything waiting for the unlock runs (see whenReadable). */
+  private readTasks: (() => Promise<void>)[] = [];
   /** Kept (in memory only) to seal the next keyring on rotation. */
   private currentRoot: Uint8Array | undefined;
   /** Unlock attempts, one at a time: each derives a key and may verify the whole log. */
@@ -135,6 +137,16 @@ export class Keyring {
     });
     this.unlocking = attempt.catch(() => undefined);
     return attempt;
+  }
+
+  /**
+   * Runs `task` as soon as the log is verified: now if it is, else inside the
+   * unlock, before `whenUnlocked` waiters wake. For start-up work that reads
+   * records (migrations, caches), which an autolocked store cannot serve yet.
+   */
+  async whenReadable(task: () => Promise<void>): Promise<void> {
+    if (this.locked) this.readTasks.push(task);
+    else await task();
   }
 
   /** Resolves once the store is unlocked (at once if it already is). */
@@ -250,6 +262,7 @@ export class Keyring {
     this.terms = new Map(Object.entries(contents.terms).map(([term, key]) => [Number(term), unb64(key)]));
     this.activeTerm = contents.active;
     this.currentRoot = root;
+    for (const task of this.readTasks.splice(0)) await task();
     for (const wake of this.unlockWaiters.splice(0)) wake();
   }
 

@@ -44,8 +44,12 @@ export async function openStore(options: OpenStoreOptions): Promise<OpenedStore>
   const { keyring, newUnlockKey } = await Keyring.open(sodium, backend, { keyFile: join(options.dataDir, 'master.key'), autolock: options.autolock ?? false });
   const secrets = new SecretStore(backend, keyring, new Envelope(sodium), options);
   const nodes = new NodeStore(backend);
-  const migrated = await nodes.migrateJoinLabels();
-  if (migrated > 0) log.warn({ nodes: migrated }, 'moved the labels nodes reported at join to engine labels: they were self-reported; set node labels with `hush node label`');
-  const adminCerts = await AdminCertStore.open(backend);
+  const adminCerts = new AdminCertStore(backend);
+  // An autolocked store reads nothing before its unlock has verified the log: these run then.
+  await keyring.whenReadable(async () => {
+    const migrated = await nodes.migrateJoinLabels();
+    if (migrated > 0) log.warn({ nodes: migrated }, 'moved the labels nodes reported at join to engine labels: they were self-reported; set node labels with `hush node label`');
+    await adminCerts.load();
+  });
   return { backend, keyring, secrets, services: new ServiceStore(backend), nodes, adminCerts, newUnlockKey };
 }

@@ -200,7 +200,7 @@ describe('store process (integration)', function () {
       const opened = await openStore({ dataDir: data });
       try {
         if (key) await opened.keyring.unlock(key);
-        const node = await opened.nodes.register({ name: 'n1', hostname: 'n1', labels: { zone: 'eu' } });
+        const node = await opened.nodes.register({ name: 'n1', hostname: 'n1', engineLabels: { zone: 'eu' } });
         await opened.nodes.revoke(node.id);
         return { key, service: (await opened.backend.get('services/db'))!.value, nodeId: node.id };
       } finally {

@@ -8,7 +8,7 @@ import { lstat, mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HushError } from '../../src/errors/index.js';
 import { createPrivateFile } from '../../src/files/index.js';
-import { AdminCertStore, EmbeddedBackend, type AdminCertRecord } from '../../src/store/index.js';
+import { AdminCertStore, deriveLogAuth, EmbeddedBackend, loadSodium, type AdminCertRecord, type LogAuth } from '../../src/store/index.js';
 import { rejection } from '../helpers/assert.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 
@@ -34,9 +34,11 @@ function refusal(fn: () => unknown): HushError {
 describe('admin certificate records', () => {
   let dir: string;
   let backend: EmbeddedBackend;
+  let auth: LogAuth;
+  before(async () => (auth = deriveLogAuth(await loadSodium(), Buffer.alloc(32, 7))));
   beforeEach(async () => {
     dir = await tempDir();
-    backend = await EmbeddedBackend.open({ dir });
+    backend = await EmbeddedBackend.open({ auth, dir });
   });
   afterEach(async () => {
     await backend.close();
@@ -85,7 +87,7 @@ describe('admin certificate records', () => {
 
     // After a restart the records (and the revocation) come back from the log.
     await backend.close();
-    backend = await EmbeddedBackend.open({ dir });
+    backend = await EmbeddedBackend.open({ auth, dir });
     const reopened = await AdminCertStore.open(backend);
     expect(refusal(() => reopened.admit({ serial: 'dd'.repeat(16), commonName: 'carol', role: 'auditor' })).message).to.match(/was revoked at/);
     expect(reopened.admit({ serial: 'ee'.repeat(16), commonName: 'carol', role: 'auditor' })).to.equal('auditor');

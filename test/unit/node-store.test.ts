@@ -5,7 +5,7 @@
  * store opens.
  */
 import { expect } from 'chai';
-import { EmbeddedBackend, NODE_PREFIX, openStore, type OpenedStore } from '../../src/store/index.js';
+import { NODE_PREFIX, openStore, type OpenedStore } from '../../src/store/index.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 
 describe('node store: admin labels and engine labels', () => {
@@ -44,7 +44,8 @@ describe('node store: admin labels and engine labels', () => {
 
   it('moves labels a node reported at join under an older version to engine labels on start, never to admin labels', async () => {
     // An old-shape record, written through the backend as the previous version did.
-    const backend = await EmbeddedBackend.open({ dir });
+    store = await openStore({ dataDir: dir });
+    const backend = store.backend;
     const old = {
       id: 'oldnode00000000000000000a',
       name: 'eu1',

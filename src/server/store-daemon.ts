@@ -148,6 +148,9 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     store,
     clusterReady,
     async close() {
+      // A cluster side still starting (CA key generation is slow) would open its listeners after
+      // these closes and keep the process alive: let it finish first. A locked store never starts it.
+      if (!store.keyring.locked) await clusterReady.catch(() => undefined);
       homeCredentials?.stop();
       dispatcher?.stop();
       await nodeServer?.close();

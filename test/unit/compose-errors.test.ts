@@ -191,7 +191,7 @@ const cases: BrokenCase[] = [
     name: 'a bad placement constraint',
     files: { 'compose.yaml': 'services:\n  api:\n    deploy:\n      placement:\n        constraints:\n          - node.role==manager\n          - node.labels.zone=eu\n' },
     message:
-      'compose.yaml:7: services.api.deploy.placement.constraints[1]: invalid constraint "node.labels.zone=eu": no == or != operator; accepted forms: node.labels.KEY==VALUE, node.labels.KEY!=VALUE, node.hostname==H, node.hostname!=H, node.id==ID, node.id!=ID, node.role==ROLE, node.role!=ROLE',
+      'compose.yaml:7: services.api.deploy.placement.constraints[1]: invalid constraint "node.labels.zone=eu": no == or != operator; accepted forms: node.labels.KEY==VALUE, node.labels.KEY!=VALUE, engine.labels.KEY==VALUE, engine.labels.KEY!=VALUE, node.hostname==H, node.hostname!=H, node.id==ID, node.id!=ID, node.role==ROLE, node.role!=ROLE',
   },
   {
     name: 'bad YAML (a tab-indented block)',

@@ -9,7 +9,8 @@ import { TLSSocket } from 'node:tls';
 import * as acl from '../acl/index.js';
 import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
-import type { Backend, Keyring, NodeStore, SecretStore, ServiceStore } from '../store/index.js';
+import type { Backend, Keyring, NodeStore, SecretStore, ServiceStore, StackStore } from '../store/index.js';
+import { DEPLOY_PATH, deployBodyParser, deployRoutes } from './deploy-routes.js';
 import { certRoutes, joinTokenRoutes, nodeRoutes, serviceRoutes, type ClusterControl } from './cluster-routes.js';
 import { CREATE_SECRET_PATH, fastCreateHandler, isPlainCreateRequest } from './fast-create.js';
 import { errorHandler, notFoundHandler } from './http-errors.js';
@@ -22,6 +23,7 @@ export interface AdminContext {
   secrets: SecretStore;
   services: ServiceStore;
   nodes: NodeStore;
+  stacks: StackStore;
   /** The PKI and node sessions; undefined until the store is unlocked and they are up. */
   cluster: () => ClusterControl | undefined;
   randomBytes: (n: number) => Uint8Array;
@@ -47,6 +49,7 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
   app.set('etag', false);
   // Base64 makes the body 4/3 of the value; leave room for name and labels.
   const bodyLimit = Math.ceil((ctx.secrets.maxValueBytes * 4) / 3) + 64 * 1024;
+  app.use(DEPLOY_PATH, deployBodyParser(bodyLimit));
   app.use(express.json({ limit: bodyLimit, strict: true }));
 
   app.use((req, _res, next) => {
@@ -74,6 +77,7 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
 
   app.use('/v1/secrets', secretRoutes(ctx.secrets, ctx.randomBytes));
   app.use('/v1/services', serviceRoutes(ctx.services));
+  app.use('/v1', deployRoutes(ctx.stacks));
   const cluster = (): ClusterControl => {
     const control = ctx.cluster();
     if (!control) throw new HushError('unavailable', 'the cluster side of the store is still starting; try again in a moment');

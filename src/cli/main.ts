@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { ApiClient } from './client.js';
 import { agentCommand } from './commands/agent.js';
 import { upCommand, storeCommand } from './commands/daemons.js';
+import { deployCommand, stackCommand } from './commands/deploy.js';
 import { certCommand, joinTokenCommand, nodeCommand, serviceCommand } from './commands/cluster.js';
 import { keyCommand, unlockCommand } from './commands/keys.js';
 import { runCommand } from './commands/run.js';
@@ -26,6 +27,8 @@ function buildProgram(): Command {
   program.addCommand(unlockCommand(client));
   program.addCommand(secretCommand(client));
   program.addCommand(serviceCommand(client));
+  program.addCommand(deployCommand(client));
+  program.addCommand(stackCommand(client));
   program.addCommand(nodeCommand(client));
   program.addCommand(joinTokenCommand(client));
   program.addCommand(certCommand(client));

@@ -70,6 +70,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     secrets: store.secrets,
     services: store.services,
     nodes: store.nodes,
+    stacks: store.stacks,
     cluster: () => cluster,
     randomBytes: (n) => new Uint8Array(randomBytes(n)),
   });

@@ -8,6 +8,7 @@ import { Keyring } from './keyring.js';
 import { NodeStore } from './nodes.js';
 import { SecretStore, type SecretsOptions } from './secrets.js';
 import { ServiceStore } from './services.js';
+import { StackStore } from './stacks.js';
 import { loadSodium } from './sodium.js';
 
 export interface OpenStoreOptions extends SecretsOptions {
@@ -22,6 +23,8 @@ export interface OpenedStore {
   secrets: SecretStore;
   services: ServiceStore;
   nodes: NodeStore;
+  /** Compose projects: deploy, list, remove (one transaction each). */
+  stacks: StackStore;
   /** Set when this start created an autolocked store: show it once. */
   newUnlockKey?: string;
 }
@@ -38,5 +41,6 @@ export async function openStore(options: OpenStoreOptions): Promise<OpenedStore>
   const nodes = new NodeStore(backend);
   const migrated = await nodes.migrateJoinLabels();
   if (migrated > 0) log.warn({ nodes: migrated }, 'moved the labels nodes reported at join to engine labels: they were self-reported; set node labels with `hush node label`');
-  return { backend, keyring, secrets, services: new ServiceStore(backend), nodes, newUnlockKey };
+  const services = new ServiceStore(backend);
+  return { backend, keyring, secrets, services, nodes, stacks: new StackStore(backend, secrets, services), newUnlockKey };
 }

@@ -1,7 +1,8 @@
 /**
  * CLI start-up: how long `hush` takes to do a client command, against a bare
  * `node -e ''` started the same way in the same run (the floor no Node CLI
- * can beat). Client commands load neither the store nor libsodium.
+ * can beat). Client commands load neither the store nor libsodium; only
+ * `hush deploy` loads the compose loader (yaml, ajv and the compose schema).
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -32,6 +33,7 @@ export async function runCliStartupBench(): Promise<{ markdown: string }> {
     const bare = medianMs(['-e', '']);
     const version = medianMs([HUSH, '--version']);
     const ls = medianMs([HUSH, 'secret', 'ls'], env);
+    const deploy = medianMs([HUSH, 'deploy', '--dry-run', '-c', join(REPO_ROOT, 'test', 'fixtures', 'compose', 'postgres', 'compose.yaml')], env);
     const row = (what: string, ms: number) => `| ${what} | ${ms.toFixed(0)} | ${fmtX(ms / bare)} |`;
     return {
       markdown: [
@@ -44,6 +46,7 @@ export async function runCliStartupBench(): Promise<{ markdown: string }> {
         row("node -e ''", bare),
         row('hush --version', version),
         row('hush secret ls (store on a unix socket)', ls),
+        row('hush deploy --dry-run (postgres compose file)', deploy),
       ].join('\n'),
     };
   } finally {

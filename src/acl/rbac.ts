@@ -14,7 +14,7 @@ export const ACTIONS = [
   'secret.delete',
   'service.read',
   'service.write', // create, update, rm
-  'deploy', // a compose document: creates secrets and services at once
+  'deploy', // a compose plan: creates and updates secrets and services at once; prune and stack rm remove only what carries the project's label
   'node.read',
   'node.write', // label, rm: labels decide placement, so they decide who gets secrets
   'token.read', // the join token lets a machine join and receive secrets

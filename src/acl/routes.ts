@@ -30,7 +30,11 @@ const NATIVE: readonly Rule[] = [
   ['POST PUT PATCH DELETE', '/nodes/:name', 'node.write'],
   ['GET', '/nodes/:name/labels', 'node.read'],
   ['POST PUT PATCH DELETE', '/nodes/:name/labels', 'node.write'],
+  ['POST', '/services/:name/update', 'service.write'],
   ['POST', '/deploy', 'deploy'],
+  // Removes only what carries the project's label (see store/stacks.ts), so an operator may; other removals stay admin.
+  ['GET', '/stacks', 'service.read'],
+  ['DELETE', '/stacks/:name', 'deploy'],
   ['GET', '/audit', 'audit.read'],
   // Verifying the hash chain only reads it.
   ['GET POST', '/audit/verify', 'audit.read'],

@@ -9,10 +9,11 @@ import { TLSSocket } from 'node:tls';
 import * as acl from '../acl/index.js';
 import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
-import type { AdminCertStore, Backend, Keyring, NodeStore, SecretStore, ServiceStore } from '../store/index.js';
+import type { AdminCertStore, Backend, Keyring, NodeStore, SecretStore, ServiceStore, StackStore } from '../store/index.js';
 import { certRoutes, type AdminCertControl } from './cert-routes.js';
 import { peerCertificateOf } from './client-connections.js';
 import { joinTokenRoutes, nodeRoutes, serviceRoutes, type ClusterControl } from './cluster-routes.js';
+import { DEPLOY_PATH, deployBodyParser, deployRoutes } from './deploy-routes.js';
 import { CREATE_SECRET_PATH, fastCreateHandler, isPlainCreateRequest } from './fast-create.js';
 import { errorHandler, notFoundHandler } from './http-errors.js';
 import { createSecret, secretRoutes } from './secret-routes.js';
@@ -26,6 +27,7 @@ export interface AdminContext {
   nodes: NodeStore;
   /** Records of issued admin certificates: an HTTPS client is admitted only by its record. */
   adminCerts: AdminCertStore;
+  stacks: StackStore;
   /** The PKI and node sessions; undefined until the store is unlocked and they are up. */
   cluster: () => ClusterControl | undefined;
   /** Issuing admin certificates needs the CA: undefined until the cluster side is up. */
@@ -53,6 +55,7 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
   app.set('etag', false);
   // Base64 makes the body 4/3 of the value; leave room for name and labels.
   const bodyLimit = Math.ceil((ctx.secrets.maxValueBytes * 4) / 3) + 64 * 1024;
+  app.use(DEPLOY_PATH, deployBodyParser(bodyLimit));
   app.use(express.json({ limit: bodyLimit, strict: true }));
 
   app.use((req, res, next) => {
@@ -86,6 +89,7 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
 
   app.use('/v1/secrets', secretRoutes(ctx.secrets, ctx.randomBytes));
   app.use('/v1/services', serviceRoutes(ctx.services));
+  app.use('/v1', deployRoutes(ctx.stacks));
   const cluster = (): ClusterControl => {
     const control = ctx.cluster();
     if (!control) throw new HushError('unavailable', 'the cluster side of the store is still starting; try again in a moment');

@@ -5,6 +5,7 @@ import * as acl from '../acl/index.js';
 import { HushError } from '../errors/index.js';
 import { assertValidLabels, assertValidName } from '../rules/index.js';
 import type { NodeRecord, NodeStore, ServiceStore } from '../store/index.js';
+import { serviceUpdateHandler } from './deploy-routes.js';
 import { validator } from './validate.js';
 
 export interface NodeStatus {
@@ -49,6 +50,7 @@ export function serviceRoutes(services: ServiceStore): Router {
   router.get('/:name', async (req, res) => {
     res.json(await services.get(req.params.name));
   });
+  router.post('/:name/update', serviceUpdateHandler(services));
   router.delete('/:name', async (req, res) => {
     await services.remove(req.params.name);
     res.status(204).end();

@@ -48,8 +48,8 @@ export class ApiClient {
     return this.call<T>('POST', path, body ?? {});
   }
 
-  delete(path: string): Promise<void> {
-    return this.call<void>('DELETE', path);
+  delete<T = void>(path: string): Promise<T> {
+    return this.call<T>('DELETE', path);
   }
 
   private call<T>(method: string, path: string, body?: unknown): Promise<T> {

@@ -59,3 +59,14 @@ export function assertValidHostname(hostname: unknown): asserts hostname is stri
     throw new HushError('bad_request', `invalid hostname "${String(hostname).slice(0, 80)}": use up to 253 letters, digits, "_", "." and "-"`);
   }
 }
+
+/** Compose's rule for project names (docker compose refuses `-p MyApp`); a project's objects carry it as a label. */
+const PROJECT = /^[a-z0-9][a-z0-9_-]*$/;
+
+export function assertValidProjectName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0) throw new HushError('invalid_name', 'project name is required');
+  if (name.length > MAX_NAME_LENGTH) throw new HushError('invalid_name', `project name "${name.slice(0, 80)}" is longer than ${MAX_NAME_LENGTH} characters`);
+  if (!PROJECT.test(name)) {
+    throw new HushError('invalid_name', `invalid project name "${name}": use lowercase letters, digits, "_" and "-", starting with a letter or digit`);
+  }
+}

@@ -90,6 +90,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     services: store.services,
     nodes: store.nodes,
     adminCerts: store.adminCerts,
+    stacks: store.stacks,
     cluster: () => cluster,
     certs: () => certs,
     randomBytes: (n) => new Uint8Array(randomBytes(n)),

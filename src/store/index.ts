@@ -10,7 +10,18 @@ export { deriveLogAuth, type LogAuth } from './log-auth.js';
 export { SecretStore, type SecretDetail, type SecretSummary, type SecretsOptions } from './secrets.js';
 export { loadSodium, type Sodium } from './sodium.js';
 
-export { ServiceStore, SERVICE_PREFIX, type GrantRecord, type ServiceRecord } from './services.js';
+export { ServiceStore, SERVICE_PREFIX, type GrantRecord, type ServiceRecord, type ServiceSpecChange } from './services.js';
+export {
+  StackStore,
+  STACK_LABEL,
+  type ActionKind,
+  type DeployAction,
+  type DeployRequest,
+  type DeployResult,
+  type DeploySecret,
+  type DeployService,
+  type StackSummary,
+} from './stacks.js';
 export { NodeStore, NODE_LABELS_PREFIX, NODE_PREFIX, REVOKED_PREFIX, type NodeContainer, type NodeRecord } from './nodes.js';
 export { openStore, type OpenStoreOptions, type OpenedStore } from './open.js';
 export {

@@ -13,6 +13,7 @@ import { Keyring } from './keyring.js';
 import { NodeStore } from './nodes.js';
 import { SecretStore, type SecretsOptions } from './secrets.js';
 import { ServiceStore } from './services.js';
+import { StackStore } from './stacks.js';
 import { loadSodium } from './sodium.js';
 
 export interface OpenStoreOptions extends SecretsOptions {
@@ -28,6 +29,8 @@ export interface OpenedStore {
   services: ServiceStore;
   nodes: NodeStore;
   adminCerts: AdminCertStore;
+  /** Compose projects: deploy, list, remove (one transaction each). */
+  stacks: StackStore;
   /** Set when this start created an autolocked store: show it once. */
   newUnlockKey?: string;
 }
@@ -51,5 +54,6 @@ export async function openStore(options: OpenStoreOptions): Promise<OpenedStore>
     if (migrated > 0) log.warn({ nodes: migrated }, 'moved the labels nodes reported at join to engine labels: they were self-reported; set node labels with `hush node label`');
     await adminCerts.load();
   });
-  return { backend, keyring, secrets, services: new ServiceStore(backend), nodes, adminCerts, newUnlockKey };
+  const services = new ServiceStore(backend);
+  return { backend, keyring, secrets, services, nodes, adminCerts, stacks: new StackStore(backend, secrets, services), newUnlockKey };
 }

@@ -3,6 +3,7 @@
  * only sealed values (see envelope.ts), so the in-memory and on-disk state is
  * ciphertext; plaintext exists only inside `create`, `rotate` and `reveal`.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { HushError } from '../errors/index.js';
 import { ConflictError, type Backend, type KvCondition, type KvOp } from './backend.js';
 import { Envelope, type SealedValue } from './envelope.js';
@@ -52,6 +53,36 @@ const sealedBinding = (name: string) => ({ id: 'internal', name, version: 1 });
 const ID_PREFIX = 'secret-ids/';
 const COMMIT_RETRIES = 5;
 
+/** A secret record as read, with the revision a transaction conditions on. */
+export interface ReadSecret {
+  record: SecretRecord;
+  modRevision: number;
+}
+
+/**
+ * The pieces of SecretStore that a larger transaction (a deploy, stacks.ts)
+ * builds its operations from, so that sealing, version trimming and the key
+ * layout live here only. Handed out by `SecretStore.sealing`, under the KEK gate.
+ */
+export interface SecretOps {
+  /** Every secret record, with its revision. */
+  readAll(): Promise<ReadSecret[]>;
+  /** A new record holding `data` as version 1 (sealed). */
+  newRecord(name: string, data: Uint8Array, labels: Record<string, string>): SecretRecord;
+  /** `record` with `data` sealed as its next version, made current. */
+  nextVersion(record: SecretRecord, data: Uint8Array): SecretRecord;
+  /** Whether the current version holds exactly `data`: opened here, compared in constant time, wiped; never returned. */
+  holdsValue(record: SecretRecord, data: Uint8Array): boolean;
+  /** Writes a new record (with its id index): the conditions say neither key exists yet. */
+  createTxn(record: SecretRecord): { conditions: KvCondition[]; ops: KvOp[] };
+  /** Replaces an existing record read at `modRevision`. */
+  replaceTxn(record: SecretRecord, modRevision: number): { conditions: KvCondition[]; ops: KvOp[] };
+  /** Removes a record read at `modRevision`. */
+  removeTxn(record: SecretRecord, modRevision: number): { conditions: KvCondition[]; ops: KvOp[] };
+  /** Holds while the KEK that sealed the new versions is the active one: add it to any transaction that seals. */
+  keyCondition(): KvCondition;
+}
+
 export class SecretStore {
   readonly maxValueBytes: number;
   private readonly keepVersions: number;
@@ -78,22 +109,10 @@ export class SecretStore {
   }
 
   private async createSealed(name: string, data: Uint8Array, labels: Record<string, string>): Promise<SecretSummary> {
-    const { term, kek } = this.keyring.activeKek();
-    const id = newObjectId();
-    const now = new Date().toISOString();
-    const sealed = this.envelope.seal(data, { id, name, version: 1 }, kek, term);
-    const record: SecretRecord = { id, name, labels, createdAt: now, updatedAt: now, versions: [{ version: 1, createdAt: now, ...sealed }] };
-    // Each key built once: the engine looks it up several times (conditions, pending state, apply).
-    const key = SECRET_PREFIX + name;
-    const idKey = ID_PREFIX + id;
+    const record = this.newRecord(name, data, labels);
+    const txn = createTxn(record);
     try {
-      await this.backend.commit({
-        conditions: [{ key, modRevision: 0 }, { key: idKey, modRevision: 0 }, this.keyring.condition()],
-        ops: [
-          { type: 'put', key, value: JSON.stringify(record) },
-          { type: 'put', key: idKey, value: name },
-        ],
-      });
+      await this.backend.commit({ conditions: [...txn.conditions, this.keyring.condition()], ops: txn.ops });
     } catch (err) {
       if (err instanceof ConflictError) throw new HushError('conflict', `a secret named "${name}" already exists; use \`hush secret rotate ${name}\` to give it a new value`);
       throw err;
@@ -137,11 +156,8 @@ export class SecretStore {
   private async addVersion(nameOrId: string, data: Uint8Array): Promise<{ name: string; version: number }> {
     for (let attempt = 0; ; attempt++) {
       const { record, modRevision } = await this.find(nameOrId);
-      const { term, kek } = this.keyring.activeKek();
-      const version = record.versions.at(-1)!.version + 1;
-      const now = new Date().toISOString();
-      const sealed = this.envelope.seal(data, { id: record.id, name: record.name, version }, kek, term);
-      const next: SecretRecord = { ...record, updatedAt: now, versions: [...record.versions, { version, createdAt: now, ...sealed }].slice(-this.keepVersions) };
+      const next = this.nextVersion(record, data);
+      const version = next.versions.at(-1)!.version;
       try {
         await this.backend.commit({
           conditions: [{ key: SECRET_PREFIX + record.name, modRevision }, this.keyring.condition()],
@@ -152,6 +168,70 @@ export class SecretStore {
         if (!(err instanceof ConflictError) || attempt >= COMMIT_RETRIES) throw err;
       }
     }
+  }
+
+  private newRecord(name: string, data: Uint8Array, labels: Record<string, string>): SecretRecord {
+    const { term, kek } = this.keyring.activeKek();
+    const id = newObjectId();
+    const now = new Date().toISOString();
+    const sealed = this.envelope.seal(data, { id, name, version: 1 }, kek, term);
+    return { id, name, labels, createdAt: now, updatedAt: now, versions: [{ version: 1, createdAt: now, ...sealed }] };
+  }
+
+  private nextVersion(record: SecretRecord, data: Uint8Array): SecretRecord {
+    const { term, kek } = this.keyring.activeKek();
+    const version = record.versions.at(-1)!.version + 1;
+    const now = new Date().toISOString();
+    const sealed = this.envelope.seal(data, { id: record.id, name: record.name, version }, kek, term);
+    return { ...record, updatedAt: now, versions: [...record.versions, { version, createdAt: now, ...sealed }].slice(-this.keepVersions) };
+  }
+
+  /**
+   * Runs `work` with the op-building pieces of this store (see SecretOps),
+   * under the KEK gate like every seal, so a KEK rotation never interleaves
+   * with a transaction that seals under the KEK it replaces.
+   */
+  async sealing<T>(work: (ops: SecretOps) => Promise<T>): Promise<T> {
+    return this.kekGate.shared(() =>
+      work({
+        readAll: async () => {
+          this.keyring.assertUnlocked();
+          return (await this.backend.list(SECRET_PREFIX)).map((e) => ({ record: JSON.parse(e.value) as SecretRecord, modRevision: e.modRevision }));
+        },
+        newRecord: (name, data, labels) => {
+          assertValidName(name);
+          assertValidValue(data, this.maxValueBytes);
+          assertValidLabels(labels);
+          return this.newRecord(name, data, labels);
+        },
+        nextVersion: (record, data) => {
+          assertValidValue(data, this.maxValueBytes);
+          return this.nextVersion(record, data);
+        },
+        holdsValue: (record, data) => {
+          const current = record.versions.at(-1)!;
+          const plain = this.envelope.open(current, { id: record.id, name: record.name, version: current.version }, this.keyring.kek(current.term));
+          try {
+            return bytesEqual(plain, data);
+          } finally {
+            plain.fill(0);
+          }
+        },
+        createTxn,
+        replaceTxn: (record, modRevision) => ({
+          conditions: [{ key: SECRET_PREFIX + record.name, modRevision }],
+          ops: [{ type: 'put', key: SECRET_PREFIX + record.name, value: JSON.stringify(record) }],
+        }),
+        removeTxn: (record, modRevision) => ({
+          conditions: [{ key: SECRET_PREFIX + record.name, modRevision }],
+          ops: [
+            { type: 'delete', key: SECRET_PREFIX + record.name },
+            { type: 'delete', key: ID_PREFIX + record.id },
+          ],
+        }),
+        keyCondition: () => this.keyring.condition(),
+      }),
+    );
   }
 
   /** The plaintext of a version (the current one by default). Only for delivery to an entitled node. */
@@ -230,6 +310,32 @@ export class SecretStore {
     if (!entry) throw new HushError('not_found', `no secret named "${nameOrId}"; \`hush secret ls\` lists them`);
     return { record: JSON.parse(entry.value) as SecretRecord, modRevision: entry.modRevision };
   }
+}
+
+/** A new record and its id index; each key built once (the engine looks it up several times). */
+function createTxn(record: SecretRecord): { conditions: KvCondition[]; ops: KvOp[] } {
+  const key = SECRET_PREFIX + record.name;
+  const idKey = ID_PREFIX + record.id;
+  return {
+    conditions: [
+      { key, modRevision: 0 },
+      { key: idKey, modRevision: 0 },
+    ],
+    ops: [
+      { type: 'put', key, value: JSON.stringify(record) },
+      { type: 'put', key: idKey, value: record.name },
+    ],
+  };
+}
+
+/**
+ * Constant-time equality of two values, as swarmkit compares secrets:
+ * hashing first makes both sides 32 bytes, so not even the length of the
+ * stored value shows in the timing.
+ */
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  const digest = (x: Uint8Array) => createHash('sha256').update(x).digest();
+  return timingSafeEqual(digest(a), digest(b));
 }
 
 function summarize(record: SecretRecord): SecretSummary {

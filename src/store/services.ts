@@ -18,11 +18,20 @@ export interface ServiceRecord {
   name: string;
   grants: GrantRecord[];
   constraints: string[];
+  /**
+   * Set by a deploy (`com.docker.stack.namespace`: the project). Records
+   * written before labels existed have none; readers treat that as {}.
+   */
+  labels?: Record<string, string>;
   createdAt: string;
   updatedAt: string;
 }
 
 export const SERVICE_PREFIX = 'services/';
+const COMMIT_RETRIES = 5;
+
+/** What a service update may change; the result is validated by the caller (acl) before it is stored. */
+export type ServiceSpecChange = (current: { name: string; grants: GrantRecord[]; constraints: string[] }) => { name: string; grants: GrantRecord[]; constraints: string[] };
 
 export class ServiceStore {
   constructor(private readonly backend: Backend) {}
@@ -56,6 +65,41 @@ export class ServiceStore {
       throw err;
     }
     return record;
+  }
+
+  /**
+   * Changes a service in one transaction (like `docker service update`):
+   * `change` maps the current spec to the new one; the commit is conditioned
+   * on the service and every granted secret being as read, and retried when
+   * someone else changed them first. Labels and createdAt are kept.
+   */
+  async update(name: string, change: ServiceSpecChange): Promise<ServiceRecord> {
+    for (let attempt = 0; ; attempt++) {
+      const key = SERVICE_PREFIX + name;
+      const entry = await this.backend.get(key);
+      if (!entry) throw new HushError('not_found', `no service named "${name}"; \`hush service ls\` lists them`);
+      const current = JSON.parse(entry.value) as ServiceRecord;
+      const spec = change({ name: current.name, grants: current.grants, constraints: current.constraints });
+      const secrets = await Promise.all(spec.grants.map(async (g) => ({ source: g.source, entry: await this.backend.get(`secrets/${g.source}`) })));
+      const missing = [...new Set(secrets.filter((s) => !s.entry).map((s) => s.source))];
+      if (missing.length > 0) throw new HushError('not_found', `service "${name}" would be granted secrets that do not exist: ${missing.join(', ')}; create them first`);
+      const record: ServiceRecord = { ...current, grants: spec.grants, constraints: spec.constraints, updatedAt: new Date().toISOString() };
+      try {
+        await this.backend.commit({
+          conditions: [{ key, modRevision: entry.modRevision }, ...secrets.map((s) => ({ key: s.entry!.key, modRevision: s.entry!.modRevision }))],
+          ops: [{ type: 'put', key, value: JSON.stringify(record) }],
+        });
+        return record;
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+        if (attempt >= COMMIT_RETRIES) throw new HushError('conflict', `service "${name}" or one of its secrets kept changing meanwhile; try again`);
+      }
+    }
+  }
+
+  /** Every service record with its revision, for a transaction that conditions on them (stacks.ts). */
+  async readAll(): Promise<{ record: ServiceRecord; modRevision: number }[]> {
+    return (await this.backend.list(SERVICE_PREFIX)).map((e) => ({ record: JSON.parse(e.value) as ServiceRecord, modRevision: e.modRevision }));
   }
 
   async get(name: string): Promise<ServiceRecord> {

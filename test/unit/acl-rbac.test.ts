@@ -100,6 +100,10 @@ describe('acl rbac: actionForRequest', () => {
     ['POST', '/v1/nodes', 'unclassified'],
     ['POST', '/v1/deploy', 'deploy'],
     ['GET', '/v1/deploy', 'unclassified'],
+    ['POST', '/v1/services/db/update', 'service.write'],
+    ['GET', '/v1/stacks', 'service.read'],
+    ['DELETE', '/v1/stacks/shop', 'deploy'],
+    ['POST', '/v1/stacks/shop', 'unclassified'],
     // cluster administration
     ['GET', '/v1/join-token', 'token.read'],
     ['POST', '/v1/join-token/rotate', 'token.rotate'],

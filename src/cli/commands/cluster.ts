@@ -50,6 +50,29 @@ export function serviceCommand(client: () => Promise<ApiClient>): Command {
       console.log(name);
     });
 
+  service
+    .command('update')
+    .description('change a service\'s grants and constraints in one step (as docker service update); running containers get the change')
+    .argument('<name>', 'service name')
+    .option('--secret-add <spec>', 'grant a secret: SRC[,target=T,uid=U,gid=G,mode=M] (repeatable)', collect, [])
+    .option('--secret-rm <secret>', 'take back every grant of this secret (repeatable; applied before --secret-add)', collect, [])
+    .option('--constraint-add <expr>', 'add a placement constraint (repeatable)', collect, [])
+    .option('--constraint-rm <expr>', 'remove a placement constraint (repeatable)', collect, [])
+    .action(async (name: string, opts: { secretAdd: string[]; secretRm: string[]; constraintAdd: string[]; constraintRm: string[] }, command: Command) => {
+      if (opts.secretAdd.length + opts.secretRm.length + opts.constraintAdd.length + opts.constraintRm.length === 0) {
+        command.error('error: nothing to update: give --secret-add, --secret-rm, --constraint-add or --constraint-rm', { exitCode: 2 });
+      }
+      const secretAdd = opts.secretAdd.map((spec) => {
+        try {
+          return acl.parseGrantSpec(spec);
+        } catch (err) {
+          return command.error(`error: ${(err as Error).message}`, { exitCode: 2 });
+        }
+      });
+      await (await client()).post(`/v1/services/${enc(name)}/update`, { secretAdd, secretRm: opts.secretRm, constraintAdd: opts.constraintAdd, constraintRm: opts.constraintRm });
+      console.log(name);
+    });
+
   const kind = { plural: 'services', collection: '/v1/services', argument: 'service names' };
   service.addCommand(
     listCommand<ServiceRecord>(client, kind, ['NAME', 'SECRETS', 'CONSTRAINTS', 'UPDATED'], (s) => [

@@ -15,6 +15,7 @@ import { closeServer, createAdminApp, listenHttps, listenOnUnixSocket, splitHost
 import { HushError } from '../errors/index.js';
 import { updateHomeConfig } from '../home/index.js';
 import { log } from '../log/index.js';
+import { StoreMetrics } from '../metrics/index.js';
 import { openStore, type OpenedStore } from '../store/index.js';
 import { ClusterPki } from './cluster-pki.js';
 import { Dispatcher } from './dispatcher.js';
@@ -64,6 +65,15 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   };
 
   let cluster: ClusterControl | undefined;
+  let dispatcher: Dispatcher | undefined;
+  const metrics = new StoreMetrics();
+  metrics.setSources({
+    locked: () => store.keyring.locked,
+    secrets: () => store.secrets.counts(),
+    services: async () => (await store.services.list()).length,
+    nodes: async () => dispatcher?.nodeCounts(),
+    sessions: () => dispatcher?.openSessions(),
+  });
   const app = createAdminApp({
     backend: store.backend,
     keyring: store.keyring,
@@ -72,18 +82,18 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     nodes: store.nodes,
     cluster: () => cluster,
     randomBytes: (n) => new Uint8Array(randomBytes(n)),
+    metrics,
   });
   const unixServer = await listenOnUnixSocket(app, options.socket);
   await updateHomeConfig(options.home, { host: `unix://${options.socket}` });
   log.info({ dataDir: options.dataDir, socket: options.socket, revision: store.backend.revision(), locked: store.keyring.locked }, 'store ready');
 
-  let dispatcher: Dispatcher | undefined;
   let grpcServer: grpc.Server | undefined;
   let httpsServer: Server | undefined;
   const clusterReady = store.keyring.whenUnlocked().then(async () => {
     const pki = await ClusterPki.open(store.backend, store.secrets, { nodeCertSeconds: options.nodeCertSeconds ?? 24 * 3600 });
     await pki.writeAdminCredentials(options.home);
-    dispatcher = new Dispatcher(store, pki, log);
+    dispatcher = new Dispatcher(store, pki, log, metrics);
     dispatcher.start();
     const listen = options.listen ?? DEFAULT_NODE_LISTEN;
     const admin = options.admin ?? DEFAULT_ADMIN_LISTEN;

@@ -225,11 +225,18 @@ function parseFilters(req: Request): Filters {
   const filters: Filters = {};
   for (const [key, value] of Object.entries(parsed)) {
     if (!(FILTER_KEYS as readonly string[]).includes(key)) throw new HushError('bad_request', `invalid filter '${key}'; secrets filter on ${FILTER_KEYS.join(', ')}`);
-    const values = Array.isArray(value) ? value : typeof value === 'object' && value !== null ? Object.keys(value).filter((k) => (value as Record<string, unknown>)[k] === true) : undefined;
-    if (!values || !values.every((v) => typeof v === 'string')) throw new HushError('bad_request', `invalid filter '${key}': expected a list of strings`);
-    filters[key as FilterKey] = values as string[];
+    filters[key as FilterKey] = filterValues(key, value);
   }
   return filters;
+}
+
+/** `["a", "b"]`, or `{"a": true, "b": true}` where only the `true` entries count (Docker's map form). */
+function filterValues(key: string, value: unknown): string[] {
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
+  if (typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'boolean')) {
+    return Object.entries(value as Record<string, boolean>).filter(([, on]) => on).map(([v]) => v);
+  }
+  throw new HushError('bad_request', `invalid filter '${key}': expected {"value": true, ...} or a list of strings`);
 }
 
 /**

@@ -60,10 +60,12 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
   });
   return (req, res) => {
     const started = process.hrtime.bigint();
+    // Read now: express rewrites req.url while routing into a mounted router.
+    const { method = '', url = '' } = req;
     res.once('finish', () => {
       // The pattern comes from the route table: never a label made of the request's path.
-      const route = acl.routePattern(req.method ?? '', req.url ?? '');
-      ctx.metrics.observeRequest(req.method ?? '', route, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
+      const route = acl.routePattern(method, url);
+      ctx.metrics.observeRequest(method, route, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
     });
     if (isPlainCreateRequest(req, bodyLimit)) fastCreate(req, res);
     else app(req, res);

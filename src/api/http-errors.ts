@@ -45,5 +45,10 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
 };
 
 export const notFoundHandler: RequestHandler = (req, res) => {
-  send(res, isDockerPath(req.path), new HushError('not_found', `no route for ${req.method} ${req.path}`));
+  if (isDockerPath(req.path)) {
+    // What a docker CLI user sees after `docker service ls`, `docker ps`...: say what does work.
+    send(res, true, new HushError('not_found', `hush serves only Docker's secrets API (docker secret create|ls|inspect|rm), not ${req.method} ${req.path}; use the hush CLI for the rest`));
+    return;
+  }
+  send(res, false, new HushError('not_found', `no route for ${req.method} ${req.path}`));
 };

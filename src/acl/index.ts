@@ -31,4 +31,4 @@ export {
   type StartDecision,
 } from './entitlement.js';
 export { ACTIONS, actionsOf, assertCan, can, isAction, isRole, ROLES, type Action, type Role } from './rbac.js';
-export { actionForRequest } from './routes.js';
+export { actionForRequest, routePattern } from './routes.js';

@@ -47,6 +47,8 @@ const NATIVE: readonly Rule[] = [
   ['POST', '/certs/:name/renew', 'cert.issue'],
   ['POST', '/certs/:name/revoke', 'cert.revoke'],
   ['POST', '/unlock', 'store.unlock'],
+  // The API's own description: no data, and clients read it before they know their role.
+  ['GET', '/openapi.json', PUBLIC],
 ];
 
 /** Docker Engine API subset, with or without a /v1.NN prefix. */
@@ -69,29 +71,51 @@ const ROOT: readonly Rule[] = [
 const DOCKER_VERSION = /^v1\.\d+$/i;
 
 export function actionForRequest(method: string, path: string): Action | undefined {
+  const rule = ruleForRequest(method, path);
+  if (rule === undefined) return 'unclassified';
+  const action = rule.rule[2];
+  return action === PUBLIC ? undefined : action;
+}
+
+/**
+ * The route pattern a request matches, for metrics labels: a constant from
+ * the table above ("/v1/secrets/:name", "/v1.NN/secrets/:id"), or
+ * "unmatched". Never built from the request's own path.
+ */
+export function routePattern(method: string, path: string): string {
+  const found = ruleForRequest(method, path);
+  if (found === undefined) return 'unmatched';
+  return found.prefix + found.rule[1];
+}
+
+function ruleForRequest(method: string, path: string): { rule: Rule; prefix: string } | undefined {
   const verb = method.toUpperCase() === 'HEAD' ? 'GET' : method.toUpperCase();
   const segments = splitPath(path);
-  if (segments === undefined) return 'unclassified';
+  if (segments === undefined) return undefined;
 
   let table: readonly Rule[];
   let rest: string[];
+  let prefix: string;
   const first = segments[0]?.toLowerCase();
   if (first === 'v1') {
     table = NATIVE;
     rest = segments.slice(1);
+    prefix = '/v1';
   } else if (first !== undefined && DOCKER_VERSION.test(first)) {
     table = DOCKER;
     rest = segments.slice(1);
+    prefix = '/v1.NN';
   } else {
     table = [...ROOT, ...DOCKER];
     rest = segments;
+    prefix = '';
   }
-  for (const [methods, pattern, action] of table) {
-    if (!methods.split(' ').includes(verb)) continue;
-    if (!matches(pattern, rest)) continue;
-    return action === PUBLIC ? undefined : action;
+  for (const rule of table) {
+    if (!rule[0].split(' ').includes(verb)) continue;
+    if (!matches(rule[1], rest)) continue;
+    return { rule, prefix };
   }
-  return 'unclassified';
+  return undefined;
 }
 
 /**

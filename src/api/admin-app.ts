@@ -9,13 +9,16 @@ import { TLSSocket } from 'node:tls';
 import * as acl from '../acl/index.js';
 import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
+import type { StoreMetrics } from '../metrics/index.js';
 import type { AdminCertStore, Backend, Keyring, NodeStore, SecretStore, ServiceStore, StackStore } from '../store/index.js';
 import { certRoutes, type AdminCertControl } from './cert-routes.js';
 import { peerCertificateOf } from './client-connections.js';
 import { joinTokenRoutes, nodeRoutes, serviceRoutes, type ClusterControl } from './cluster-routes.js';
 import { DEPLOY_PATH, deployBodyParser, deployRoutes } from './deploy-routes.js';
+import { DOCKER_VERSION_PREFIX, dockerRoutes } from './docker-routes.js';
 import { CREATE_SECRET_PATH, fastCreateHandler, isPlainCreateRequest } from './fast-create.js';
 import { errorHandler, notFoundHandler } from './http-errors.js';
+import { openApiDocument } from './openapi.js';
 import { createSecret, secretRoutes } from './secret-routes.js';
 import { validator } from './validate.js';
 
@@ -33,6 +36,7 @@ export interface AdminContext {
   /** Issuing admin certificates needs the CA: undefined until the cluster side is up. */
   certs: () => AdminCertControl | undefined;
   randomBytes: (n: number) => Uint8Array;
+  metrics: StoreMetrics;
 }
 
 const unlockBody = validator<{ key: string }>('unlock', {
@@ -42,21 +46,52 @@ const unlockBody = validator<{ key: string }>('unlock', {
   properties: { key: { type: 'string' } },
 } as JSONSchemaType<{ key: string }>);
 
-/** Routes that work while the store is locked. */
-const OPEN_WHILE_LOCKED = new Set(['/healthz', '/v1/unlock']);
+/** Routes that work while the store is locked (metrics report the lock). */
+const OPEN_WHILE_LOCKED = new Set(['/healthz', '/v1/unlock', '/metrics', '/v1/openapi.json']);
 
 /**
  * The admin app as a request listener: express for every route, except that
  * plain `POST /v1/secrets` requests take the fast path (see fast-create.ts).
+ * Every request, on either path, is timed by its route pattern.
  */
 export function createAdminApp(ctx: AdminContext): RequestListener {
+  const app = createAdminExpress(ctx);
+  const bodyLimit = requestBodyLimit(ctx);
+  // The route is fixed, so its action is looked up once rather than per request.
+  const createAction = acl.actionForRequest('POST', CREATE_SECRET_PATH);
+  const fastCreate = fastCreateHandler({
+    admit: (req) => {
+      assertRole(ctx, req, createAction);
+      assertOpen(ctx, CREATE_SECRET_PATH);
+    },
+    create: (body) => createSecret(ctx.secrets, body),
+  });
+  return (req, res) => {
+    const started = process.hrtime.bigint();
+    // Read now: express rewrites req.url while routing into a mounted router.
+    const { method = '', url = '' } = req;
+    res.once('finish', () => {
+      // The pattern comes from the route table: never a label made of the request's path.
+      const route = acl.routePattern(method, url);
+      ctx.metrics.observeRequest(method, route, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
+    });
+    if (isPlainCreateRequest(req, bodyLimit)) fastCreate(req, res);
+    else app(req, res);
+  };
+}
+
+/** Base64 makes the body 4/3 of the value; leave room for name and labels. */
+function requestBodyLimit(ctx: AdminContext): number {
+  return Math.ceil((ctx.secrets.maxValueBytes * 4) / 3) + 64 * 1024;
+}
+
+/** The express app alone (every route but the fast path's twin); exported so tests can list its routes. */
+export function createAdminExpress(ctx: AdminContext): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  // Base64 makes the body 4/3 of the value; leave room for name and labels.
-  const bodyLimit = Math.ceil((ctx.secrets.maxValueBytes * 4) / 3) + 64 * 1024;
-  app.use(DEPLOY_PATH, deployBodyParser(bodyLimit));
-  app.use(express.json({ limit: bodyLimit, strict: true }));
+  app.use(DEPLOY_PATH, deployBodyParser(requestBodyLimit(ctx)));
+  app.use(express.json({ limit: requestBodyLimit(ctx), strict: true }));
 
   app.use((req, res, next) => {
     try {
@@ -76,6 +111,14 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: ctx.keyring.locked ? 'locked' : 'ok', revision: ctx.backend.revision(), cluster: ctx.cluster() ? 'ready' : 'starting' });
+  });
+
+  app.get('/metrics', async (_req, res) => {
+    res.type(ctx.metrics.contentType()).send(await ctx.metrics.text());
+  });
+
+  app.get('/v1/openapi.json', (_req, res) => {
+    res.json(openApiDocument());
   });
 
   app.post('/v1/unlock', async (req, res) => {
@@ -106,19 +149,14 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
     }),
   );
 
+  // Docker Engine API subset (docker-routes.ts), with and without the /v1.NN prefix the CLI adds.
+  const docker = dockerRoutes({ secrets: ctx.secrets, nodes: ctx.nodes });
+  app.use(DOCKER_VERSION_PREFIX, docker);
+  app.use(docker);
+
   app.use(notFoundHandler);
   app.use(errorHandler);
-
-  // The route is fixed, so its action is looked up once rather than per request.
-  const createAction = acl.actionForRequest('POST', CREATE_SECRET_PATH);
-  const fastCreate = fastCreateHandler({
-    admit: (req) => {
-      assertRole(ctx, req, createAction);
-      assertOpen(ctx, CREATE_SECRET_PATH);
-    },
-    create: (body) => createSecret(ctx.secrets, body),
-  });
-  return (req, res) => (isPlainCreateRequest(req, bodyLimit) ? fastCreate(req, res) : app(req, res));
+  return app;
 }
 
 /**

@@ -1,5 +1,6 @@
-/** The store's APIs: admin REST (native), and later the Docker-compatible subset and the gRPC node protocol. */
-export { createAdminApp, type AdminContext } from './admin-app.js';
+/** The store's APIs: admin REST (native and the Docker-compatible subset), its OpenAPI document, and the gRPC node protocol. */
+export { createAdminApp, createAdminExpress, type AdminContext } from './admin-app.js';
+export { documentedOperations, openApiDocument } from './openapi.js';
 export { closeServer, listenOnUnixSocket } from './listen.js';
 export { toHttpError } from './http-errors.js';
 export { decodeBase64, validator, type Validator } from './validate.js';

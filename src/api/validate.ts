@@ -9,8 +9,20 @@ const ajv = new Ajv({ allErrors: false, strict: true });
 
 export type Validator<T> = (body: unknown) => T;
 
+/**
+ * Every request-body schema by its `what`, so the OpenAPI document
+ * (openapi.ts) publishes the schemas that actually check requests.
+ */
+const bodySchemas = new Map<string, object>();
+
+export function requestBodySchema(what: string): object | undefined {
+  return bodySchemas.get(what);
+}
+
 /** `fieldRules` say in words what a field's `pattern` means, for the error message. */
 export function validator<T>(what: string, schema: JSONSchemaType<T>, fieldRules: Record<string, string> = {}): Validator<T> {
+  if (bodySchemas.has(what)) throw new Error(`two request validators are named "${what}"`);
+  bodySchemas.set(what, schema);
   const check = ajv.compile(schema);
   return (body) => {
     if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {

@@ -12,6 +12,7 @@ import { endWithStatus, grpcStatusOf } from '../api/index.js';
 import type { AgentMessage, JoinRequest, JoinResponse, NodeIdentity, NodeProtocolHandler, StoreMessage, WireContainer, WireSecretVersion } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import type { NodeState, StoreMetrics } from '../metrics/index.js';
 import { assertValidName } from '../rules/index.js';
 import { NODE_LABELS_PREFIX, NODE_PREFIX, REVOKED_PREFIX, SERVICE_PREFIX, type OpenedStore, type NodeRecord } from '../store/index.js';
 import { assertValidContainer, assertValidHello, assertValidJoin, tooManyContainers } from './agent-input.js';
@@ -43,6 +44,7 @@ export class Dispatcher implements NodeProtocolHandler {
     private readonly pki: ClusterPki,
     private readonly log: Logger,
     private readonly limits: DispatcherLimits,
+    private readonly metrics?: StoreMetrics,
   ) {}
 
   start(): void {
@@ -64,6 +66,20 @@ export class Dispatcher implements NodeProtocolHandler {
     // Agents beat every 5 s; three missed beats is a node that is gone even if its connection is not closed yet.
     const state = Date.now() - session.lastHeartbeat.getTime() > 3 * HEARTBEAT_MS ? 'down' : 'ready';
     return { state, lastHeartbeat: session.lastHeartbeat.toISOString(), ackedRevision: session.ackedRevision };
+  }
+
+  /** Open node sessions, for metrics. */
+  openSessions(): number {
+    return this.sessions.size;
+  }
+
+  /** Nodes that are members (not revoked) by state, for metrics. */
+  async nodeCounts(): Promise<Record<NodeState, number>> {
+    const counts: Record<NodeState, number> = { ready: 0, down: 0 };
+    for (const node of await this.store.nodes.list()) {
+      if (!(await this.store.nodes.isRevoked(node.id))) counts[this.status(node.id).state]++;
+    }
+    return counts;
   }
 
   async join(request: JoinRequest): Promise<JoinResponse> {
@@ -157,6 +173,7 @@ export class Dispatcher implements NodeProtocolHandler {
         await this.sync(session);
         return;
       case 'ack':
+        this.metrics?.countAck();
         // A node cannot acknowledge what it was never sent.
         session.ackedRevision = Math.max(session.ackedRevision, Math.min(message.ack.revision, session.revision));
         return;
@@ -212,7 +229,8 @@ export class Dispatcher implements NodeProtocolHandler {
       .enqueue(async () => {
         const desired = await this.desiredState(session.nodeId);
         if (!desired) return;
-        await session.push(desired, this.store.backend.revision(), (name, version) => this.reveal(name, version));
+        const sent = await session.push(desired, this.store.backend.revision(), (name, version) => this.reveal(name, version));
+        if (sent) this.metrics?.countPush(sent.kind, sent.secretVersions);
       })
       .catch((err: unknown) => this.log.error({ node: session.nodeId, err: (err as Error).message }, 'could not update a node'));
   }

@@ -43,9 +43,14 @@ export class NodeSession {
   /**
    * Sends what changed between what the node holds and `desired`: the first
    * call sends a Snapshot, later ones a Delta (nothing if nothing changed).
-   * `reveal` decrypts a secret version only for what must be sent.
+   * `reveal` decrypts a secret version only for what must be sent. Says what
+   * it sent (for metrics), or undefined when nothing had changed.
    */
-  async push(desired: DesiredState, storeRevision: number, reveal: (name: string, version: number) => Promise<WireSecretVersion>): Promise<void> {
+  async push(
+    desired: DesiredState,
+    storeRevision: number,
+    reveal: (name: string, version: number) => Promise<WireSecretVersion>,
+  ): Promise<{ kind: 'snapshot' | 'delta'; secretVersions: number } | undefined> {
     const upserts: WireSecretVersion[] = [];
     for (const [name, version] of desired.versions) {
       if (this.sentVersions.get(name) !== version) upserts.push(await reveal(name, version));
@@ -53,9 +58,10 @@ export class NodeSession {
     const removals = [...this.sentVersions.keys()].filter((name) => !desired.versions.has(name));
     const services = [...desired.services.values()].filter((s) => this.sentServices.get(s.service) !== JSON.stringify(s.grants));
     const removedServices = [...this.sentServices.keys()].filter((name) => !desired.services.has(name));
-    if (this.snapshotSent && upserts.length + removals.length + services.length + removedServices.length === 0) return;
+    if (this.snapshotSent && upserts.length + removals.length + services.length + removedServices.length === 0) return undefined;
 
     const revision = Math.max(storeRevision, this.lastRevision + 1);
+    const kind = this.snapshotSent ? 'delta' : 'snapshot';
     if (!this.snapshotSent) {
       this.write({ body: 'snapshot', snapshot: { revision, secrets: upserts, services: [...desired.services.values()] } });
       this.snapshotSent = true;
@@ -65,6 +71,7 @@ export class NodeSession {
     this.lastRevision = revision;
     this.sentVersions = new Map(desired.versions);
     this.sentServices = new Map([...desired.services.values()].map((s) => [s.service, JSON.stringify(s.grants)]));
+    return { kind, secretVersions: upserts.length };
   }
 
   write(message: StoreMessage): void {

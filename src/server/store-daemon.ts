@@ -26,6 +26,7 @@ import {
 import { HushError } from '../errors/index.js';
 import { updateHomeConfig } from '../home/index.js';
 import { log } from '../log/index.js';
+import { StoreMetrics } from '../metrics/index.js';
 import { openStore, type OpenedStore } from '../store/index.js';
 import { DEFAULT_ADMIN_CERT_SECONDS } from '../rules/index.js';
 import { AdminCertAuthority } from './admin-certs.js';
@@ -83,6 +84,15 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
 
   let cluster: ClusterControl | undefined;
   let certs: AdminCertAuthority | undefined;
+  let dispatcher: Dispatcher | undefined;
+  const metrics = new StoreMetrics();
+  metrics.setSources({
+    locked: () => store.keyring.locked,
+    secrets: () => store.secrets.counts(),
+    services: async () => (await store.services.list()).length,
+    nodes: async () => dispatcher?.nodeCounts(),
+    sessions: () => dispatcher?.openSessions(),
+  });
   const app = createAdminApp({
     backend: store.backend,
     keyring: store.keyring,
@@ -94,12 +104,12 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     cluster: () => cluster,
     certs: () => certs,
     randomBytes: (n) => new Uint8Array(randomBytes(n)),
+    metrics,
   });
   const unixServer = await listenOnUnixSocket(app, options.socket);
   await updateHomeConfig(options.home, { host: `unix://${options.socket}` });
   log.info({ dataDir: options.dataDir, socket: options.socket, revision: store.backend.revision(), locked: store.keyring.locked }, 'store ready');
 
-  let dispatcher: Dispatcher | undefined;
   let nodeServer: NodeServer | undefined;
   let httpsServer: Server | undefined;
   let homeCredentials: HomeCredentials | undefined;
@@ -117,7 +127,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     homeCredentials.start();
     certs = authority;
     const limits = resolveNodeLimits(options.nodeLimits);
-    dispatcher = new Dispatcher(store, pki, log, limits);
+    dispatcher = new Dispatcher(store, pki, log, limits, metrics);
     dispatcher.start();
     const listen = options.listen ?? DEFAULT_NODE_LISTEN;
     const admin = options.admin ?? DEFAULT_ADMIN_LISTEN;

@@ -7,7 +7,7 @@ export { Envelope, b64, unb64, type SealedValue } from './envelope.js';
 export { newObjectId } from './ids.js';
 export { Keyring, type KeyringOptions } from './keyring.js';
 export { deriveLogAuth, type LogAuth } from './log-auth.js';
-export { SecretStore, type SecretDetail, type SecretSummary, type SecretsOptions } from './secrets.js';
+export { SecretStore, type RevisionedSecret, type SecretDetail, type SecretSummary, type SecretsOptions } from './secrets.js';
 export { loadSodium, type Sodium } from './sodium.js';
 
 export { ServiceStore, SERVICE_PREFIX, type GrantRecord, type ServiceRecord, type ServiceSpecChange } from './services.js';

@@ -40,6 +40,15 @@ export interface SecretDetail extends SecretSummary {
   versions: { version: number; createdAt: string }[];
 }
 
+/**
+ * A summary with the storage revision that last changed the record: any
+ * change (new version, labels) moves it, so it serves as an optimistic
+ * concurrency token (the Docker API's `Version.Index`).
+ */
+export interface RevisionedSecret extends SecretSummary {
+  revision: number;
+}
+
 export interface SecretsOptions {
   maxValueBytes?: number;
   /** How many versions to keep per secret; older ones are dropped on rotation. */
@@ -123,6 +132,47 @@ export class SecretStore {
   async list(): Promise<SecretSummary[]> {
     const entries = await this.backend.list(SECRET_PREFIX);
     return entries.map((e) => summarize(JSON.parse(e.value) as SecretRecord));
+  }
+
+  async listRevisioned(): Promise<RevisionedSecret[]> {
+    const entries = await this.backend.list(SECRET_PREFIX);
+    return entries.map((e) => ({ ...summarize(JSON.parse(e.value) as SecretRecord), revision: e.modRevision }));
+  }
+
+  async getRevisioned(nameOrId: string): Promise<RevisionedSecret> {
+    const { record, modRevision } = await this.find(nameOrId);
+    return { ...summarize(record), revision: modRevision };
+  }
+
+  /** Counts for monitoring: secrets, and the versions kept of them all. Reads records only, never opens a value. */
+  async counts(): Promise<{ secrets: number; versions: number }> {
+    const entries = await this.backend.list(SECRET_PREFIX);
+    let versions = 0;
+    for (const e of entries) versions += (JSON.parse(e.value) as SecretRecord).versions.length;
+    return { secrets: entries.length, versions };
+  }
+
+  /**
+   * Replaces the labels of a secret if its record is still at `expectedRevision`
+   * (as Docker's secret update: labels only, against the version the caller saw).
+   */
+  async replaceLabels(nameOrId: string, labels: Record<string, string>, expectedRevision: number): Promise<RevisionedSecret> {
+    assertValidLabels(labels);
+    const { record, modRevision } = await this.find(nameOrId);
+    const stale = () => new HushError('conflict', `secret "${record.name}" is at version ${modRevision}, not ${expectedRevision}: it changed since it was read; inspect it again and retry`);
+    if (modRevision !== expectedRevision) throw stale();
+    const next: SecretRecord = { ...record, labels, updatedAt: new Date().toISOString() };
+    let revision: number;
+    try {
+      revision = await this.backend.commit({
+        conditions: [{ key: SECRET_PREFIX + record.name, modRevision }],
+        ops: [{ type: 'put', key: SECRET_PREFIX + record.name, value: JSON.stringify(next) }],
+      });
+    } catch (err) {
+      if (err instanceof ConflictError) throw stale();
+      throw err;
+    }
+    return { ...summarize(next), revision };
   }
 
   async inspect(nameOrId: string): Promise<SecretDetail> {

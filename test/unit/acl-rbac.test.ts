@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ACTIONS, actionForRequest, actionsOf, assertCan, can, type Action } from '../../src/acl/index.js';
+import { ACTIONS, actionForRequest, actionsOf, assertCan, can, routePattern, type Action } from '../../src/acl/index.js';
 import { HushError } from '../../src/errors/index.js';
 
 /** The expected matrix, written out by hand so a change to the grants in rbac.ts shows up here. */
@@ -151,8 +151,52 @@ describe('acl rbac: actionForRequest', () => {
     ['OPTIONS', '/v1/secrets', 'unclassified'],
     ['POST', '/_ping', 'unclassified'],
     ['POST', '/healthz', 'unclassified'],
+    // the OpenAPI document and metrics
+    ['GET', '/v1/openapi.json', undefined],
+    ['POST', '/v1/openapi.json', 'unclassified'],
+    ['GET', '/v1.41/metrics', 'unclassified'],
+    ['HEAD', '/metrics', 'metrics.read'],
+    // Docker prefixes cannot lead into the native table or dodge a rule
+    ['GET', '/v1.41/../v1/join-token', 'unclassified'],
+    ['GET', '/v1.41/%2e%2e/v1/join-token', 'unclassified'],
+    ['GET', '/v1.41/v1/join-token', 'unclassified'],
+    ['POST', '/v1.41//secrets/create', 'unclassified'],
+    ['POST', '/v1.41/secrets%2Fcreate', 'unclassified'],
+    ['POST', '/v1.41/./secrets/create', 'unclassified'],
+    ['POST', '/v1.41/secrets/create/', 'secret.write'],
+    ['POST', '/V1.41/SECRETS/CREATE', 'secret.write'],
+    ['GET', '/v1.41/secrets/create', 'secret.read'],
+    ['DELETE', '/v1.41/secrets/a%2F..%2F..%2Fv1%2Fjoin-token', 'unclassified'],
+    ['GET', '/v1.41.2/secrets', 'unclassified'],
+    ['GET', '/v1./secrets', 'unclassified'],
+    ['GET', '/v1.41', 'unclassified'],
+    ['GET', '/v1.41/', 'unclassified'],
+    ['HEAD', '/v1.50/_ping', undefined],
   ];
   for (const [method, path, want] of cases) {
     it(`${method} ${path} → ${want ?? '(public)'}`, () => expect(actionForRequest(method, path)).to.equal(want));
   }
+});
+
+describe('acl routes: routePattern (metrics labels)', () => {
+  const cases: [string, string, string][] = [
+    ['GET', '/v1/secrets/db_password', '/v1/secrets/:name'],
+    ['GET', '/V1/SECRETS/db_password/', '/v1/secrets/:name'],
+    ['POST', '/v1/secrets?x=1', '/v1/secrets'],
+    ['DELETE', '/v1.43/secrets/abc123', '/v1.NN/secrets/:id'],
+    ['HEAD', '/_ping', '/_ping'],
+    ['GET', '/metrics', '/metrics'],
+    ['GET', '/v1/secrets/../join-token', 'unmatched'],
+    ['GET', '/some/path/chosen/by/a/client', 'unmatched'],
+    ['PUT', '/v1/secrets/db_password', 'unmatched'],
+  ];
+  for (const [method, path, want] of cases) {
+    it(`${method} ${path} → ${want}`, () => expect(routePattern(method, path)).to.equal(want));
+  }
+
+  it('never echoes the request: every label is a pattern of the table or "unmatched"', () => {
+    for (const path of ['/v1/secrets/s3cr3t_name', '/v1.41/secrets/s3cr3t_name', '/s3cr3t_name', '/v1/nodes/s3cr3t_name/labels']) {
+      expect(routePattern('GET', path)).not.to.contain('s3cr3t');
+    }
+  });
 });

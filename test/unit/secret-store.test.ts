@@ -78,6 +78,34 @@ describe('secret store', () => {
     expect(() => store.keyring.kek(1)).to.throw(/term 1/);
   });
 
+  it('replaces labels only at the revision the caller read (Docker\'s Version.Index), leaving the value and version alone', async () => {
+    await store.secrets.create('tls', bytes('key-bytes'), { tier: 'web' });
+    const read = await store.secrets.getRevisioned('tls');
+    expect((await store.secrets.listRevisioned()).map((s) => s.revision)).to.deep.equal([read.revision]);
+    const updated = await store.secrets.replaceLabels('tls', { tier: 'edge' }, read.revision);
+    expect(updated.revision).to.be.above(read.revision);
+    expect(updated).to.include({ version: 1 });
+    expect((await store.secrets.inspect('tls')).labels).to.deep.equal({ tier: 'edge' });
+    expect(text((await store.secrets.reveal('tls')).data)).to.equal('key-bytes');
+
+    const before = store.backend.revision();
+    expect(await codeOf(store.secrets.replaceLabels('tls', { tier: 'x' }, read.revision))).to.equal('conflict');
+    expect(await codeOf(store.secrets.replaceLabels('tls', { '': 'x' }, updated.revision))).to.equal('bad_request');
+    expect(await codeOf(store.secrets.replaceLabels('nope', {}, 1))).to.equal('not_found');
+    expect(store.backend.revision()).to.equal(before);
+    // A rotation moves the revision too: a label update against the older one is stale.
+    await store.secrets.rotate('tls', bytes('new'));
+    expect(await codeOf(store.secrets.replaceLabels('tls', {}, updated.revision))).to.equal('conflict');
+  });
+
+  it('counts secrets and kept versions without opening a value', async () => {
+    expect(await store.secrets.counts()).to.deep.equal({ secrets: 0, versions: 0 });
+    await store.secrets.create('a', bytes('1'));
+    await store.secrets.create('b', bytes('1'));
+    await store.secrets.rotate('b', bytes('2'));
+    expect(await store.secrets.counts()).to.deep.equal({ secrets: 2, versions: 3 });
+  });
+
   it('never writes a value, or its base64, to disk', async () => {
     const values = Array.from({ length: 20 }, (_, i) => `plaintext-marker-${i}-${Math.random().toString(36).slice(2)}`);
     for (const [i, v] of values.entries()) await store.secrets.create(`m${i}`, bytes(v));

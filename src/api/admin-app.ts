@@ -90,9 +90,6 @@ export function createAdminExpress(ctx: AdminContext): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  app.use(DEPLOY_PATH, deployBodyParser(requestBodyLimit(ctx)));
-  app.use(express.json({ limit: requestBodyLimit(ctx), strict: true }));
-
   app.use((req, res, next) => {
     try {
       authorize(ctx, req, req.path);
@@ -108,6 +105,10 @@ export function createAdminExpress(ctx: AdminContext): express.Express {
     assertOpen(ctx, req.path);
     next();
   });
+
+  // Bodies are read only once the caller may call the route: an auditor cannot make the store parse a 10 MiB deploy.
+  app.use(DEPLOY_PATH, deployBodyParser(requestBodyLimit(ctx)));
+  app.use(express.json({ limit: requestBodyLimit(ctx), strict: true }));
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: ctx.keyring.locked ? 'locked' : 'ok', revision: ctx.backend.revision(), cluster: ctx.cluster() ? 'ready' : 'starting' });

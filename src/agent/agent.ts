@@ -9,13 +9,13 @@
  */
 import { unlink } from 'node:fs/promises';
 import type { Server } from 'node:http';
-import { closeServer, listenOnUnixSocket } from '../api/index.js';
+import { closeServer, listenOnUnixSocket } from '../http/index.js';
 import { parseJoinToken } from '../pki/index.js';
 import { log as rootLog, type Logger } from '../log/index.js';
+import { nodeClient, type NodeClient } from '../protocol/index.js';
 import { parseStoreAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
 import { SecretCache } from './cache.js';
-import { nodeClient, type NodeClient } from './channel.js';
 import { ContainerRegistry } from './containers.js';
 import { joinStore } from './join.js';
 import { noMounts, type MountManager } from './mounts.js';

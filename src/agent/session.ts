@@ -8,12 +8,11 @@
  * A store that says the node is revoked ends the session for good.
  */
 import { randomUUID } from 'node:crypto';
-import type { AgentMessage, StoreMessage, WireContainer, WireDecision } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import { grpc, isServiceError, type AgentMessage, type NodeClient, type StoreMessage, type WireContainer, type WireDecision } from '../protocol/index.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import type { SecretCache } from './cache.js';
-import { grpc, isServiceError, type NodeClient } from './channel.js';
 import { DecisionTimeout, type StoreLink } from './store-link.js';
 
 export type SessionState = 'connecting' | 'ready' | 'backoff' | 'revoked' | 'closed';

@@ -2,7 +2,7 @@
  * What the container registry needs from the session with the store. The
  * runtime API and its tests depend on this, not on gRPC.
  */
-import type { WireContainer, WireDecision } from '../api/index.js';
+import type { WireContainer, WireDecision } from '../protocol/index.js';
 
 export interface StoreLink {
   /**

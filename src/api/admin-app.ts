@@ -9,14 +9,13 @@ import { TLSSocket } from 'node:tls';
 import * as acl from '../acl/index.js';
 import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
+import { errorHandler, notFoundHandler, validator } from '../http/index.js';
 import type { AdminCertStore, Backend, Keyring, NodeStore, SecretStore, ServiceStore } from '../store/index.js';
 import { certRoutes, type AdminCertControl } from './cert-routes.js';
 import { peerCertificateOf } from './client-connections.js';
 import { joinTokenRoutes, nodeRoutes, serviceRoutes, type ClusterControl } from './cluster-routes.js';
 import { CREATE_SECRET_PATH, fastCreateHandler, isPlainCreateRequest } from './fast-create.js';
-import { errorHandler, notFoundHandler } from './http-errors.js';
 import { createSecret, secretRoutes } from './secret-routes.js';
-import { validator } from './validate.js';
 
 export interface AdminContext {
   backend: Backend;

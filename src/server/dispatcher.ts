@@ -8,10 +8,10 @@
 import * as grpc from '@grpc/grpc-js';
 import { hostname as localHostname } from 'node:os';
 import * as acl from '../acl/index.js';
-import { endWithStatus, grpcStatusOf } from '../api/index.js';
-import type { AgentMessage, JoinRequest, JoinResponse, NodeIdentity, NodeProtocolHandler, StoreMessage, WireContainer, WireSecretVersion } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import { endWithStatus, grpcStatusOf } from '../protocol/index.js';
+import type { AgentMessage, JoinRequest, JoinResponse, NodeIdentity, NodeProtocolHandler, StoreMessage, WireContainer, WireSecretVersion } from '../protocol/index.js';
 import { assertValidName } from '../rules/index.js';
 import { NODE_LABELS_PREFIX, NODE_PREFIX, REVOKED_PREFIX, SERVICE_PREFIX, type OpenedStore, type NodeRecord } from '../store/index.js';
 import { assertValidContainer, assertValidHello, assertValidJoin, tooManyContainers } from './agent-input.js';

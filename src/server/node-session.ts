@@ -4,7 +4,7 @@
  * that delivered its secrets.
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { AgentMessage, StoreMessage, WireSecretVersion, WireServiceGrants } from '../api/index.js';
+import type { AgentMessage, StoreMessage, WireSecretVersion, WireServiceGrants } from '../protocol/index.js';
 
 export interface DesiredState {
   /** Entitled secret name → latest version number. */

@@ -2,7 +2,7 @@
  * The store process: opens the data directory, serves the admin API on the
  * root-only socket at once, and, once unlocked, brings up the cluster side:
  * PKI, the node protocol listener, the admin HTTPS listener. Wiring only; the
- * parts live in store/, acl/, pki/ and api/.
+ * parts live in store/, acl/, pki/, api/, protocol/ and http/.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -10,22 +10,12 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import * as acl from '../acl/index.js';
-import {
-  ClientConnections,
-  closeServer,
-  createAdminApp,
-  listenHttps,
-  listenOnUnixSocket,
-  resolveNodeLimits,
-  splitHostPort,
-  startNodeServer,
-  type ClusterControl,
-  type NodeLimits,
-  type NodeServer,
-} from '../api/index.js';
+import { ClientConnections, createAdminApp, type ClusterControl } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import { updateHomeConfig } from '../home/index.js';
+import { closeServer, listenHttps, listenOnUnixSocket, splitHostPort } from '../http/index.js';
 import { log } from '../log/index.js';
+import { resolveNodeLimits, startNodeServer, type NodeLimits, type NodeServer } from '../protocol/index.js';
 import { openStore, type OpenedStore } from '../store/index.js';
 import { DEFAULT_ADMIN_CERT_SECONDS } from '../rules/index.js';
 import { AdminCertAuthority } from './admin-certs.js';

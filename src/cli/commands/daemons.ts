@@ -39,7 +39,7 @@ function positiveInt(value: string): number {
   return Number(value);
 }
 
-/** The node-port limits (src/api/node-limits.ts); defaults and reasons in docs/security.md, "Node port limits". */
+/** The node-port limits (src/protocol/node-limits.ts); defaults and reasons in docs/security.md, "Node port limits". */
 const NODE_LIMIT_FLAGS: [flag: string, description: string][] = [
   ['--node-max-message <bytes>', 'largest message the store accepts from an agent (default 1 MiB)'],
   ['--node-handshake-timeout <ms>', 'close a node-port connection that makes no call this soon after connecting (default 10000)'],

@@ -14,7 +14,7 @@ import { HushError, isHushError } from '../errors/index.js';
 import { log } from '../log/index.js';
 import { callGate } from './call-gate.js';
 import { ConnectionGate } from './connection-gate.js';
-import { splitHostPort } from './listen.js';
+import { splitHostPort } from '../http/index.js';
 import type { NodeLimits } from './node-limits.js';
 import { GRPC_MAX_SNAPSHOT_BYTES, nodeServiceDefinition, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from './node-proto.js';
 

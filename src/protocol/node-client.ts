@@ -6,8 +6,12 @@
  * cable) within seconds instead of TCP's minutes.
  */
 import * as grpc from '@grpc/grpc-js';
-import { GRPC_MAX_SNAPSHOT_BYTES, STORE_TLS_NAME, nodeServiceClient, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from '../api/index.js';
-import type { StoreAddress } from './address.js';
+import { GRPC_MAX_SNAPSHOT_BYTES, STORE_TLS_NAME, nodeServiceClient, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from './node-proto.js';
+
+/** Where the store's node port is: what grpc-js dials (host:port, an IPv6 host in brackets). */
+export interface NodeTarget {
+  target: string;
+}
 
 export interface RenewRequest {
   csr_pem: string;
@@ -44,16 +48,16 @@ export interface NodeCredentials {
 }
 
 /** For Join only: authenticates the store by the CA from the token check; the agent has no certificate yet. */
-export function joinClient(address: StoreAddress, caPem: string): NodeClient {
+export function joinClient(address: NodeTarget, caPem: string): NodeClient {
   return makeClient(address, grpc.credentials.createSsl(Buffer.from(caPem)));
 }
 
 /** For Session and Renew: mutual TLS with the node's certificate. */
-export function nodeClient(address: StoreAddress, creds: NodeCredentials): NodeClient {
+export function nodeClient(address: NodeTarget, creds: NodeCredentials): NodeClient {
   return makeClient(address, grpc.credentials.createSsl(Buffer.from(creds.caPem), Buffer.from(creds.keyPem), Buffer.from(creds.certPem)));
 }
 
-function makeClient(address: StoreAddress, credentials: grpc.ChannelCredentials): NodeClient {
+function makeClient(address: NodeTarget, credentials: grpc.ChannelCredentials): NodeClient {
   const Client = nodeServiceClient();
   return new Client(address.target, credentials, CHANNEL_OPTIONS) as unknown as NodeClient;
 }

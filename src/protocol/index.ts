@@ -1,0 +1,27 @@
+/**
+ * The node protocol: the wire contract between the store and its agents
+ * (proto/hush/v1/node.proto). Message types, the gRPC server the store runs
+ * and the clients the agent dials, the store's TLS name, keepalive and
+ * heartbeat timings. Both sides import this door; the agent never loads the
+ * admin API.
+ */
+export {
+  GRPC_MAX_SNAPSHOT_BYTES,
+  STORE_TLS_NAME,
+  nodeServiceClient,
+  nodeServiceDefinition,
+  type AgentMessage,
+  type JoinRequest,
+  type JoinResponse,
+  type StoreMessage,
+  type WireContainer,
+  type WireDecision,
+  type WireDelta,
+  type WireGrant,
+  type WireSecretVersion,
+  type WireServiceGrants,
+  type WireSnapshot,
+} from './node-proto.js';
+export { endWithStatus, grpcStatusOf, startNodeServer, type NodeIdentity, type NodeProtocolHandler, type NodeServer, type TlsMaterial } from './node-server.js';
+export { DEFAULT_NODE_LIMITS, resolveNodeLimits, type NodeLimits } from './node-limits.js';
+export { CHANNEL_OPTIONS, grpc, isServiceError, joinClient, nodeClient, unary, type NodeClient, type NodeCredentials, type NodeTarget } from './node-client.js';

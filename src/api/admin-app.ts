@@ -102,7 +102,7 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
   );
 
   app.use(notFoundHandler);
-  app.use(errorHandler);
+  app.use(errorHandler('store'));
 
   // The route is fixed, so its action is looked up once rather than per request.
   const createAction = acl.actionForRequest('POST', CREATE_SECRET_PATH);

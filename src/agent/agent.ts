@@ -38,7 +38,6 @@ export interface AgentOptions {
   /** Serve GET /v1/debug/held (names and versions held, never values). */
   debug?: boolean;
   log?: Logger;
-  heartbeatMs?: number;
   decisionTimeoutMs?: number;
   /** How long a container start waits for a (re)connecting session before answering 503. */
   connectWaitMs?: number;
@@ -89,7 +88,6 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     containers: () => registry.wire(), // only called once the session starts, after `registry` exists
     certificateExpiry: () => current().identity.notAfter,
     log,
-    heartbeatMs: opts.heartbeatMs,
     connectWaitMs: opts.connectWaitMs,
     snapshotTimeoutMs: opts.snapshotTimeoutMs,
     backoff: opts.backoff,

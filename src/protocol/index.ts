@@ -25,3 +25,10 @@ export {
 export { endWithStatus, grpcStatusOf, startNodeServer, type NodeIdentity, type NodeProtocolHandler, type NodeServer, type TlsMaterial } from './node-server.js';
 export { DEFAULT_NODE_LIMITS, resolveNodeLimits, type NodeLimits } from './node-limits.js';
 export { CHANNEL_OPTIONS, grpc, isServiceError, joinClient, nodeClient, unary, type NodeClient, type NodeCredentials, type NodeTarget } from './node-client.js';
+export {
+  DEFAULT_HEARTBEAT_PERIOD_MS,
+  MAX_HEARTBEAT_PERIOD_MS,
+  MIN_HEARTBEAT_PERIOD_MS,
+  MISSED_HEARTBEATS_BEFORE_DOWN,
+  heartbeatPeriodFrom,
+} from './timing.js';

@@ -7,6 +7,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { GRPC_MAX_SNAPSHOT_BYTES, STORE_TLS_NAME, nodeServiceClient, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from './node-proto.js';
+import { KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from './timing.js';
 
 /** Where the store's node port is: what grpc-js dials (host:port, an IPv6 host in brackets). */
 export interface NodeTarget {
@@ -31,8 +32,8 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // Snapshots from the store are large; what the agent sends is small, and the store enforces its own (smaller) receive limit.
   'grpc.max_receive_message_length': GRPC_MAX_SNAPSHOT_BYTES,
   'grpc.max_send_message_length': GRPC_MAX_SNAPSHOT_BYTES,
-  'grpc.keepalive_time_ms': 10_000,
-  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
+  'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
   'grpc.keepalive_permit_without_calls': 1,
   // Our own backoff decides when to reconnect; keep grpc's short so a call made after a store restart is not held up.
   'grpc.initial_reconnect_backoff_ms': 200,

@@ -27,6 +27,8 @@ export class NodeSession {
   constructor(
     readonly nodeId: string,
     readonly stream: grpc.ServerDuplexStream<AgentMessage, StoreMessage>,
+    /** Sent with the snapshot: the agent beats at this period. */
+    private readonly heartbeatPeriodMs: number,
   ) {}
 
   /** Runs `work` after everything queued before it (sends stay in order). */
@@ -57,7 +59,7 @@ export class NodeSession {
 
     const revision = Math.max(storeRevision, this.lastRevision + 1);
     if (!this.snapshotSent) {
-      this.write({ body: 'snapshot', snapshot: { revision, secrets: upserts, services: [...desired.services.values()] } });
+      this.write({ body: 'snapshot', snapshot: { revision, secrets: upserts, services: [...desired.services.values()], heartbeat_period_ms: this.heartbeatPeriodMs } });
       this.snapshotSent = true;
     } else {
       this.write({ body: 'delta', delta: { revision, upserts, removals, services, removed_services: removedServices } });

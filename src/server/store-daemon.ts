@@ -15,7 +15,15 @@ import { HushError } from '../errors/index.js';
 import { updateHomeConfig } from '../home/index.js';
 import { closeServer, listenHttps, listenOnUnixSocket, splitHostPort } from '../http/index.js';
 import { log } from '../log/index.js';
-import { resolveNodeLimits, startNodeServer, type NodeLimits, type NodeServer } from '../protocol/index.js';
+import {
+  DEFAULT_HEARTBEAT_PERIOD_MS,
+  MAX_HEARTBEAT_PERIOD_MS,
+  MIN_HEARTBEAT_PERIOD_MS,
+  resolveNodeLimits,
+  startNodeServer,
+  type NodeLimits,
+  type NodeServer,
+} from '../protocol/index.js';
 import { openStore, type OpenedStore } from '../store/index.js';
 import { DEFAULT_ADMIN_CERT_SECONDS } from '../rules/index.js';
 import { AdminCertAuthority } from './admin-certs.js';
@@ -39,6 +47,8 @@ export interface StoreDaemonOptions {
   adminCertSeconds?: number;
   /** Node-port limits (connections, calls, sizes); unset fields take DEFAULT_NODE_LIMITS. */
   nodeLimits?: Partial<NodeLimits>;
+  /** How often agents send a heartbeat (sent to each at session start); a node is down after three missed. Default 5000. */
+  heartbeatPeriodMs?: number;
   /** Where to print the one-time unlock key of a new autolocked store. */
   announce?: (text: string) => void;
 }
@@ -56,6 +66,10 @@ export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:2476';
 export async function startStore(options: StoreDaemonOptions): Promise<RunningStore> {
   // Every TLS listener and client of this process speaks TLS 1.3 only.
   tls.DEFAULT_MIN_VERSION = 'TLSv1.3';
+  const heartbeatPeriodMs = options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS;
+  if (!Number.isInteger(heartbeatPeriodMs) || heartbeatPeriodMs < MIN_HEARTBEAT_PERIOD_MS || heartbeatPeriodMs > MAX_HEARTBEAT_PERIOD_MS) {
+    throw new HushError('bad_request', `heartbeat period must be ${MIN_HEARTBEAT_PERIOD_MS} to ${MAX_HEARTBEAT_PERIOD_MS} ms, not ${heartbeatPeriodMs}`);
+  }
   const store = await openStore({ dataDir: options.dataDir, autolock: options.autolock, maxValueBytes: options.maxValueBytes });
   const announce = options.announce ?? ((text: string) => process.stdout.write(text));
   if (store.newUnlockKey) {
@@ -106,7 +120,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     homeCredentials.start();
     certs = authority;
     const limits = resolveNodeLimits(options.nodeLimits);
-    dispatcher = new Dispatcher(store, pki, log, limits);
+    dispatcher = new Dispatcher(store, pki, log, limits, heartbeatPeriodMs);
     dispatcher.start();
     const listen = options.listen ?? DEFAULT_NODE_LISTEN;
     const admin = options.admin ?? DEFAULT_ADMIN_LISTEN;

@@ -3,6 +3,6 @@
  * runtime API (src/agent): listeners, request-body validation, and errors as
  * the contract's JSON body. Nothing here knows a route.
  */
-export { closeServer, listenHttps, listenOnUnixSocket, splitHostPort, type ConnectionTracker } from './listen.js';
-export { decodeBase64, validator, type Validator } from './validate.js';
+export { closeServer, listenHttps, listenOnUnixSocket, splitHostPort } from './listen.js';
+export { decodeBase64, validator } from './validate.js';
 export { errorHandler, notFoundHandler, toHttpError } from './errors.js';

@@ -6,7 +6,6 @@
  * admin API.
  */
 export {
-  GRPC_MAX_SNAPSHOT_BYTES,
   STORE_TLS_NAME,
   nodeServiceClient,
   nodeServiceDefinition,
@@ -22,9 +21,9 @@ export {
   type WireServiceGrants,
   type WireSnapshot,
 } from './node-proto.js';
-export { endWithStatus, grpcStatusOf, startNodeServer, type NodeIdentity, type NodeProtocolHandler, type NodeServer, type TlsMaterial } from './node-server.js';
+export { endWithStatus, grpcStatusOf, startNodeServer, type NodeIdentity, type NodeProtocolHandler, type NodeServer } from './node-server.js';
 export { DEFAULT_NODE_LIMITS, resolveNodeLimits, type NodeLimits } from './node-limits.js';
-export { CHANNEL_OPTIONS, grpc, isServiceError, joinClient, nodeClient, unary, type NodeClient, type NodeCredentials, type NodeTarget } from './node-client.js';
+export { grpc, isServiceError, joinClient, nodeClient, unary, type NodeClient, type NodeCredentials } from './node-client.js';
 export {
   DEFAULT_HEARTBEAT_PERIOD_MS,
   MAX_HEARTBEAT_PERIOD_MS,

@@ -9,13 +9,13 @@
  */
 import { unlink } from 'node:fs/promises';
 import type { Server } from 'node:http';
-import { closeServer, listenOnUnixSocket } from '../api/index.js';
+import { closeServer, listenOnUnixSocket } from '../http/index.js';
 import { parseJoinToken } from '../pki/index.js';
 import { log as rootLog, type Logger } from '../log/index.js';
+import { nodeClient, type NodeClient } from '../protocol/index.js';
 import { parseStoreAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
 import { SecretCache } from './cache.js';
-import { nodeClient, type NodeClient } from './channel.js';
 import { ContainerRegistry } from './containers.js';
 import { joinStore } from './join.js';
 import { noMounts, type MountManager } from './mounts.js';
@@ -38,7 +38,6 @@ export interface AgentOptions {
   /** Serve GET /v1/debug/held (names and versions held, never values). */
   debug?: boolean;
   log?: Logger;
-  heartbeatMs?: number;
   decisionTimeoutMs?: number;
   /** How long a container start waits for a (re)connecting session before answering 503. */
   connectWaitMs?: number;
@@ -89,7 +88,6 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     containers: () => registry.wire(), // only called once the session starts, after `registry` exists
     certificateExpiry: () => current().identity.notAfter,
     log,
-    heartbeatMs: opts.heartbeatMs,
     connectWaitMs: opts.connectWaitMs,
     snapshotTimeoutMs: opts.snapshotTimeoutMs,
     backoff: opts.backoff,

@@ -6,7 +6,7 @@
  * look things up at the moment they need them, so a new version is visible
  * to the next lookup and a version already handed out stays readable.
  */
-import type { WireDelta, WireGrant, WireSecretVersion, WireServiceGrants, WireSnapshot } from '../api/index.js';
+import type { WireDelta, WireGrant, WireSecretVersion, WireServiceGrants, WireSnapshot } from '../protocol/index.js';
 import type { Grant } from '../acl/index.js';
 import { log } from '../log/index.js';
 import { Sealer } from './sealer.js';

@@ -5,7 +5,7 @@
  * session reports this list, which is how the store learns it again after a
  * restart on either side.
  */
-import type { WireContainer } from '../api/index.js';
+import type { WireContainer } from '../protocol/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { SecretCache } from './cache.js';

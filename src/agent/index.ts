@@ -7,7 +7,6 @@ export { startAgent, type AgentOptions, type AgentStatus, type RunningAgent } fr
 export { parseStoreAddress, DEFAULT_NODE_PORT, type StoreAddress } from './address.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { SecretCache, type HeldSecret, type HeldService, type HeldView } from './cache.js';
-export { CHANNEL_OPTIONS } from './channel.js';
 export { ContainerRegistry, DEFAULT_DECISION_TIMEOUT_MS, type ContainerView, type RegistryOptions } from './containers.js';
 export { joinStore, type JoinOptions } from './join.js';
 export { FuseMounts } from './fuse-mounts.js';

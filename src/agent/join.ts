@@ -5,8 +5,8 @@
 import { hostname as osHostname } from 'node:os';
 import { HushError } from '../errors/index.js';
 import { createCsr, fingerprintMatches, generateKeyPairAsync, parseJoinToken } from '../pki/index.js';
+import { grpc, isServiceError, joinClient, unary } from '../protocol/index.js';
 import type { StoreAddress } from './address.js';
-import { grpc, isServiceError, joinClient, unary } from './channel.js';
 import { acceptCertificate, type NodeIdentity } from './node-identity.js';
 import { fetchVerifiedStoreCa } from './store-ca.js';
 

@@ -6,7 +6,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { HushError } from '../errors/index.js';
 import { readCertIdentity, verifyIssuedBy } from '../pki/index.js';
-import type { NodeCredentials } from './channel.js';
+import type { NodeCredentials } from '../protocol/index.js';
 
 export interface NodeIdentity extends NodeCredentials {
   nodeId: string;

@@ -7,8 +7,8 @@
  */
 import type { Logger } from '../log/index.js';
 import { createCsr, generateKeyPairAsync } from '../pki/index.js';
+import { isServiceError, unary, type NodeClient } from '../protocol/index.js';
 import { Backoff } from './backoff.js';
-import { isServiceError, unary, type NodeClient } from './channel.js';
 import { acceptCertificate, renewalDelayMs, type NodeIdentity } from './node-identity.js';
 
 export interface RenewerOptions {

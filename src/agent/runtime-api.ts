@@ -3,13 +3,11 @@
  * a Docker/OCI hook, calls to register a container before starting it and to
  * unregister it after. JSON in and out; errors as {"error": {code, message}}.
  */
-import express, { type ErrorRequestHandler, type Express, type Request, type Response } from 'express';
-import { HushError, isHushError } from '../errors/index.js';
-import { log } from '../log/index.js';
+import express, { type Express, type Request, type Response } from 'express';
+import { errorHandler, notFoundHandler } from '../http/index.js';
 import type { HeldView } from './cache.js';
 import type { ContainerRegistry } from './containers.js';
 import { validateContainerRequest } from './runtime-validate.js';
-import { DecisionTimeout } from './store-link.js';
 
 export interface RuntimeApiDeps {
   containers: ContainerRegistry;
@@ -51,37 +49,7 @@ export function createRuntimeApp(deps: RuntimeApiDeps): Express {
     });
   }
 
-  app.use((req, res) => {
-    res.status(404).json({ error: { code: 'not_found', message: `no route for ${req.method} ${req.path}` } });
-  });
-  app.use(errorHandler);
+  app.use(notFoundHandler);
+  app.use(errorHandler('agent'));
   return app;
-}
-
-interface BodyParserError extends Error {
-  type?: string;
-  limit?: number;
-}
-
-const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
-  const { status, code, message } = toRuntimeError(err);
-  res.status(status).json({ error: { code, message } });
-};
-
-function toRuntimeError(err: unknown): { status: number; code: string; message: string } {
-  if (isHushError(err)) return { status: err.status, code: err.code, message: err.message };
-  if (err instanceof DecisionTimeout) return { status: 504, code: 'timeout', message: err.message };
-  const parserError = err as BodyParserError;
-  switch (parserError?.type) {
-    case 'entity.parse.failed':
-      return { status: 400, code: 'bad_request', message: 'malformed JSON in request body' };
-    case 'entity.too.large':
-      return { status: 413, code: 'too_large', message: `request body is larger than ${parserError.limit} bytes` };
-    case 'encoding.unsupported':
-    case 'charset.unsupported':
-      return { status: 400, code: 'bad_request', message: parserError.message };
-  }
-  log.error({ err }, 'unexpected error in the agent runtime API');
-  const internal = new HushError('internal', 'internal error; see the agent log');
-  return { status: internal.status, code: internal.code, message: internal.message };
 }

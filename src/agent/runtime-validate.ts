@@ -5,7 +5,7 @@
  */
 import type { JSONSchemaType } from 'ajv';
 import { constants } from 'node:os';
-import { validator } from '../api/index.js';
+import { validator } from '../http/index.js';
 import { CONTAINER_ID_PATTERN } from '../rules/index.js';
 import type { ContainerStartRequest } from './containers.js';
 

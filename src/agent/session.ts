@@ -8,12 +8,21 @@
  * A store that says the node is revoked ends the session for good.
  */
 import { randomUUID } from 'node:crypto';
-import type { AgentMessage, StoreMessage, WireContainer, WireDecision } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import {
+  DEFAULT_HEARTBEAT_PERIOD_MS,
+  grpc,
+  heartbeatPeriodFrom,
+  isServiceError,
+  type AgentMessage,
+  type NodeClient,
+  type StoreMessage,
+  type WireContainer,
+  type WireDecision,
+} from '../protocol/index.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import type { SecretCache } from './cache.js';
-import { grpc, isServiceError, type NodeClient } from './channel.js';
 import { DecisionTimeout, type StoreLink } from './store-link.js';
 
 export type SessionState = 'connecting' | 'ready' | 'backoff' | 'revoked' | 'closed';
@@ -27,7 +36,6 @@ export interface SessionOptions {
   /** When the node certificate expires, to explain refusals after that. */
   certificateExpiry: () => Date;
   log: Logger;
-  heartbeatMs?: number;
   /** How long a container start waits for a session that is (re)connecting before answering "store unreachable". */
   connectWaitMs?: number;
   /** A stream that brings no snapshot within this time is abandoned and retried. */
@@ -56,7 +64,8 @@ export class StoreSession implements StoreLink {
   readonly #opts: SessionOptions;
   readonly #log: Logger;
   readonly #backoff: Backoff;
-  readonly #heartbeatMs: number;
+  /** What the store asked for at the start of the last session (the default until one has). */
+  #heartbeatMs = DEFAULT_HEARTBEAT_PERIOD_MS;
   readonly #connectWaitMs: number;
   #state: SessionState = 'backoff';
   #stream: Stream | undefined;
@@ -76,7 +85,6 @@ export class StoreSession implements StoreLink {
     this.#opts = opts;
     this.#log = opts.log;
     this.#backoff = new Backoff(opts.backoff);
-    this.#heartbeatMs = opts.heartbeatMs ?? 5_000;
     this.#connectWaitMs = opts.connectWaitMs ?? 5_000;
   }
 
@@ -177,7 +185,7 @@ export class StoreSession implements StoreLink {
       if (stream === this.#stream) this.#failed(status.code === grpc.status.OK ? new Error('the store closed the session') : status);
     });
     this.#send({ body: 'hello', hello: { containers: this.#opts.containers(), last_revision: this.#opts.cache.revision } });
-    this.#heartbeat = setInterval(() => this.#send({ body: 'heartbeat', heartbeat: { sent_at_ms: Date.now() } }), this.#heartbeatMs);
+    this.#beatEvery(this.#heartbeatMs);
     // The call can be accepted and then never answered (a store stuck, or one that drops a stream without a status);
     // keepalive only notices dead connections, so bound the wait for the snapshot ourselves.
     const snapshotTimeoutMs = this.#opts.snapshotTimeoutMs ?? 15_000;
@@ -189,11 +197,14 @@ export class StoreSession implements StoreLink {
   #onMessage(message: StoreMessage): void {
     try {
       switch (message.body) {
-        case 'snapshot':
+        case 'snapshot': {
+          const period = heartbeatPeriodFrom(message.snapshot.heartbeat_period_ms);
+          if (period !== this.#heartbeatMs) this.#beatEvery(period);
           this.#opts.cache.replace(message.snapshot);
           this.#ack(message.snapshot.revision);
           if (!this.#gotSnapshot) this.#becameReady();
           return;
+        }
         case 'delta':
           // Deltas build on this session's snapshot; one before it means the two sides disagree, so start over.
           if (!this.#gotSnapshot) throw new Error('protocol error: the store sent a delta before the snapshot');
@@ -232,6 +243,13 @@ export class StoreSession implements StoreLink {
     );
     this.#failuresSinceReady = 0;
     for (const waiter of [...this.#readyWaiters]) waiter();
+  }
+
+  /** (Re)starts the heartbeat at `periodMs`; the store judges the node down after a few missed beats. */
+  #beatEvery(periodMs: number): void {
+    clearInterval(this.#heartbeat);
+    this.#heartbeatMs = periodMs;
+    this.#heartbeat = setInterval(() => this.#send({ body: 'heartbeat', heartbeat: { sent_at_ms: Date.now() } }), periodMs);
   }
 
   #ack(revision: number): void {

@@ -2,7 +2,8 @@
  * What the container registry needs from the session with the store. The
  * runtime API and its tests depend on this, not on gRPC.
  */
-import type { WireContainer, WireDecision } from '../api/index.js';
+import { HushError } from '../errors/index.js';
+import type { WireContainer, WireDecision } from '../protocol/index.js';
 
 export interface StoreLink {
   /**
@@ -16,10 +17,10 @@ export interface StoreLink {
   notifyStop(containerId: string): void;
 }
 
-/** The store did not answer in time: the HTTP layer turns this into 504. */
-export class DecisionTimeout extends Error {
+/** The store did not answer in time: a HushError 'timeout', so the runtime API answers 504. */
+export class DecisionTimeout extends HushError {
   constructor(timeoutMs: number) {
-    super(`the store did not decide within ${Math.round(timeoutMs / 1000)} s`);
+    super('timeout', `the store did not decide within ${Math.round(timeoutMs / 1000)} s`);
     this.name = 'DecisionTimeout';
   }
 }

@@ -9,18 +9,17 @@ import { TLSSocket } from 'node:tls';
 import * as acl from '../acl/index.js';
 import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
+import { errorHandler, notFoundHandler, sendError, validator } from '../http/index.js';
 import type { StoreMetrics } from '../metrics/index.js';
 import type { AdminCertStore, Backend, Keyring, NodeStore, SecretStore, ServiceStore, StackStore } from '../store/index.js';
 import { certRoutes, type AdminCertControl } from './cert-routes.js';
 import { peerCertificateOf } from './client-connections.js';
 import { joinTokenRoutes, nodeRoutes, serviceRoutes, type ClusterControl } from './cluster-routes.js';
 import { DEPLOY_PATH, deployBodyParser, deployRoutes } from './deploy-routes.js';
-import { DOCKER_VERSION_PREFIX, dockerRoutes } from './docker-routes.js';
+import { DOCKER_VERSION_PREFIX, dockerRoutes, isDockerPath } from './docker-routes.js';
 import { CREATE_SECRET_PATH, fastCreateHandler, isPlainCreateRequest } from './fast-create.js';
-import { errorHandler, notFoundHandler } from './http-errors.js';
 import { openApiDocument } from './openapi.js';
 import { createSecret, secretRoutes } from './secret-routes.js';
-import { validator } from './validate.js';
 
 export interface AdminContext {
   backend: Backend;
@@ -155,8 +154,12 @@ export function createAdminExpress(ctx: AdminContext): express.Express {
   app.use(DOCKER_VERSION_PREFIX, docker);
   app.use(docker);
 
-  app.use(notFoundHandler);
-  app.use(errorHandler);
+  app.use((req: express.Request, res: express.Response, next: express.NextFunction) => {
+    if (!isDockerPath(req.path)) return notFoundHandler(req, res, next);
+    // What a docker CLI user sees after `docker service ls`, `docker ps`...: say what does work.
+    sendError(res, new HushError('not_found', `hush serves only Docker's secrets API (docker secret create|ls|inspect|rm), not ${req.method} ${req.path}; use the hush CLI for the rest`), 'docker');
+  });
+  app.use(errorHandler('store', (req) => (isDockerPath(req.path) ? 'docker' : 'hush')));
   return app;
 }
 

@@ -7,9 +7,9 @@
 import { Router } from 'express';
 import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
+import { validator } from '../http/index.js';
 import { assertAdminCertLifetime, assertValidCertName } from '../rules/index.js';
 import type { AdminCertRecord, AdminCertRole, AdminCertStatus } from '../store/index.js';
-import { validator } from './validate.js';
 
 /** A record as the API shows it: with its status worked out. */
 export type AdminCertView = AdminCertRecord & { status: AdminCertStatus };

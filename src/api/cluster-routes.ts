@@ -3,10 +3,10 @@ import { Router } from 'express';
 import type { JSONSchemaType } from 'ajv';
 import * as acl from '../acl/index.js';
 import { HushError } from '../errors/index.js';
+import { validator } from '../http/index.js';
 import { assertValidLabels, assertValidName } from '../rules/index.js';
 import type { NodeRecord, NodeStore, ServiceStore } from '../store/index.js';
 import { serviceUpdateHandler } from './deploy-routes.js';
-import { validator } from './validate.js';
 
 export interface NodeStatus {
   state: 'ready' | 'down';

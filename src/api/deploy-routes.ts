@@ -10,7 +10,7 @@ import type { JSONSchemaType } from 'ajv';
 import * as acl from '../acl/index.js';
 import { HushError } from '../errors/index.js';
 import type { DeploySecret, ServiceStore, StackStore } from '../store/index.js';
-import { decodeBase64, validator } from './validate.js';
+import { decodeBase64, validator } from '../http/index.js';
 
 export const DEPLOY_PATH = '/v1/deploy';
 

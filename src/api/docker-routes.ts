@@ -15,7 +15,7 @@ import { Router, type Request } from 'express';
 import { arch, cpus, hostname, release, totalmem } from 'node:os';
 import { HushError } from '../errors/index.js';
 import { STACK_LABEL, type NodeStore, type RevisionedSecret, type SecretStore } from '../store/index.js';
-import { decodeBase64, validator, type Validator } from './validate.js';
+import { decodeBase64, validator, type Validator } from '../http/index.js';
 
 /**
  * The API version we answer with. 1.41 is what Debian's 20.10 client speaks

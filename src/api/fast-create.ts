@@ -15,7 +15,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HushError } from '../errors/index.js';
-import { toHttpError } from './http-errors.js';
+import { toHttpError } from '../http/index.js';
 
 export const CREATE_SECRET_PATH = '/v1/secrets';
 

@@ -11,7 +11,7 @@
  */
 import * as acl from '../acl/index.js';
 import { DOCKER_API_VERSION } from './docker-routes.js';
-import { requestBodySchema } from './validate.js';
+import { requestBodySchema } from '../http/index.js';
 
 type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 

@@ -2,8 +2,8 @@
 import { Router } from 'express';
 import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
+import { decodeBase64, validator } from '../http/index.js';
 import type { SecretStore } from '../store/index.js';
-import { decodeBase64, validator } from './validate.js';
 
 interface CreateSecretBody {
   name: string;

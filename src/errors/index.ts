@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'forbidden'
   | 'unauthorized'
   | 'unavailable'
+  | 'timeout'
   | 'internal';
 
 const statusOf: Record<ErrorCode, number> = {
@@ -29,6 +30,8 @@ const statusOf: Record<ErrorCode, number> = {
   forbidden: 403,
   unauthorized: 401,
   unavailable: 503,
+  // Another party did not answer in time (the store deciding a container start).
+  timeout: 504,
   internal: 500,
 };
 

@@ -4,7 +4,7 @@
  * through the rules the admin API applies to the same things (src/rules),
  * and the counts that end up in the store are bounded per node.
  */
-import type { JoinRequest, WireContainer } from '../api/index.js';
+import type { JoinRequest, WireContainer } from '../protocol/index.js';
 import { HushError } from '../errors/index.js';
 import { assertValidContainerId, assertValidHostname, assertValidLabels, assertValidName } from '../rules/index.js';
 

@@ -8,7 +8,7 @@
  * admin-certs.ts and home-credentials.ts).
  */
 import { hostname } from 'node:os';
-import { STORE_TLS_NAME } from '../api/index.js';
+import { STORE_TLS_NAME } from '../protocol/index.js';
 import { HushError } from '../errors/index.js';
 import * as pki from '../pki/index.js';
 import { assertValidName } from '../rules/index.js';

@@ -8,19 +8,16 @@
 import * as grpc from '@grpc/grpc-js';
 import { hostname as localHostname } from 'node:os';
 import * as acl from '../acl/index.js';
-import { endWithStatus, grpcStatusOf } from '../api/index.js';
-import type { AgentMessage, JoinRequest, JoinResponse, NodeIdentity, NodeProtocolHandler, StoreMessage, WireContainer, WireSecretVersion } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { NodeState, StoreMetrics } from '../metrics/index.js';
+import { DEFAULT_HEARTBEAT_PERIOD_MS, MISSED_HEARTBEATS_BEFORE_DOWN, endWithStatus, grpcStatusOf } from '../protocol/index.js';
+import type { AgentMessage, JoinRequest, JoinResponse, NodeIdentity, NodeProtocolHandler, StoreMessage, WireContainer, WireSecretVersion } from '../protocol/index.js';
 import { assertValidName } from '../rules/index.js';
 import { NODE_LABELS_PREFIX, NODE_PREFIX, REVOKED_PREFIX, SERVICE_PREFIX, type OpenedStore, type NodeRecord } from '../store/index.js';
 import { assertValidContainer, assertValidHello, assertValidJoin, tooManyContainers } from './agent-input.js';
 import type { ClusterPki } from './cluster-pki.js';
 import { NodeSession, type DesiredState } from './node-session.js';
-
-/** The agents' heartbeat interval (src/agent). */
-const HEARTBEAT_MS = 5_000;
 
 export interface NodeStatus {
   state: 'ready' | 'down';
@@ -45,6 +42,8 @@ export class Dispatcher implements NodeProtocolHandler {
     private readonly log: Logger,
     private readonly limits: DispatcherLimits,
     private readonly metrics?: StoreMetrics,
+    /** Sent to every agent at session start, and what "down" is judged by. */
+    private readonly heartbeatPeriodMs: number = DEFAULT_HEARTBEAT_PERIOD_MS,
   ) {}
 
   start(): void {
@@ -63,8 +62,8 @@ export class Dispatcher implements NodeProtocolHandler {
   status(nodeId: string): NodeStatus {
     const session = this.sessions.get(nodeId);
     if (!session) return { state: 'down' };
-    // Agents beat every 5 s; three missed beats is a node that is gone even if its connection is not closed yet.
-    const state = Date.now() - session.lastHeartbeat.getTime() > 3 * HEARTBEAT_MS ? 'down' : 'ready';
+    // Agents beat at the period this store sent them; missed beats mean a node that is gone even if its connection is not closed yet.
+    const state = Date.now() - session.lastHeartbeat.getTime() > MISSED_HEARTBEATS_BEFORE_DOWN * this.heartbeatPeriodMs ? 'down' : 'ready';
     return { state, lastHeartbeat: session.lastHeartbeat.toISOString(), ackedRevision: session.ackedRevision };
   }
 
@@ -138,7 +137,7 @@ export class Dispatcher implements NodeProtocolHandler {
 
   openSession(identity: NodeIdentity, stream: grpc.ServerDuplexStream<AgentMessage, StoreMessage>): void {
     this.disconnect(identity.nodeId, 'replaced by a new session');
-    const session = new NodeSession(identity.nodeId, stream);
+    const session = new NodeSession(identity.nodeId, stream, this.heartbeatPeriodMs);
     this.sessions.set(identity.nodeId, session);
     this.log.info({ node: identity.nodeId }, 'node session opened');
     const end = () => {

@@ -4,7 +4,7 @@
  * that delivered its secrets.
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { AgentMessage, StoreMessage, WireSecretVersion, WireServiceGrants } from '../api/index.js';
+import type { AgentMessage, StoreMessage, WireSecretVersion, WireServiceGrants } from '../protocol/index.js';
 
 export interface DesiredState {
   /** Entitled secret name → latest version number. */
@@ -27,6 +27,8 @@ export class NodeSession {
   constructor(
     readonly nodeId: string,
     readonly stream: grpc.ServerDuplexStream<AgentMessage, StoreMessage>,
+    /** Sent with the snapshot: the agent beats at this period. */
+    private readonly heartbeatPeriodMs: number,
   ) {}
 
   /** Runs `work` after everything queued before it (sends stay in order). */
@@ -63,7 +65,7 @@ export class NodeSession {
     const revision = Math.max(storeRevision, this.lastRevision + 1);
     const kind = this.snapshotSent ? 'delta' : 'snapshot';
     if (!this.snapshotSent) {
-      this.write({ body: 'snapshot', snapshot: { revision, secrets: upserts, services: [...desired.services.values()] } });
+      this.write({ body: 'snapshot', snapshot: { revision, secrets: upserts, services: [...desired.services.values()], heartbeat_period_ms: this.heartbeatPeriodMs } });
       this.snapshotSent = true;
     } else {
       this.write({ body: 'delta', delta: { revision, upserts, removals, services, removed_services: removedServices } });

@@ -2,7 +2,7 @@
  * The store process: opens the data directory, serves the admin API on the
  * root-only socket at once, and, once unlocked, brings up the cluster side:
  * PKI, the node protocol listener, the admin HTTPS listener. Wiring only; the
- * parts live in store/, acl/, pki/ and api/.
+ * parts live in store/, acl/, pki/, api/, protocol/ and http/.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -10,23 +10,21 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import * as acl from '../acl/index.js';
-import {
-  ClientConnections,
-  closeServer,
-  createAdminApp,
-  listenHttps,
-  listenOnUnixSocket,
-  resolveNodeLimits,
-  splitHostPort,
-  startNodeServer,
-  type ClusterControl,
-  type NodeLimits,
-  type NodeServer,
-} from '../api/index.js';
+import { ClientConnections, createAdminApp, type ClusterControl } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import { updateHomeConfig } from '../home/index.js';
+import { closeServer, listenHttps, listenOnUnixSocket, splitHostPort } from '../http/index.js';
 import { log } from '../log/index.js';
 import { StoreMetrics } from '../metrics/index.js';
+import {
+  DEFAULT_HEARTBEAT_PERIOD_MS,
+  MAX_HEARTBEAT_PERIOD_MS,
+  MIN_HEARTBEAT_PERIOD_MS,
+  resolveNodeLimits,
+  startNodeServer,
+  type NodeLimits,
+  type NodeServer,
+} from '../protocol/index.js';
 import { openStore, type OpenedStore } from '../store/index.js';
 import { DEFAULT_ADMIN_CERT_SECONDS } from '../rules/index.js';
 import { AdminCertAuthority } from './admin-certs.js';
@@ -50,6 +48,8 @@ export interface StoreDaemonOptions {
   adminCertSeconds?: number;
   /** Node-port limits (connections, calls, sizes); unset fields take DEFAULT_NODE_LIMITS. */
   nodeLimits?: Partial<NodeLimits>;
+  /** How often agents send a heartbeat (sent to each at session start); a node is down after three missed. Default 5000. */
+  heartbeatPeriodMs?: number;
   /** Where to print the one-time unlock key of a new autolocked store. */
   announce?: (text: string) => void;
 }
@@ -67,6 +67,10 @@ export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:2476';
 export async function startStore(options: StoreDaemonOptions): Promise<RunningStore> {
   // Every TLS listener and client of this process speaks TLS 1.3 only.
   tls.DEFAULT_MIN_VERSION = 'TLSv1.3';
+  const heartbeatPeriodMs = options.heartbeatPeriodMs ?? DEFAULT_HEARTBEAT_PERIOD_MS;
+  if (!Number.isInteger(heartbeatPeriodMs) || heartbeatPeriodMs < MIN_HEARTBEAT_PERIOD_MS || heartbeatPeriodMs > MAX_HEARTBEAT_PERIOD_MS) {
+    throw new HushError('bad_request', `heartbeat period must be ${MIN_HEARTBEAT_PERIOD_MS} to ${MAX_HEARTBEAT_PERIOD_MS} ms, not ${heartbeatPeriodMs}`);
+  }
   const store = await openStore({ dataDir: options.dataDir, autolock: options.autolock, maxValueBytes: options.maxValueBytes });
   const announce = options.announce ?? ((text: string) => process.stdout.write(text));
   if (store.newUnlockKey) {
@@ -127,7 +131,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     homeCredentials.start();
     certs = authority;
     const limits = resolveNodeLimits(options.nodeLimits);
-    dispatcher = new Dispatcher(store, pki, log, limits, metrics);
+    dispatcher = new Dispatcher(store, pki, log, limits, metrics, heartbeatPeriodMs);
     dispatcher.start();
     const listen = options.listen ?? DEFAULT_NODE_LISTEN;
     const admin = options.admin ?? DEFAULT_ADMIN_LISTEN;

@@ -18,7 +18,7 @@ import {
   type WireSecretVersion,
   type WireServiceGrants,
   STORE_TLS_NAME,
-} from '../../src/api/index.js';
+} from '../../src/protocol/index.js';
 import {
   certFingerprint,
   createClusterCa,

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
-import type { WireDelta, WireSecretVersion, WireSnapshot } from '../../src/api/index.js';
+import type { WireDelta, WireSecretVersion, WireSnapshot } from '../../src/protocol/index.js';
 import { CHUNK_BYTES, SecretCache, sourceForService } from '../../src/agent/index.js';
 
 const wire = (name: string, version: number, data: Buffer, createdAt = 1_700_000_000_000): WireSecretVersion => ({

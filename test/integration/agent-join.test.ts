@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { fetchVerifiedStoreCa, joinStore, parseStoreAddress } from '../../src/agent/index.js';
-import { STORE_TLS_NAME } from '../../src/api/index.js';
+import { STORE_TLS_NAME } from '../../src/protocol/index.js';
 import { certFingerprint, createClusterCa, formatJoinToken, issueServerCert, newJoinSecret, readCertIdentity, type KeyAndCert } from '../../src/pki/index.js';
 import { rejection } from '../helpers/assert.js';
 import { FakeStore } from '../helpers/agent-fake-store.js';

@@ -11,7 +11,6 @@ import { stat } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { listenOnUnixSocket, type WireContainer, type WireDecision } from '../../src/api/index.js';
 import {
   ContainerRegistry,
   createRuntimeApp,
@@ -22,7 +21,9 @@ import {
   type StoreLink,
 } from '../../src/agent/index.js';
 import { HushError } from '../../src/errors/index.js';
+import { listenOnUnixSocket } from '../../src/http/index.js';
 import { log as rootLog } from '../../src/log/index.js';
+import type { WireContainer, WireDecision } from '../../src/protocol/index.js';
 import { call, closeClients } from '../helpers/http.js';
 import { rejection } from '../helpers/assert.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';

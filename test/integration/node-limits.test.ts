@@ -12,7 +12,7 @@ import http2 from 'node:http2';
 import net from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { nodeServiceClient, STORE_TLS_NAME, type JoinResponse, type StoreMessage } from '../../src/api/index.js';
+import { nodeServiceClient, STORE_TLS_NAME, type JoinResponse, type StoreMessage } from '../../src/protocol/index.js';
 import * as pki from '../../src/pki/index.js';
 import { call, closeClients } from '../helpers/http.js';
 import { hush, startStoreProcess, stopProcess, waitForCluster, type StoreProcess } from '../helpers/hush-process.js';

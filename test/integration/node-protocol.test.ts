@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
 import tls from 'node:tls';
 import { join } from 'node:path';
-import { nodeServiceClient, STORE_TLS_NAME, type JoinResponse, type StoreMessage } from '../../src/api/index.js';
+import { nodeServiceClient, STORE_TLS_NAME, type JoinResponse, type StoreMessage } from '../../src/protocol/index.js';
 import * as pki from '../../src/pki/index.js';
 import { closeClients } from '../helpers/http.js';
 import { hush, startStoreProcess, stopProcess, waitForCluster, type StoreProcess } from '../helpers/hush-process.js';

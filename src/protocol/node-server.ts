@@ -14,9 +14,10 @@ import { HushError, isHushError } from '../errors/index.js';
 import { log } from '../log/index.js';
 import { callGate } from './call-gate.js';
 import { ConnectionGate } from './connection-gate.js';
-import { splitHostPort } from './listen.js';
+import { splitHostPort } from '../http/index.js';
 import type { NodeLimits } from './node-limits.js';
 import { GRPC_MAX_SNAPSHOT_BYTES, nodeServiceDefinition, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from './node-proto.js';
+import { KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from './timing.js';
 
 export interface NodeIdentity {
   nodeId: string;
@@ -109,8 +110,8 @@ export async function startNodeServer(address: string, tls: TlsMaterial, handler
     'grpc.max_concurrent_streams': limits.maxStreamsPerConnection,
     'grpc.max_connection_idle_ms': limits.idleTimeoutMs,
     // Notice an agent that vanished without closing its connection within seconds.
-    'grpc.keepalive_time_ms': 10_000,
-    'grpc.keepalive_timeout_ms': 5_000,
+    'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
+    'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
     interceptors: [
       callGate(limits, {
         nodeOf: (call) => identityOf(call)?.nodeId,

@@ -6,8 +6,13 @@
  * cable) within seconds instead of TCP's minutes.
  */
 import * as grpc from '@grpc/grpc-js';
-import { GRPC_MAX_SNAPSHOT_BYTES, STORE_TLS_NAME, nodeServiceClient, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from '../api/index.js';
-import type { StoreAddress } from './address.js';
+import { GRPC_MAX_SNAPSHOT_BYTES, STORE_TLS_NAME, nodeServiceClient, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from './node-proto.js';
+import { KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from './timing.js';
+
+/** Where the store's node port is: what grpc-js dials (host:port, an IPv6 host in brackets). */
+export interface NodeTarget {
+  target: string;
+}
 
 export interface RenewRequest {
   csr_pem: string;
@@ -27,8 +32,8 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // Snapshots from the store are large; what the agent sends is small, and the store enforces its own (smaller) receive limit.
   'grpc.max_receive_message_length': GRPC_MAX_SNAPSHOT_BYTES,
   'grpc.max_send_message_length': GRPC_MAX_SNAPSHOT_BYTES,
-  'grpc.keepalive_time_ms': 10_000,
-  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
+  'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
   'grpc.keepalive_permit_without_calls': 1,
   // Our own backoff decides when to reconnect; keep grpc's short so a call made after a store restart is not held up.
   'grpc.initial_reconnect_backoff_ms': 200,
@@ -44,16 +49,16 @@ export interface NodeCredentials {
 }
 
 /** For Join only: authenticates the store by the CA from the token check; the agent has no certificate yet. */
-export function joinClient(address: StoreAddress, caPem: string): NodeClient {
+export function joinClient(address: NodeTarget, caPem: string): NodeClient {
   return makeClient(address, grpc.credentials.createSsl(Buffer.from(caPem)));
 }
 
 /** For Session and Renew: mutual TLS with the node's certificate. */
-export function nodeClient(address: StoreAddress, creds: NodeCredentials): NodeClient {
+export function nodeClient(address: NodeTarget, creds: NodeCredentials): NodeClient {
   return makeClient(address, grpc.credentials.createSsl(Buffer.from(creds.caPem), Buffer.from(creds.keyPem), Buffer.from(creds.certPem)));
 }
 
-function makeClient(address: StoreAddress, credentials: grpc.ChannelCredentials): NodeClient {
+function makeClient(address: NodeTarget, credentials: grpc.ChannelCredentials): NodeClient {
   const Client = nodeServiceClient();
   return new Client(address.target, credentials, CHANNEL_OPTIONS) as unknown as NodeClient;
 }

@@ -34,6 +34,8 @@ export interface WireSnapshot {
   revision: number;
   secrets: WireSecretVersion[];
   services: WireServiceGrants[];
+  /** The heartbeat period the store expects of this session; 0 (or absent) from a store that predates it (timing.ts). */
+  heartbeat_period_ms?: number;
 }
 export interface WireDelta {
   revision: number;

@@ -1,11 +1,15 @@
-/** Serving an HTTP app on a root-only unix socket. */
+/** Listeners for the HTTP apps (the store's admin API, the agent's runtime API): root-only unix sockets and mutual-TLS HTTPS. */
 import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { dirname } from 'node:path';
 import { createServer, type RequestListener, type Server } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { HushError } from '../errors/index.js';
-import type { ClientConnections } from './client-connections.js';
+
+/** Something that follows a server's connections (the admin API's ClientConnections, which cuts those of a revoked certificate). */
+export interface ConnectionTracker {
+  attach(server: HttpsServer): void;
+}
 
 /**
  * Listens on `path` with mode 0600 from the first moment (umask), so no other
@@ -53,7 +57,7 @@ function isServed(path: string): Promise<boolean> {
  * check on every request; `connections` tracks open connections so that a
  * revocation can close them.
  */
-export async function listenHttps(app: RequestListener, address: string, tls: { caPem: string; keyPem: string; certChainPem: string }, connections?: ClientConnections): Promise<Server> {
+export async function listenHttps(app: RequestListener, address: string, tls: { caPem: string; keyPem: string; certChainPem: string }, connections?: ConnectionTracker): Promise<Server> {
   const { host, port } = splitHostPort(address);
   const server = createHttpsServer({ minVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: true, ca: tls.caPem, key: tls.keyPem, cert: tls.certChainPem }, app);
   connections?.attach(server);

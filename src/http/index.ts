@@ -1,0 +1,8 @@
+/**
+ * HTTP plumbing shared by the store's admin API (src/api) and the agent's
+ * runtime API (src/agent): listeners, request-body validation, and errors as
+ * the contract's JSON body. Nothing here knows a route.
+ */
+export { closeServer, listenHttps, listenOnUnixSocket, splitHostPort } from './listen.js';
+export { decodeBase64, requestBodySchema, validator, type Validator } from './validate.js';
+export { errorHandler, notFoundHandler, sendError, toHttpError, type ErrorDialect } from './errors.js';

@@ -9,6 +9,7 @@
  */
 import { hostname } from 'node:os';
 import { STORE_TLS_NAME } from '../api/index.js';
+import type { Role } from '../acl/index.js';
 import { HushError } from '../errors/index.js';
 import * as pki from '../pki/index.js';
 import { assertValidName } from '../rules/index.js';
@@ -131,7 +132,7 @@ export class ClusterPki {
   }
 
   /** An admin client certificate; record it (admin-certs.ts) before handing it out, or it is refused. */
-  issueAdminCert(commonName: string, role: pki.AdminRole, validitySeconds: number): pki.KeyAndCert & { caPem: string } {
+  issueAdminCert(commonName: string, role: Role, validitySeconds: number): pki.KeyAndCert & { caPem: string } {
     return { ...pki.issueClientCert(this.ca, { commonName, role, validitySeconds }), caPem: this.ca.certPem };
   }
 

@@ -4,11 +4,12 @@
  * ciphertext; plaintext exists only inside `create`, `rotate` and `reveal`.
  */
 import { HushError } from '../errors/index.js';
-import { ConflictError, type Backend, type KvCondition, type KvOp } from './backend.js';
+import { DEFAULT_KEEP_VERSIONS, retainVersions } from '../rotation/index.js';
+import { ConflictError, type Backend } from './backend.js';
 import { Envelope, type SealedValue } from './envelope.js';
-import { SharedExclusiveGate } from './gate.js';
 import { newObjectId } from './ids.js';
 import type { Keyring } from './keyring.js';
+import { SECRET_PREFIX, sealedKey, secretIdKey, secretKey, secretUseKey, secretUsersPrefix } from './keys.js';
 import { assertValidLabels, assertValidName, assertValidValue, DEFAULT_MAX_VALUE_BYTES } from '../rules/index.js';
 
 export interface VersionRecord extends SealedValue {
@@ -41,24 +42,17 @@ export interface SecretDetail extends SecretSummary {
 
 export interface SecretsOptions {
   maxValueBytes?: number;
-  /** How many versions to keep per secret; older ones are dropped on rotation. */
+  /** How many versions to keep per secret (rotation's retention rule applies it); older ones are dropped on rotation. */
   keepVersions?: number;
 }
 
-const SECRET_PREFIX = 'secrets/';
-/** Internal sealed values (the CA key, the join secret): encrypted like secrets, never listed. */
-const SEALED_PREFIX = 'sealed/';
-const sealedBinding = (name: string) => ({ id: 'internal', name, version: 1 });
-const ID_PREFIX = 'secret-ids/';
+/** The AAD binding of an internal sealed value (the CA key, a join secret): encrypted like a secret, never listed. */
+export const sealedBinding = (name: string) => ({ id: 'internal', name, version: 1 });
 const COMMIT_RETRIES = 5;
 
 export class SecretStore {
   readonly maxValueBytes: number;
   private readonly keepVersions: number;
-  /** Seals under the active KEK (shared) wait for a KEK rotation (exclusive) and vice versa. */
-  private readonly kekGate = new SharedExclusiveGate();
-  /** Asked before a delete; throws (409) when something still uses the secret. */
-  removalGuard: (name: string) => Promise<void> = async () => {};
 
   constructor(
     private readonly backend: Backend,
@@ -67,14 +61,14 @@ export class SecretStore {
     options: SecretsOptions = {},
   ) {
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
-    this.keepVersions = options.keepVersions ?? 16;
+    this.keepVersions = options.keepVersions ?? DEFAULT_KEEP_VERSIONS;
   }
 
   async create(name: string, data: Uint8Array, labels: Record<string, string> = {}): Promise<SecretSummary> {
     assertValidName(name);
     assertValidValue(data, this.maxValueBytes);
     assertValidLabels(labels);
-    return this.kekGate.shared(() => this.createSealed(name, data, labels));
+    return this.keyring.withActiveKek(() => this.createSealed(name, data, labels));
   }
 
   private async createSealed(name: string, data: Uint8Array, labels: Record<string, string>): Promise<SecretSummary> {
@@ -84,8 +78,8 @@ export class SecretStore {
     const sealed = this.envelope.seal(data, { id, name, version: 1 }, kek, term);
     const record: SecretRecord = { id, name, labels, createdAt: now, updatedAt: now, versions: [{ version: 1, createdAt: now, ...sealed }] };
     // Each key built once: the engine looks it up several times (conditions, pending state, apply).
-    const key = SECRET_PREFIX + name;
-    const idKey = ID_PREFIX + id;
+    const key = secretKey(name);
+    const idKey = secretIdKey(id);
     try {
       await this.backend.commit({
         conditions: [{ key, modRevision: 0 }, { key: idKey, modRevision: 0 }, this.keyring.condition()],
@@ -111,27 +105,41 @@ export class SecretStore {
     return { ...summarize(record), versions: record.versions.map(({ version, createdAt }) => ({ version, createdAt })) };
   }
 
+  /**
+   * Removes a secret no service uses (409 otherwise, as Docker). The check is
+   * part of the delete's transaction: a service commit that starts using the
+   * secret touches its use key (services.ts), and the delete is conditioned
+   * on that key, so a service created between the check and the delete makes
+   * the delete retry, and then refuse.
+   */
   async remove(nameOrId: string): Promise<void> {
-    const { record, modRevision } = await this.find(nameOrId);
-    await this.removalGuard(record.name);
-    try {
-      await this.backend.commit({
-        conditions: [{ key: SECRET_PREFIX + record.name, modRevision }],
-        ops: [
-          { type: 'delete', key: SECRET_PREFIX + record.name },
-          { type: 'delete', key: ID_PREFIX + record.id },
-        ],
-      });
-    } catch (err) {
-      if (err instanceof ConflictError) throw new HushError('conflict', `secret "${record.name}" changed while it was being removed; try again`);
-      throw err;
+    for (let attempt = 0; ; attempt++) {
+      const { record, modRevision } = await this.find(nameOrId);
+      // The use key is read before the users are listed: a use added after this read moves the key, one added before is in the list.
+      const useKey = secretUseKey(record.name);
+      const use = await this.backend.get(useKey);
+      const users = (await this.backend.list(secretUsersPrefix(record.name))).map((e) => e.key.slice(secretUsersPrefix(record.name).length));
+      if (users.length > 0) throw inUse(record.name, users);
+      try {
+        await this.backend.commit({
+          conditions: [
+            { key: secretKey(record.name), modRevision },
+            { key: useKey, modRevision: use?.modRevision ?? 0 },
+          ],
+          ops: [{ type: 'delete', key: secretKey(record.name) }, { type: 'delete', key: secretIdKey(record.id) }, ...(use ? [{ type: 'delete', key: useKey } as const] : [])],
+        });
+        return;
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+        if (attempt >= COMMIT_RETRIES) throw new HushError('conflict', `secret "${record.name}" changed while it was being removed; try again`);
+      }
     }
   }
 
   /** Adds a new version and makes it current. */
   async rotate(nameOrId: string, data: Uint8Array): Promise<{ name: string; version: number }> {
     assertValidValue(data, this.maxValueBytes);
-    return this.kekGate.shared(() => this.addVersion(nameOrId, data));
+    return this.keyring.withActiveKek(() => this.addVersion(nameOrId, data));
   }
 
   private async addVersion(nameOrId: string, data: Uint8Array): Promise<{ name: string; version: number }> {
@@ -141,11 +149,11 @@ export class SecretStore {
       const version = record.versions.at(-1)!.version + 1;
       const now = new Date().toISOString();
       const sealed = this.envelope.seal(data, { id: record.id, name: record.name, version }, kek, term);
-      const next: SecretRecord = { ...record, updatedAt: now, versions: [...record.versions, { version, createdAt: now, ...sealed }].slice(-this.keepVersions) };
+      const next: SecretRecord = { ...record, updatedAt: now, versions: retainVersions([...record.versions, { version, createdAt: now, ...sealed }], this.keepVersions) };
       try {
         await this.backend.commit({
-          conditions: [{ key: SECRET_PREFIX + record.name, modRevision }, this.keyring.condition()],
-          ops: [{ type: 'put', key: SECRET_PREFIX + record.name, value: JSON.stringify(next) }],
+          conditions: [{ key: secretKey(record.name), modRevision }, this.keyring.condition()],
+          ops: [{ type: 'put', key: secretKey(record.name), value: JSON.stringify(next) }],
         });
         return { name: record.name, version };
       } catch (err) {
@@ -165,71 +173,36 @@ export class SecretStore {
 
   /** Stores an internal value (CA key, join secret) sealed under the KEK, like a secret. */
   async putSealed(name: string, data: Uint8Array): Promise<void> {
-    await this.kekGate.shared(async () => {
+    await this.keyring.withActiveKek(async () => {
       const { term, kek } = this.keyring.activeKek();
       const sealed = this.envelope.seal(data, sealedBinding(name), kek, term);
-      await this.backend.commit({ conditions: [this.keyring.condition()], ops: [{ type: 'put', key: SEALED_PREFIX + name, value: JSON.stringify(sealed) }] });
+      await this.backend.commit({ conditions: [this.keyring.condition()], ops: [{ type: 'put', key: sealedKey(name), value: JSON.stringify(sealed) }] });
     });
   }
 
   async getSealed(name: string): Promise<Uint8Array | undefined> {
     this.keyring.assertUnlocked();
-    const entry = await this.backend.get(SEALED_PREFIX + name);
+    const entry = await this.backend.get(sealedKey(name));
     if (!entry) return undefined;
     const sealed = JSON.parse(entry.value) as SealedValue;
     return this.envelope.open(sealed, sealedBinding(name), this.keyring.kek(sealed.term));
   }
 
-  /**
-   * Replaces the KEK: every data key is re-wrapped under a new key term and
-   * the new keyring is committed with them in one transaction.
-   */
-  async rotateKek(): Promise<{ term: number; secrets: number }> {
-    return this.kekGate.exclusive(() => this.rewrapAll());
-  }
-
-  private async rewrapAll(): Promise<{ term: number; secrets: number }> {
-    for (let attempt = 0; ; attempt++) {
-      const rotation = this.keyring.prepareRotation();
-      const entries = await this.backend.list(SECRET_PREFIX);
-      const conditions: KvCondition[] = [rotation.condition];
-      const ops: KvOp[] = [{ type: 'put', ...rotation.op }];
-      for (const entry of entries) {
-        const record = JSON.parse(entry.value) as SecretRecord;
-        const versions = record.versions.map((v) => ({
-          ...v,
-          ...this.envelope.rewrap(v, { id: record.id, name: record.name, version: v.version }, this.keyring.kek(v.term), rotation.kek, rotation.term),
-        }));
-        conditions.push({ key: entry.key, modRevision: entry.modRevision });
-        ops.push({ type: 'put', key: entry.key, value: JSON.stringify({ ...record, versions }) });
-      }
-      for (const entry of await this.backend.list(SEALED_PREFIX)) {
-        const sealed = JSON.parse(entry.value) as SealedValue;
-        const name = entry.key.slice(SEALED_PREFIX.length);
-        const rewrapped = this.envelope.rewrap(sealed, sealedBinding(name), this.keyring.kek(sealed.term), rotation.kek, rotation.term);
-        conditions.push({ key: entry.key, modRevision: entry.modRevision });
-        ops.push({ type: 'put', key: entry.key, value: JSON.stringify(rewrapped) });
-      }
-      try {
-        const revision = await this.backend.commit({ conditions, ops });
-        this.keyring.adopt(rotation.term, rotation.kek, rotation.op.value, revision);
-        return { term: rotation.term, secrets: entries.length };
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= COMMIT_RETRIES) throw err;
-      }
-    }
-  }
-
   private async find(nameOrId: string): Promise<{ record: SecretRecord; modRevision: number }> {
     this.keyring.assertUnlocked();
-    let entry = await this.backend.get(SECRET_PREFIX + nameOrId);
+    let entry = await this.backend.get(secretKey(nameOrId));
     if (!entry) {
-      const byId = await this.backend.get(ID_PREFIX + nameOrId);
-      if (byId) entry = await this.backend.get(SECRET_PREFIX + byId.value);
+      const byId = await this.backend.get(secretIdKey(nameOrId));
+      if (byId) entry = await this.backend.get(secretKey(byId.value));
     }
     if (!entry) throw new HushError('not_found', `no secret named "${nameOrId}"; \`hush secret ls\` lists them`);
     return { record: JSON.parse(entry.value) as SecretRecord, modRevision: entry.modRevision };
   }
+}
+
+function inUse(name: string, users: string[]): HushError {
+  const many = users.length > 1;
+  return new HushError('in_use', `secret "${name}" is used by service${many ? 's' : ''} ${users.join(', ')}; remove or update ${many ? 'them' : 'it'} first`);
 }
 
 function summarize(record: SecretRecord): SecretSummary {

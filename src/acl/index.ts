@@ -21,7 +21,7 @@ export {
   type ConstraintOp,
   type NodeView,
 } from './constraints.js';
-export { listServices, lookupService, servicesUsingSecret, validateServiceSpec, type ServiceIndex, type ServiceSpec } from './services.js';
+export { listServices, lookupService, validateServiceSpec, type ServiceIndex, type ServiceSpec } from './services.js';
 export {
   decideContainerStart,
   diffEntitlement,

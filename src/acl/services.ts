@@ -75,11 +75,3 @@ export function lookupService(services: ServiceIndex, name: string): ServiceSpec
 export function listServices(services: ServiceIndex): ServiceSpec[] {
   return services instanceof Map ? [...services.values()] : Object.values(services as Readonly<Record<string, ServiceSpec>>);
 }
-
-/** Names of the services granted a secret, sorted: what DELETE /v1/secrets/:name reports in its 409. */
-export function servicesUsingSecret(secret: string, services: ServiceIndex): string[] {
-  return listServices(services)
-    .filter((s) => s.grants.some((g) => g.source === secret))
-    .map((s) => s.name)
-    .sort();
-}

@@ -30,6 +30,8 @@ export interface AdminContext {
   /** Records of issued admin certificates: an HTTPS client is admitted only by its record. */
   adminCerts: AdminCertStore;
   stacks: StackStore;
+  /** Replaces the KEK and re-wraps every data key (store/kek-rotation.ts). */
+  rotateKek: () => Promise<{ term: number; secrets: number }>;
   /** The PKI and node sessions; undefined until the store is unlocked and they are up. */
   cluster: () => ClusterControl | undefined;
   /** Issuing admin certificates needs the CA: undefined until the cluster side is up. */
@@ -127,7 +129,7 @@ export function createAdminExpress(ctx: AdminContext): express.Express {
   });
 
   app.post('/v1/key/rotate', async (_req, res) => {
-    res.json(await ctx.secrets.rotateKek());
+    res.json(await ctx.rotateKek());
   });
 
   app.use('/v1/secrets', secretRoutes(ctx.secrets, ctx.randomBytes));

@@ -9,7 +9,8 @@ import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
 import { validator } from '../http/index.js';
 import { assertAdminCertLifetime, assertValidCertName } from '../rules/index.js';
-import type { AdminCertRecord, AdminCertRole, AdminCertStatus } from '../store/index.js';
+import { ROLES, type Role } from '../acl/index.js';
+import type { AdminCertRecord, AdminCertStatus } from '../store/index.js';
 
 /** A record as the API shows it: with its status worked out. */
 export type AdminCertView = AdminCertRecord & { status: AdminCertStatus };
@@ -17,7 +18,7 @@ export type AdminCertView = AdminCertRecord & { status: AdminCertStatus };
 /** A new certificate and its key: the only time the key exists outside the client. */
 export interface IssuedAdminCert {
   name: string;
-  role: AdminCertRole;
+  role: Role;
   serial: string;
   notAfter: string;
   certPem: string;
@@ -30,14 +31,14 @@ export interface IssuedAdminCert {
 /** Issuing needs the CA, so this exists once the store is unlocked and its cluster side is up. */
 export interface AdminCertControl {
   list(): AdminCertView[];
-  create(name: string, role: AdminCertRole, ttlSeconds?: number): Promise<IssuedAdminCert>;
+  create(name: string, role: Role, ttlSeconds?: number): Promise<IssuedAdminCert>;
   renew(name: string, ttlSeconds?: number): Promise<IssuedAdminCert>;
   revoke(nameOrSerial: string): Promise<AdminCertView>;
 }
 
 interface CreateBody {
   name: string;
-  role: AdminCertRole;
+  role: Role;
   ttlSeconds?: number;
 }
 
@@ -47,7 +48,7 @@ const createBody = validator<CreateBody>('issue certificate', {
   required: ['name', 'role'],
   properties: {
     name: { type: 'string' },
-    role: { type: 'string', enum: ['admin', 'operator', 'auditor'] },
+    role: { type: 'string', enum: [...ROLES] },
     ttlSeconds: { type: 'integer', nullable: true },
   },
 } as JSONSchemaType<CreateBody>);

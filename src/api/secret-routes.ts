@@ -3,6 +3,7 @@ import { Router } from 'express';
 import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
 import { decodeBase64, validator } from '../http/index.js';
+import { generateValue, MAX_GENERATE_BYTES, MIN_GENERATE_BYTES, type RandomSource } from '../rotation/index.js';
 import type { SecretStore } from '../store/index.js';
 
 interface CreateSecretBody {
@@ -15,8 +16,6 @@ interface RotateSecretBody {
   data?: string;
   generate?: number;
 }
-
-const MAX_GENERATE_BYTES = 4096;
 
 const createSecretBody = validator<CreateSecretBody>('create secret', {
   type: 'object',
@@ -34,7 +33,7 @@ const rotateSecretBody = validator<RotateSecretBody>('rotate secret', {
   additionalProperties: false,
   properties: {
     data: { type: 'string', nullable: true },
-    generate: { type: 'integer', nullable: true, minimum: 1, maximum: MAX_GENERATE_BYTES },
+    generate: { type: 'integer', nullable: true, minimum: MIN_GENERATE_BYTES, maximum: MAX_GENERATE_BYTES },
   },
 } as JSONSchemaType<RotateSecretBody>);
 
@@ -45,7 +44,7 @@ export async function createSecret(secrets: SecretStore, requestBody: unknown): 
   return { id: created.id, name: created.name, version: created.version };
 }
 
-export function secretRoutes(secrets: SecretStore, randomBytes: (n: number) => Uint8Array): Router {
+export function secretRoutes(secrets: SecretStore, randomBytes: RandomSource): Router {
   const router = Router();
 
   router.post('/', async (req, res) => {
@@ -68,7 +67,7 @@ export function secretRoutes(secrets: SecretStore, randomBytes: (n: number) => U
   router.post('/:name/rotate', async (req, res) => {
     const body = rotateSecretBody(req.body);
     if ((body.data === undefined) === (body.generate === undefined)) throw new HushError('bad_request', 'rotate secret: give exactly one of "data" (base64) or "generate" (a byte count)');
-    const data = body.data !== undefined ? decodeBase64('data', body.data) : randomBytes(body.generate!);
+    const data = body.data !== undefined ? decodeBase64('data', body.data) : generateValue(body.generate!, randomBytes);
     const rotated = await secrets.rotate(req.params.name, data);
     res.status(201).json(rotated);
   });

@@ -6,8 +6,8 @@
  * node-forge builds and parses X.509; node:crypto generates RSA-2048 keys and
  * does every RSA signature and verification (native, and ~50x faster).
  */
-export type { KeyAndCert, AdminRole, NodeRole } from './types.js';
-export { ADMIN_ROLES, NODE_ROLE, ORGANIZATION } from './types.js';
+export type { KeyAndCert, NodeRole } from './types.js';
+export { NODE_ROLE, ORGANIZATION } from './types.js';
 export type { KeyPair } from './keys.js';
 export { generateKeyPair, generateKeyPairAsync } from './keys.js';
 export { createClusterCa, DEFAULT_CA_COMMON_NAME, DEFAULT_CA_VALIDITY_DAYS } from './ca.js';

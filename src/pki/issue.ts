@@ -8,6 +8,7 @@
  * from a request.
  */
 import forge from 'node-forge';
+import { ROLES, type Role } from '../acl/index.js';
 import { HushError } from '../errors/index.js';
 import { DEFAULT_ADMIN_CERT_SECONDS } from '../rules/index.js';
 import { serverAltNames } from './alt-names.js';
@@ -15,7 +16,7 @@ import { verifiedCsrPublicKey } from './csr.js';
 import { generateKeyPair } from './keys.js';
 import { issueLeaf, type LeafSpec } from './leaf.js';
 import { subjectAttributes } from './names.js';
-import { ADMIN_ROLES, NODE_ROLE, type AdminRole, type KeyAndCert, type NodeRole } from './types.js';
+import { NODE_ROLE, type KeyAndCert, type NodeRole } from './types.js';
 import { checkLifetime, daysToMs } from './validity.js';
 
 /** Admin client certificates: 30 days unless asked otherwise (the store caps requests at 90 days). */
@@ -44,13 +45,14 @@ export function signNodeCsr(ca: KeyAndCert, csrPem: string, opts: NodeCertOption
 
 export interface ClientCertOptions {
   commonName: string;
-  role: AdminRole;
+  /** The admin role the certificate's OU carries (acl's RBAC maps it to permissions). */
+  role: Role;
   validitySeconds?: number;
 }
 
 export function issueClientCert(ca: KeyAndCert, opts: ClientCertOptions): KeyAndCert {
-  if (!ADMIN_ROLES.includes(opts.role)) {
-    throw new HushError('bad_request', `unknown role "${String(opts.role)}"; expected one of ${ADMIN_ROLES.join(', ')}`);
+  if (!ROLES.includes(opts.role)) {
+    throw new HushError('bad_request', `unknown role "${String(opts.role)}"; expected one of ${ROLES.join(', ')}`);
   }
   const validitySeconds = opts.validitySeconds ?? DEFAULT_CLIENT_VALIDITY_SECONDS;
   checkLifetime('validitySeconds', validitySeconds);

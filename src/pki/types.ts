@@ -4,10 +4,6 @@ export interface KeyAndCert {
   keyPem: string;
 }
 
-/** Roles carried in a client certificate's OU; the ACL layer maps them to permissions. */
-export type AdminRole = 'admin' | 'operator' | 'auditor';
-export const ADMIN_ROLES: readonly AdminRole[] = ['admin', 'operator', 'auditor'];
-
 /** The OU of a node agent's certificate. */
 export type NodeRole = 'node';
 export const NODE_ROLE: NodeRole = 'node';

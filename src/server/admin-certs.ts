@@ -8,11 +8,12 @@
  * usable certificate at a time, and "renew" never leaves a second valid
  * credential behind for the old holder.
  */
+import type { Role } from '../acl/index.js';
 import type { AdminCertControl, AdminCertView, IssuedAdminCert } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import * as pki from '../pki/index.js';
 import { DEFAULT_ADMIN_CERT_SECONDS, assertAdminCertLifetime } from '../rules/index.js';
-import { adminCertStatus, type AdminCertRecord, type AdminCertRole, type AdminCertStore } from '../store/index.js';
+import { adminCertStatus, type AdminCertRecord, type AdminCertStore } from '../store/index.js';
 import type { ClusterPki } from './cluster-pki.js';
 
 export class AdminCertAuthority implements AdminCertControl {
@@ -26,7 +27,7 @@ export class AdminCertAuthority implements AdminCertControl {
     return this.records.list().map((r) => ({ ...r, status: adminCertStatus(r, now) }));
   }
 
-  async create(name: string, role: AdminCertRole, ttlSeconds = DEFAULT_ADMIN_CERT_SECONDS): Promise<IssuedAdminCert> {
+  async create(name: string, role: Role, ttlSeconds = DEFAULT_ADMIN_CERT_SECONDS): Promise<IssuedAdminCert> {
     assertAdminCertLifetime(ttlSeconds);
     // Asked before the key is generated: a taken name costs nothing. add() asks again inside its commit.
     await this.records.assertNameFree(name);
@@ -60,7 +61,7 @@ export class AdminCertAuthority implements AdminCertControl {
     }
   }
 
-  private issue(name: string, role: AdminCertRole, ttlSeconds: number): { issued: IssuedAdminCert; record: AdminCertRecord } {
+  private issue(name: string, role: Role, ttlSeconds: number): { issued: IssuedAdminCert; record: AdminCertRecord } {
     const cert = this.pki.issueAdminCert(name, role, ttlSeconds);
     const identity = pki.readCertIdentity(cert.certPem);
     const record: AdminCertRecord = { name, role, serial: identity.serial, issuedAt: new Date().toISOString(), notAfter: identity.notAfter.toISOString() };

@@ -9,12 +9,12 @@
  */
 import { hostname } from 'node:os';
 import { STORE_TLS_NAME } from '../protocol/index.js';
+import type { Role } from '../acl/index.js';
 import { HushError } from '../errors/index.js';
 import * as pki from '../pki/index.js';
 import { assertValidName } from '../rules/index.js';
-import type { Backend, SecretStore } from '../store/index.js';
+import { CaRecords, type Backend, type SecretStore } from '../store/index.js';
 
-const CA_CERT_KEY = 'pki/ca-cert';
 /** Sealed name of the join secret bound to one node name. */
 const nodeJoinSecretName = (node: string) => `join-secret/node/${node}`;
 
@@ -33,15 +33,11 @@ export class ClusterPki {
   ) {}
 
   static async open(backend: Backend, secrets: SecretStore, options: { nodeCertSeconds: number }): Promise<ClusterPki> {
-    const certEntry = await backend.get(CA_CERT_KEY);
-    const keyBytes = await secrets.getSealed('ca-key');
-    let ca: pki.KeyAndCert;
-    if (certEntry && keyBytes) {
-      ca = { certPem: certEntry.value, keyPem: Buffer.from(keyBytes).toString('utf8') };
-    } else {
+    const records = new CaRecords(backend, secrets);
+    let ca = await records.load();
+    if (!ca) {
       ca = pki.createClusterCa();
-      await secrets.putSealed('ca-key', Buffer.from(ca.keyPem));
-      await backend.commit({ ops: [{ type: 'put', key: CA_CERT_KEY, value: ca.certPem }] });
+      await records.save(ca);
     }
     const storedSecret = await secrets.getSealed('join-secret');
     let joinSecret = storedSecret && Buffer.from(storedSecret).toString('utf8');
@@ -131,7 +127,7 @@ export class ClusterPki {
   }
 
   /** An admin client certificate; record it (admin-certs.ts) before handing it out, or it is refused. */
-  issueAdminCert(commonName: string, role: pki.AdminRole, validitySeconds: number): pki.KeyAndCert & { caPem: string } {
+  issueAdminCert(commonName: string, role: Role, validitySeconds: number): pki.KeyAndCert & { caPem: string } {
     return { ...pki.issueClientCert(this.ca, { commonName, role, validitySeconds }), caPem: this.ca.certPem };
   }
 

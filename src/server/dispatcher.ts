@@ -1,62 +1,65 @@
 /**
  * The dispatcher: keeps every connected node holding exactly the secrets it
- * is entitled to. Any durable change to secrets, services or nodes re-checks
- * the connected nodes and pushes each a Delta at once (no batching window:
+ * is entitled to. Each durable change arrives typed from the store's change
+ * feed; the assignments index maps it to the nodes it affects, and only
+ * those are re-checked and pushed a Delta at once (no batching window:
  * sub-second propagation is the promise). Entitlement itself is acl's pure
- * rule; this module only gathers inputs and sends.
+ * rule; who may join and connect is membership.ts; this module gathers
+ * inputs, sends, and reports the nodes' acks to rotation's propagation
+ * tracker.
  */
 import * as grpc from '@grpc/grpc-js';
-import { hostname as localHostname } from 'node:os';
 import * as acl from '../acl/index.js';
-import { HushError } from '../errors/index.js';
+import type { NodeStatus } from '../api/index.js';
 import type { Logger } from '../log/index.js';
 import type { NodeState, StoreMetrics } from '../metrics/index.js';
 import { DEFAULT_HEARTBEAT_PERIOD_MS, MISSED_HEARTBEATS_BEFORE_DOWN, endWithStatus, grpcStatusOf } from '../protocol/index.js';
-import type { AgentMessage, JoinRequest, JoinResponse, NodeIdentity, NodeProtocolHandler, StoreMessage, WireContainer, WireSecretVersion } from '../protocol/index.js';
-import { assertValidName } from '../rules/index.js';
-import { NODE_LABELS_PREFIX, NODE_PREFIX, REVOKED_PREFIX, SERVICE_PREFIX, type OpenedStore, type NodeRecord } from '../store/index.js';
-import { assertValidContainer, assertValidHello, assertValidJoin, tooManyContainers } from './agent-input.js';
-import type { ClusterPki } from './cluster-pki.js';
+import type { AgentMessage, NodeIdentity, StoreMessage, WireContainer, WireSecretVersion } from '../protocol/index.js';
+import type { AckReporter } from '../rotation/index.js';
+import type { ChangeBatch, NodeRecord, OpenedStore } from '../store/index.js';
+import { assertValidContainer, assertValidHello, tooManyContainers } from './agent-input.js';
+import { Assignments } from './assignments.js';
 import { NodeSession, type DesiredState } from './node-session.js';
-
-export interface NodeStatus {
-  state: 'ready' | 'down';
-  lastHeartbeat?: string;
-  ackedRevision?: number;
-}
 
 export interface DispatcherLimits {
   /** Containers one node may report or register (NodeLimits.maxContainersPerNode). */
   maxContainersPerNode: number;
 }
 
-export class Dispatcher implements NodeProtocolHandler {
+export class Dispatcher {
   private readonly sessions = new Map<string, NodeSession>();
-  private unwatch: (() => void) | undefined;
-  /** Joins one at a time: whether a name is free and taking it must not interleave with another join. */
-  private joins: Promise<unknown> = Promise.resolve();
+  private readonly assignments = new Assignments();
+  private unsubscribe: (() => void) | undefined;
 
   constructor(
     private readonly store: OpenedStore,
-    private readonly pki: ClusterPki,
     private readonly log: Logger,
     private readonly limits: DispatcherLimits,
+    /** Told what each node acknowledged holding (rotation's PropagationTracker). */
+    private readonly acks: AckReporter,
     private readonly metrics?: StoreMetrics,
     /** Sent to every agent at session start, and what "down" is judged by. */
     private readonly heartbeatPeriodMs: number = DEFAULT_HEARTBEAT_PERIOD_MS,
   ) {}
 
-  start(): void {
-    this.unwatch = this.store.backend.watch((event) => {
-      const relevant = event.ops.some((op) => ['secrets/', SERVICE_PREFIX, NODE_PREFIX, NODE_LABELS_PREFIX].some((prefix) => op.key.startsWith(prefix)));
-      if (relevant) for (const session of this.sessions.values()) void this.sync(session);
-      for (const op of event.ops) if (op.key.startsWith(REVOKED_PREFIX)) this.disconnect(op.key.slice(REVOKED_PREFIX.length), 'node revoked');
-    });
+  /** Subscribes to the store's changes, then loads the index (changes that arrive meanwhile are newer than the load, and win). */
+  async start(): Promise<void> {
+    this.unsubscribe = this.store.changes.subscribe((batch) => this.onChange(batch));
+    this.assignments.load(await this.store.services.list(), await this.store.nodes.list());
   }
 
   stop(): void {
-    this.unwatch?.();
+    this.unsubscribe?.();
     for (const id of [...this.sessions.keys()]) this.disconnect(id, 'store shutting down');
+  }
+
+  /** The sessions a change touches: those of the nodes it affects, and no other. */
+  private onChange(batch: ChangeBatch): void {
+    for (const change of batch.changes) if (change.kind === 'revoked') this.disconnect(change.id, 'node revoked');
+    for (const nodeId of this.assignments.apply(batch.changes)) {
+      const session = this.sessions.get(nodeId);
+      if (session) void this.sync(session);
+    }
   }
 
   status(nodeId: string): NodeStatus {
@@ -81,60 +84,6 @@ export class Dispatcher implements NodeProtocolHandler {
     return counts;
   }
 
-  async join(request: JoinRequest): Promise<JoinResponse> {
-    assertValidJoin(request);
-    const host = request.hostname || localHostname();
-    const name = request.name || host;
-    // Checked before the token, which is looked up by name (the name may come from the hostname).
-    assertValidName(name, 'node');
-    const grant = await this.pki.checkJoinToken(request.token, name);
-    const engineLabels = request.labels ?? {};
-    const joined = this.joins.then(async () => {
-      if (grant.kind === 'cluster') await this.assertFreshName(name);
-      const node = await this.store.nodes.register({ name, hostname: host, engineLabels });
-      const certificate = this.pki.signNode(request.csr_pem, node.id);
-      if (grant.kind === 'node') await this.retireOtherHolders(node);
-      this.log.info({ node: node.id, name: node.name, token: grant.kind }, 'node joined');
-      return { node_id: node.id, certificate_pem: certificate, ca_pem: this.pki.caPem };
-    });
-    this.joins = joined.catch(() => undefined);
-    return joined;
-  }
-
-  /**
-   * The cluster-wide token joins fresh names only. A name with admin labels
-   * or a token of its own belongs to whoever holds that name's token, and a
-   * name a connected node holds is taken: otherwise anyone with the
-   * cluster-wide token could wear a labelled node's name and receive what
-   * its labels place there.
-   */
-  private async assertFreshName(name: string): Promise<void> {
-    const hint = `join it with its own token (\`hush join-token --node ${name}\` on the store), or under another --name`;
-    if (Object.keys(await this.store.nodes.adminLabels(name)).length > 0) throw new HushError('forbidden', `node name "${name}" has labels set by an admin: ${hint}`);
-    if (await this.pki.hasNodeJoinToken(name)) throw new HushError('forbidden', `node name "${name}" has a join token of its own: ${hint}`);
-    const holder = (await this.store.nodes.withName(name)).find((n) => this.status(n.id).state === 'ready');
-    if (holder) throw new HushError('forbidden', `node name "${name}" is held by connected node ${holder.id}: ${hint}`);
-  }
-
-  /** A node that joins with a name's own token takes the name: the nodes that held it before are retired (revoked), their sessions closed. */
-  private async retireOtherHolders(node: NodeRecord): Promise<void> {
-    for (const other of await this.store.nodes.withName(node.name)) {
-      if (other.id === node.id) continue;
-      await this.store.nodes.revoke(other.id);
-      this.log.info({ node: other.id, name: other.name, by: node.id }, 'node retired: its name was joined with the name\'s own token');
-    }
-  }
-
-  async renew(identity: NodeIdentity, csrPem: string): Promise<string> {
-    return this.pki.signNode(csrPem, identity.nodeId);
-  }
-
-  async authorize(identity: NodeIdentity): Promise<void> {
-    if (identity.role !== 'node') throw new HushError('forbidden', `a "${identity.role}" certificate cannot open a node session`);
-    if (await this.store.nodes.isRevoked(identity.nodeId)) throw new HushError('forbidden', `node ${identity.nodeId} has been revoked`);
-    if (!(await this.store.nodes.find(identity.nodeId))) throw new HushError('forbidden', `node ${identity.nodeId} is not a member of this cluster`);
-  }
-
   openSession(identity: NodeIdentity, stream: grpc.ServerDuplexStream<AgentMessage, StoreMessage>): void {
     this.disconnect(identity.nodeId, 'replaced by a new session');
     const session = new NodeSession(identity.nodeId, stream, this.heartbeatPeriodMs);
@@ -142,7 +91,7 @@ export class Dispatcher implements NodeProtocolHandler {
     this.log.info({ node: identity.nodeId }, 'node session opened');
     const end = () => {
       session.closed = true;
-      if (this.sessions.get(identity.nodeId) === session) this.sessions.delete(identity.nodeId);
+      if (this.sessions.get(identity.nodeId) === session) this.forget(session);
     };
     stream.on('error', end);
     stream.on('end', () => {
@@ -171,11 +120,16 @@ export class Dispatcher implements NodeProtocolHandler {
         await this.reconcileContainers(session.nodeId, message.hello.containers);
         await this.sync(session);
         return;
-      case 'ack':
+      case 'ack': {
         this.metrics?.countAck();
         // A node cannot acknowledge what it was never sent.
-        session.ackedRevision = Math.max(session.ackedRevision, Math.min(message.ack.revision, session.revision));
+        const revision = Math.min(message.ack.revision, session.revision);
+        if (revision <= session.ackedRevision) return;
+        session.ackedRevision = revision;
+        const held = session.acknowledge(revision);
+        if (held) this.acks.acked(session.nodeId, revision, held, new Date());
         return;
+      }
       case 'heartbeat':
         return;
       case 'container_start':
@@ -280,9 +234,15 @@ export class Dispatcher implements NodeProtocolHandler {
   }
 
   private closeSession(session: NodeSession, status: Partial<grpc.StatusObject>): void {
-    if (this.sessions.get(session.nodeId) === session) this.sessions.delete(session.nodeId);
+    if (this.sessions.get(session.nodeId) === session) this.forget(session);
     session.closed = true;
     this.log.info({ node: session.nodeId, reason: status.details }, 'node session closed');
     endWithStatus(session.stream, status);
+  }
+
+  /** The node has no session any more: what it holds is unknown until it reconnects. */
+  private forget(session: NodeSession): void {
+    this.sessions.delete(session.nodeId);
+    this.acks.forget(session.nodeId);
   }
 }

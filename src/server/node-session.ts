@@ -20,6 +20,8 @@ export class NodeSession {
   private queue: Promise<void> = Promise.resolve();
   private lastRevision = 0;
   private snapshotSent = false;
+  /** Sends not yet acknowledged, oldest first: the revision and the versions it left on the node. */
+  private unacked: { revision: number; versions: ReadonlyMap<string, number> }[] = [];
   closed = false;
   ackedRevision = 0;
   lastHeartbeat = new Date();
@@ -72,8 +74,20 @@ export class NodeSession {
     }
     this.lastRevision = revision;
     this.sentVersions = new Map(desired.versions);
+    this.unacked.push({ revision, versions: this.sentVersions });
     this.sentServices = new Map([...desired.services.values()].map((s) => [s.service, JSON.stringify(s.grants)]));
     return { kind, secretVersions: upserts.length };
+  }
+
+  /**
+   * The node acknowledged `revision`: it holds what the last send up to that
+   * revision left it with. Returns those versions (undefined if no send is
+   * covered, e.g. a repeated ack), and forgets the sends it covers.
+   */
+  acknowledge(revision: number): ReadonlyMap<string, number> | undefined {
+    let held: ReadonlyMap<string, number> | undefined;
+    while (this.unacked.length > 0 && this.unacked[0]!.revision <= revision) held = this.unacked.shift()!.versions;
+    return held;
   }
 
   write(message: StoreMessage): void {

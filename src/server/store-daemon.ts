@@ -9,7 +9,6 @@ import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
-import * as acl from '../acl/index.js';
 import { ClientConnections, createAdminApp, type ClusterControl } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import { updateHomeConfig } from '../home/index.js';
@@ -23,14 +22,17 @@ import {
   resolveNodeLimits,
   startNodeServer,
   type NodeLimits,
+  type NodeProtocolHandler,
   type NodeServer,
 } from '../protocol/index.js';
-import { openStore, type OpenedStore } from '../store/index.js';
+import { PropagationTracker } from '../rotation/index.js';
+import { openStore, type NodeRecord } from '../store/index.js';
 import { DEFAULT_ADMIN_CERT_SECONDS } from '../rules/index.js';
 import { AdminCertAuthority } from './admin-certs.js';
 import { ClusterPki } from './cluster-pki.js';
 import { Dispatcher } from './dispatcher.js';
 import { HomeCredentials } from './home-credentials.js';
+import { Membership } from './membership.js';
 
 export interface StoreDaemonOptions {
   dataDir: string;
@@ -54,10 +56,12 @@ export interface StoreDaemonOptions {
   announce?: (text: string) => void;
 }
 
+/** The running store daemon. */
 export interface RunningStore {
-  store: OpenedStore;
   /** Resolves with the bound addresses once the cluster side is up (after unlock). */
   clusterReady: Promise<{ nodeAddress: string; adminAddress?: string; joinToken: () => string; nodeJoinToken: (name: string) => Promise<string> }>;
+  /** Removes a node and revokes its certificate identity (as `hush node rm`); its session closes at once. */
+  retireNode(idOrName: string): Promise<NodeRecord>;
   close(): Promise<void>;
 }
 
@@ -71,40 +75,36 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   if (!Number.isInteger(heartbeatPeriodMs) || heartbeatPeriodMs < MIN_HEARTBEAT_PERIOD_MS || heartbeatPeriodMs > MAX_HEARTBEAT_PERIOD_MS) {
     throw new HushError('bad_request', `heartbeat period must be ${MIN_HEARTBEAT_PERIOD_MS} to ${MAX_HEARTBEAT_PERIOD_MS} ms, not ${heartbeatPeriodMs}`);
   }
-  const store = await openStore({ dataDir: options.dataDir, autolock: options.autolock, maxValueBytes: options.maxValueBytes });
+  const storage = await openStore({ dataDir: options.dataDir, autolock: options.autolock, maxValueBytes: options.maxValueBytes });
   const announce = options.announce ?? ((text: string) => process.stdout.write(text));
-  if (store.newUnlockKey) {
+  if (storage.newUnlockKey) {
     announce(
-      `This store is autolocked. Its unlock key is shown this once and stored nowhere:\n\n    ${store.newUnlockKey}\n\n` +
+      `This store is autolocked. Its unlock key is shown this once and stored nowhere:\n\n    ${storage.newUnlockKey}\n\n` +
         'Keep it safe (a password manager). After a restart, run `hush unlock` and paste it.\n',
     );
   }
-  if (store.keyring.locked && options.unlockKeyFile) await store.keyring.unlock(await readFile(options.unlockKeyFile, 'utf8'));
-
-  store.secrets.removalGuard = async (name) => {
-    const users = acl.servicesUsingSecret(name, new Map((await store.services.list()).map((s) => [s.name, s])));
-    if (users.length > 0) throw new HushError('in_use', `secret "${name}" is used by service${users.length > 1 ? 's' : ''} ${users.join(', ')}; remove or update ${users.length > 1 ? 'them' : 'it'} first`);
-  };
+  if (storage.keyring.locked && options.unlockKeyFile) await storage.keyring.unlock(await readFile(options.unlockKeyFile, 'utf8'));
 
   let cluster: ClusterControl | undefined;
   let certs: AdminCertAuthority | undefined;
   let dispatcher: Dispatcher | undefined;
   const metrics = new StoreMetrics();
   metrics.setSources({
-    locked: () => store.keyring.locked,
-    secrets: () => store.secrets.counts(),
-    services: async () => (await store.services.list()).length,
+    locked: () => storage.keyring.locked,
+    secrets: () => storage.secrets.counts(),
+    services: async () => (await storage.services.list()).length,
     nodes: async () => dispatcher?.nodeCounts(),
     sessions: () => dispatcher?.openSessions(),
   });
   const app = createAdminApp({
-    backend: store.backend,
-    keyring: store.keyring,
-    secrets: store.secrets,
-    services: store.services,
-    nodes: store.nodes,
-    adminCerts: store.adminCerts,
-    stacks: store.stacks,
+    backend: storage.backend,
+    keyring: storage.keyring,
+    secrets: storage.secrets,
+    services: storage.services,
+    nodes: storage.nodes,
+    adminCerts: storage.adminCerts,
+    stacks: storage.stacks,
+    rotateKek: () => storage.rotateKek(),
     cluster: () => cluster,
     certs: () => certs,
     randomBytes: (n) => new Uint8Array(randomBytes(n)),
@@ -112,32 +112,43 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   });
   const unixServer = await listenOnUnixSocket(app, options.socket);
   await updateHomeConfig(options.home, { host: `unix://${options.socket}` });
-  log.info({ dataDir: options.dataDir, socket: options.socket, revision: store.backend.revision(), locked: store.keyring.locked }, 'store ready');
+  log.info({ dataDir: options.dataDir, socket: options.socket, revision: storage.backend.revision(), locked: storage.keyring.locked }, 'store ready');
 
   let nodeServer: NodeServer | undefined;
   let httpsServer: Server | undefined;
   let homeCredentials: HomeCredentials | undefined;
   const clientConnections = new ClientConnections();
+  // Which nodes acknowledged which secret versions, fed by the dispatcher.
+  const propagation = new PropagationTracker();
   // A revoked (or superseded) admin certificate loses its open HTTPS connections at once.
-  store.adminCerts.onRevoked((record) => {
+  storage.adminCerts.onRevoked((record) => {
     const closed = clientConnections.cut(record.serial);
     log.info({ serial: record.serial, name: record.name, closed }, 'admin certificate revoked');
   });
-  const clusterReady = store.keyring.whenUnlocked().then(async () => {
-    const pki = await ClusterPki.open(store.backend, store.secrets, { nodeCertSeconds: options.nodeCertSeconds ?? 24 * 3600 });
-    const authority = new AdminCertAuthority(pki, store.adminCerts);
+  const clusterReady = storage.keyring.whenUnlocked().then(async () => {
+    const pki = await ClusterPki.open(storage.backend, storage.secrets, { nodeCertSeconds: options.nodeCertSeconds ?? 24 * 3600 });
+    const authority = new AdminCertAuthority(pki, storage.adminCerts);
     homeCredentials = new HomeCredentials(options.home, authority, pki.caPem, options.adminCertSeconds ?? DEFAULT_ADMIN_CERT_SECONDS, log);
     await homeCredentials.refresh();
     homeCredentials.start();
     certs = authority;
     const limits = resolveNodeLimits(options.nodeLimits);
-    dispatcher = new Dispatcher(store, pki, log, limits, metrics, heartbeatPeriodMs);
-    dispatcher.start();
+    const d = new Dispatcher(storage, log, limits, propagation, metrics, heartbeatPeriodMs);
+    dispatcher = d;
+    await d.start();
+    const membership = new Membership(storage.nodes, pki, (id) => d.status(id).state === 'ready', log);
+    // The node protocol: membership answers who may join and connect, the dispatcher serves the sessions.
+    const handler: NodeProtocolHandler = {
+      join: (request) => membership.join(request),
+      renew: (identity, csrPem) => membership.renew(identity, csrPem),
+      authorize: (identity) => membership.authorize(identity),
+      openSession: (identity, stream) => d.openSession(identity, stream),
+    };
     const listen = options.listen ?? DEFAULT_NODE_LISTEN;
     const admin = options.admin ?? DEFAULT_ADMIN_LISTEN;
     const hosts = [listen, admin].filter(Boolean).map((a) => splitHostPort(a).host).filter((h) => h !== '0.0.0.0' && h !== '::');
     const serverTls = { caPem: pki.caPem, ...pki.serverCredentials(hosts) };
-    const node = await startNodeServer(listen, serverTls, dispatcher, limits);
+    const node = await startNodeServer(listen, serverTls, handler, limits);
     nodeServer = node;
     const nodeAddress = `${splitHostPort(listen).host}:${node.port}`;
     let adminAddress: string | undefined;
@@ -145,7 +156,6 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       httpsServer = await listenHttps(app, admin, serverTls, clientConnections);
       adminAddress = `${splitHostPort(admin).host}:${(httpsServer.address() as AddressInfo).port}`;
     }
-    const d = dispatcher;
     cluster = {
       joinToken: () => pki.joinToken(),
       rotateJoinToken: () => pki.rotateJoinToken(),
@@ -160,18 +170,18 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   clusterReady.catch((err: unknown) => log.error({ err: (err as Error).message }, 'cluster side failed to start'));
 
   return {
-    store,
     clusterReady,
+    retireNode: (idOrName) => storage.nodes.revoke(idOrName),
     async close() {
       // A cluster side still starting (CA key generation is slow) would open its listeners after
       // these closes and keep the process alive: let it finish first. A locked store never starts it.
-      if (!store.keyring.locked) await clusterReady.catch(() => undefined);
+      if (!storage.keyring.locked) await clusterReady.catch(() => undefined);
       homeCredentials?.stop();
       dispatcher?.stop();
       await nodeServer?.close();
       if (httpsServer) await closeServer(httpsServer);
       await closeServer(unixServer);
-      await store.backend.close();
+      await storage.backend.close();
     },
   };
 }

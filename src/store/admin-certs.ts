@@ -19,13 +19,14 @@
  * not wait on storage.
  */
 import { HushError } from '../errors/index.js';
-import { ConflictError, type Backend, type KvEvent, type KvOp } from './backend.js';
-
-export type AdminCertRole = 'admin' | 'operator' | 'auditor';
+import type { Role } from '../acl/index.js';
+import { ConflictError, type Backend, type KvOp } from './backend.js';
+import { ChangeFeed, type ChangeBatch } from './change-feed.js';
+import { ADMIN_CERT_PREFIX, adminCertKey, adminCertNameKey } from './keys.js';
 
 export interface AdminCertRecord {
   name: string;
-  role: AdminCertRole;
+  role: Role;
   /** Lowercase hex, as in the certificate. */
   serial: string;
   issuedAt: string;
@@ -44,8 +45,6 @@ export interface PeerCertificate {
   role: unknown;
 }
 
-export const ADMIN_CERT_PREFIX = 'admin-certs/';
-export const ADMIN_CERT_NAME_PREFIX = 'admin-cert-names/';
 
 export function adminCertStatus(record: AdminCertRecord, now = Date.now()): AdminCertStatus {
   if (record.supersededBy) return 'superseded';
@@ -57,12 +56,15 @@ export class AdminCertStore {
   private readonly bySerial = new Map<string, AdminCertRecord>();
   private readonly revokedListeners = new Set<(record: AdminCertRecord) => void>();
 
-  constructor(private readonly backend: Backend) {}
+  constructor(
+    private readonly backend: Backend,
+    private readonly changes = new ChangeFeed(backend),
+  ) {}
 
   /** Fills the cache; until then no certificate is on record (an autolocked store loads at unlock). */
   async load(): Promise<void> {
     // Watch first, then load: a commit landing in between is applied twice, which is harmless (same value).
-    this.backend.watch((event) => this.apply(event));
+    this.changes.subscribe((batch) => this.apply(batch));
     for (const entry of await this.backend.list(ADMIN_CERT_PREFIX)) this.remember(JSON.parse(entry.value) as AdminCertRecord);
   }
 
@@ -88,7 +90,7 @@ export class AdminCertStore {
 
   /** The name's current certificate, if it has one that is neither revoked nor superseded (it may have expired). */
   async current(name: string): Promise<AdminCertRecord | undefined> {
-    const entry = await this.backend.get(ADMIN_CERT_NAME_PREFIX + name);
+    const entry = await this.backend.get(adminCertNameKey(name));
     const record = entry && this.bySerial.get(entry.value);
     return record && !record.revokedAt ? record : undefined;
   }
@@ -107,16 +109,16 @@ export class AdminCertStore {
 
   /** Records a newly issued certificate under a free name. */
   async add(record: AdminCertRecord): Promise<void> {
-    const nameKey = ADMIN_CERT_NAME_PREFIX + record.name;
+    const nameKey = adminCertNameKey(record.name);
     const entry = await this.backend.get(nameKey);
     await this.assertNameFree(record.name);
     await this.commitOrConflict(
       [
         { key: nameKey, modRevision: entry?.modRevision ?? 0 },
-        { key: ADMIN_CERT_PREFIX + record.serial, modRevision: 0 },
+        { key: adminCertKey(record.serial), modRevision: 0 },
       ],
       [
-        { type: 'put', key: ADMIN_CERT_PREFIX + record.serial, value: JSON.stringify(record) },
+        { type: 'put', key: adminCertKey(record.serial), value: JSON.stringify(record) },
         { type: 'put', key: nameKey, value: record.serial },
       ],
       `certificate name "${record.name}" was taken by a concurrent request`,
@@ -125,9 +127,9 @@ export class AdminCertStore {
 
   /** Records `next` as the successor of `previous` (same name): one commit revokes the old serial and moves the name. */
   async replace(previous: AdminCertRecord, next: AdminCertRecord): Promise<void> {
-    const nameKey = ADMIN_CERT_NAME_PREFIX + previous.name;
+    const nameKey = adminCertNameKey(previous.name);
     const nameEntry = await this.backend.get(nameKey);
-    const oldEntry = await this.backend.get(ADMIN_CERT_PREFIX + previous.serial);
+    const oldEntry = await this.backend.get(adminCertKey(previous.serial));
     if (!nameEntry || nameEntry.value !== previous.serial || !oldEntry) {
       throw new HushError('conflict', `certificate "${previous.name}" changed while it was being renewed; try again`);
     }
@@ -136,11 +138,11 @@ export class AdminCertStore {
       [
         { key: nameKey, modRevision: nameEntry.modRevision },
         { key: oldEntry.key, modRevision: oldEntry.modRevision },
-        { key: ADMIN_CERT_PREFIX + next.serial, modRevision: 0 },
+        { key: adminCertKey(next.serial), modRevision: 0 },
       ],
       [
         { type: 'put', key: oldEntry.key, value: JSON.stringify(superseded) },
-        { type: 'put', key: ADMIN_CERT_PREFIX + next.serial, value: JSON.stringify(next) },
+        { type: 'put', key: adminCertKey(next.serial), value: JSON.stringify(next) },
         { type: 'put', key: nameKey, value: next.serial },
       ],
       `certificate "${previous.name}" changed while it was being renewed; try again`,
@@ -156,9 +158,9 @@ export class AdminCertStore {
     const record = this.bySerial.get(nameOrSerial.toLowerCase()) ?? (await this.current(nameOrSerial));
     if (!record) throw new HushError('not_found', `no certificate with the serial or name "${nameOrSerial}"; \`hush cert ls\` lists them`);
     if (record.revokedAt) throw new HushError('conflict', `certificate ${record.serial} ("${record.name}") was revoked already, at ${record.revokedAt}`);
-    const recordKey = ADMIN_CERT_PREFIX + record.serial;
+    const recordKey = adminCertKey(record.serial);
     const recordEntry = await this.backend.get(recordKey);
-    const nameKey = ADMIN_CERT_NAME_PREFIX + record.name;
+    const nameKey = adminCertNameKey(record.name);
     const nameEntry = await this.backend.get(nameKey);
     const revoked: AdminCertRecord = { ...record, revokedAt: new Date().toISOString() };
     const ops: KvOp[] = [{ type: 'put', key: recordKey, value: JSON.stringify(revoked) }];
@@ -175,7 +177,7 @@ export class AdminCertStore {
    * The role a peer certificate may act with, or a HushError('unauthorized')
    * saying why not. Synchronous: it runs on every HTTPS request.
    */
-  admit(peer: PeerCertificate, now = Date.now()): AdminCertRole {
+  admit(peer: PeerCertificate, now = Date.now()): Role {
     const record = this.bySerial.get(peer.serial.toLowerCase());
     if (!record) throw new HushError('unauthorized', `client certificate ${peer.serial.toLowerCase()} is not on record (issued before certificates were recorded, or not by this store); ask an admin for a new one with \`hush cert create\``);
     if (record.supersededBy) throw new HushError('unauthorized', `client certificate ${record.serial} ("${record.name}") was replaced by a renewal at ${record.revokedAt}; use the renewed certificate`);
@@ -196,11 +198,11 @@ export class AdminCertStore {
     }
   }
 
-  private apply(event: KvEvent): void {
-    for (const op of event.ops) {
-      if (!op.key.startsWith(ADMIN_CERT_PREFIX)) continue;
-      if (op.type === 'delete') this.bySerial.delete(op.key.slice(ADMIN_CERT_PREFIX.length));
-      else this.remember(JSON.parse(op.value) as AdminCertRecord);
+  private apply(batch: ChangeBatch): void {
+    for (const change of batch.changes) {
+      if (change.kind !== 'admin-cert') continue;
+      if (change.record) this.remember(change.record);
+      else this.bySerial.delete(change.serial);
     }
   }
 

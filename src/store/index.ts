@@ -1,4 +1,4 @@
-/** The store: durable, encrypted records of secrets (and, later, services and nodes). */
+/** The store: durable, encrypted records of secrets, services, nodes and admin certificates, and what changed in them. */
 export { ConflictError, CorruptionError } from './backend.js';
 export type { Backend, KeyedBackend, KvCondition, KvEntry, KvEvent, KvOp, KvTxn, PeekedValue } from './backend.js';
 export { EmbeddedBackend, type EmbeddedOptions } from './embedded.js';
@@ -10,7 +10,7 @@ export { deriveLogAuth, type LogAuth } from './log-auth.js';
 export { SecretStore, type RevisionedSecret, type SecretDetail, type SecretSummary, type SecretsOptions } from './secrets.js';
 export { loadSodium, type Sodium } from './sodium.js';
 
-export { ServiceStore, SERVICE_PREFIX, type GrantRecord, type ServiceRecord, type ServiceSpecChange } from './services.js';
+export { ServiceStore, type ServiceRecord, type ServiceSpecChange } from './services.js';
 export {
   StackStore,
   STACK_LABEL,
@@ -22,15 +22,15 @@ export {
   type DeployService,
   type StackSummary,
 } from './stacks.js';
-export { NodeStore, NODE_LABELS_PREFIX, NODE_PREFIX, REVOKED_PREFIX, type NodeContainer, type NodeRecord } from './nodes.js';
+export { NodeStore, type NodeContainer, type NodeRecord } from './nodes.js';
+export * as keys from './keys.js';
+export { ChangeFeed, type ChangeBatch, type StoreChange } from './change-feed.js';
+export { CaRecords } from './ca-records.js';
 export { openStore, type OpenStoreOptions, type OpenedStore } from './open.js';
 export {
   AdminCertStore,
   adminCertStatus,
-  ADMIN_CERT_NAME_PREFIX,
-  ADMIN_CERT_PREFIX,
   type AdminCertRecord,
-  type AdminCertRole,
   type AdminCertStatus,
   type PeerCertificate,
 } from './admin-certs.js';

@@ -31,10 +31,11 @@ import { HushError } from '../errors/index.js';
 import { CorruptionError, type KeyedBackend, type PeekedValue } from './backend.js';
 import { b64, unb64 } from './envelope.js';
 import { writeFileAtomic } from '../files/index.js';
+import { SharedExclusiveGate } from './gate.js';
+import { KEYRING_KEY } from './keys.js';
 import { deriveLogAuth } from './log-auth.js';
 import type { Sodium } from './sodium.js';
 
-export const KEYRING_KEY = 'meta/keyring';
 const KEYRING_AAD = new TextEncoder().encode('hush/keyring/v1');
 const UNLOCK_KEY_PREFIX = 'HUSHKEY-1-';
 const ROOT_KEY_BYTES = 32;
@@ -80,6 +81,8 @@ export class Keyring {
   private currentRoot: Uint8Array | undefined;
   /** Unlock attempts, one at a time: each derives a key and may verify the whole log. */
   private unlocking: Promise<unknown> = Promise.resolve();
+  /** Seals under the active KEK (shared) wait for a KEK rotation (exclusive) and vice versa. */
+  private readonly kekGate = new SharedExclusiveGate();
 
   private constructor(
     private readonly sodium: Sodium,
@@ -169,6 +172,20 @@ export class Keyring {
 
   assertUnlocked(): void {
     if (this.locked) throw new HushError('locked', 'the store is locked; run `hush unlock` and paste the unlock key');
+  }
+
+  /**
+   * Runs work that seals under the active KEK. A KEK rotation waits for it to
+   * finish, and it waits for a rotation in progress: nothing is sealed under a
+   * KEK that is being rotated away.
+   */
+  withActiveKek<T>(work: () => Promise<T>): Promise<T> {
+    return this.kekGate.shared(work);
+  }
+
+  /** Runs a KEK rotation (kek-rotation.ts) once no seal is in progress, and holds new seals until it is done. */
+  rotating<T>(work: () => Promise<T>): Promise<T> {
+    return this.kekGate.exclusive(work);
   }
 
   /** A commit condition that fails if the keyring changed (a KEK rotation) since it was loaded. */

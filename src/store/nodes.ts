@@ -13,6 +13,7 @@
 import { HushError } from '../errors/index.js';
 import { ConflictError, type Backend } from './backend.js';
 import { newObjectId } from './ids.js';
+import { NODE_LABELS_PREFIX, NODE_PREFIX, nodeKey, nodeLabelsKey, revokedKey } from './keys.js';
 
 export interface NodeContainer {
   id: string;
@@ -39,9 +40,6 @@ interface NodeNameLabels {
   updatedAt: string;
 }
 
-export const NODE_PREFIX = 'nodes/';
-export const NODE_LABELS_PREFIX = 'node-labels/';
-export const REVOKED_PREFIX = 'revoked/';
 const RETRIES = 5;
 
 export class NodeStore {
@@ -50,13 +48,13 @@ export class NodeStore {
   async register(info: { name: string; hostname: string; engineLabels: Record<string, string> }): Promise<NodeRecord> {
     const now = new Date().toISOString();
     const record: NodeRecord = { id: newObjectId(), ...info, role: 'node', containers: [], createdAt: now, updatedAt: now };
-    const key = NODE_PREFIX + record.id;
+    const key = nodeKey(record.id);
     await this.backend.commit({ conditions: [{ key, modRevision: 0 }], ops: [{ type: 'put', key, value: JSON.stringify(record) }] });
     return record;
   }
 
   async find(idOrName: string): Promise<NodeRecord | undefined> {
-    const byId = await this.backend.get(NODE_PREFIX + idOrName);
+    const byId = await this.backend.get(nodeKey(idOrName));
     if (byId) return JSON.parse(byId.value) as NodeRecord;
     const matches = (await this.list()).filter((n) => n.name === idOrName);
     if (matches.length > 1) throw new HushError('conflict', `${matches.length} nodes are named "${idOrName}"; use the node id`);
@@ -79,7 +77,7 @@ export class NodeStore {
 
   /** The admin labels of a node name (`node.labels`); empty when it has none. */
   async adminLabels(name: string): Promise<Record<string, string>> {
-    const entry = await this.backend.get(NODE_LABELS_PREFIX + name);
+    const entry = await this.backend.get(nodeLabelsKey(name));
     return entry ? (JSON.parse(entry.value) as NodeNameLabels).labels : {};
   }
 
@@ -95,7 +93,7 @@ export class NodeStore {
    * unlabelled again for joins.
    */
   async changeAdminLabels(name: string, change: { add?: Record<string, string>; remove?: readonly string[] }): Promise<Record<string, string>> {
-    const key = NODE_LABELS_PREFIX + name;
+    const key = nodeLabelsKey(name);
     for (let attempt = 0; ; attempt++) {
       const entry = await this.backend.get(key);
       const labels = { ...(entry ? (JSON.parse(entry.value) as NodeNameLabels).labels : {}), ...change.add };
@@ -130,13 +128,13 @@ export class NodeStore {
   }
 
   async isRevoked(id: string): Promise<boolean> {
-    return (await this.backend.get(REVOKED_PREFIX + id)) !== undefined;
+    return (await this.backend.get(revokedKey(id))) !== undefined;
   }
 
   /** Applies `change` to the node's record, retrying on concurrent updates. */
   async update(id: string, change: (node: NodeRecord) => NodeRecord): Promise<NodeRecord> {
     for (let attempt = 0; ; attempt++) {
-      const entry = await this.backend.get(NODE_PREFIX + id);
+      const entry = await this.backend.get(nodeKey(id));
       if (!entry) throw new HushError('not_found', `no node "${id}"`);
       const next = { ...change(JSON.parse(entry.value) as NodeRecord), updatedAt: new Date().toISOString() };
       try {
@@ -153,8 +151,8 @@ export class NodeStore {
     const node = await this.get(idOrName);
     await this.backend.commit({
       ops: [
-        { type: 'delete', key: NODE_PREFIX + node.id },
-        { type: 'put', key: REVOKED_PREFIX + node.id, value: JSON.stringify({ id: node.id, name: node.name, revokedAt: new Date().toISOString() }) },
+        { type: 'delete', key: nodeKey(node.id) },
+        { type: 'put', key: revokedKey(node.id), value: JSON.stringify({ id: node.id, name: node.name, revokedAt: new Date().toISOString() }) },
       ],
     });
     return node;

@@ -7,8 +7,11 @@ import { join } from 'node:path';
 import { log } from '../log/index.js';
 import { AdminCertStore } from './admin-certs.js';
 import type { Backend } from './backend.js';
+import { CaRecords } from './ca-records.js';
+import { ChangeFeed } from './change-feed.js';
 import { EmbeddedBackend } from './embedded.js';
 import { Envelope } from './envelope.js';
+import { rotateKek } from './kek-rotation.js';
 import { Keyring } from './keyring.js';
 import { NodeStore } from './nodes.js';
 import { SecretStore, type SecretsOptions } from './secrets.js';
@@ -31,6 +34,12 @@ export interface OpenedStore {
   adminCerts: AdminCertStore;
   /** Compose projects: deploy, list, remove (one transaction each). */
   stacks: StackStore;
+  /** Where the cluster CA is kept (certificate, sealed key). */
+  ca: CaRecords;
+  /** What each durable commit changed, decoded (the dispatcher's input). */
+  changes: ChangeFeed;
+  /** Replaces the KEK: every data key re-wrapped, with the new keyring, in one commit (kek-rotation.ts). */
+  rotateKek(): Promise<{ term: number; secrets: number }>;
   /** Set when this start created an autolocked store: show it once. */
   newUnlockKey?: string;
 }
@@ -45,15 +54,31 @@ export async function openStore(options: OpenStoreOptions): Promise<OpenedStore>
     onUpgrade: (revision) => log.info({ dataDir: options.dataDir, revision }, 'rewrote the data directory with a keyed log (it was written before the log was keyed)'),
   });
   const { keyring, newUnlockKey } = await Keyring.open(sodium, backend, { keyFile: join(options.dataDir, 'master.key'), autolock: options.autolock ?? false });
-  const secrets = new SecretStore(backend, keyring, new Envelope(sodium), options);
+  const envelope = new Envelope(sodium);
+  const secrets = new SecretStore(backend, keyring, envelope, options);
+  const services = new ServiceStore(backend);
   const nodes = new NodeStore(backend);
-  const adminCerts = new AdminCertStore(backend);
+  const changes = new ChangeFeed(backend);
+  const adminCerts = new AdminCertStore(backend, changes);
   // An autolocked store reads nothing before its unlock has verified the log: these run then.
   await keyring.whenReadable(async () => {
     const migrated = await nodes.migrateJoinLabels();
     if (migrated > 0) log.warn({ nodes: migrated }, 'moved the labels nodes reported at join to engine labels: they were self-reported; set node labels with `hush node label`');
+    const uses = await services.migrateSecretUses();
+    if (uses > 0) log.info({ keys: uses }, 'recorded which services use which secrets (data written before uses were recorded)');
     await adminCerts.load();
   });
-  const services = new ServiceStore(backend);
-  return { backend, keyring, secrets, services, nodes, adminCerts, stacks: new StackStore(backend, secrets, services), newUnlockKey };
+  return {
+    backend,
+    keyring,
+    secrets,
+    services,
+    nodes,
+    adminCerts,
+    stacks: new StackStore(backend, secrets, services),
+    ca: new CaRecords(backend, secrets),
+    changes,
+    rotateKek: () => rotateKek(backend, keyring, envelope),
+    newUnlockKey,
+  };
 }

@@ -5,10 +5,11 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { HushError } from '../errors/index.js';
+import { DEFAULT_KEEP_VERSIONS, retainVersions } from '../rotation/index.js';
 import { ConflictError, type Backend, type KvCondition, type KvOp } from './backend.js';
 import { Envelope, type SealedValue } from './envelope.js';
-import { SharedExclusiveGate } from './gate.js';
 import { newObjectId } from './ids.js';
+import { SECRET_PREFIX, SECRET_USE_PREFIX, sealedKey, secretIdKey, secretKey, secretUseKey, secretUsersPrefix } from './keys.js';
 import type { Keyring } from './keyring.js';
 import { assertValidLabels, assertValidName, assertValidValue, DEFAULT_MAX_VALUE_BYTES } from '../rules/index.js';
 
@@ -51,21 +52,20 @@ export interface RevisionedSecret extends SecretSummary {
 
 export interface SecretsOptions {
   maxValueBytes?: number;
-  /** How many versions to keep per secret; older ones are dropped on rotation. */
+  /** How many versions to keep per secret (rotation's retention rule applies it); older ones are dropped on rotation. */
   keepVersions?: number;
 }
 
-const SECRET_PREFIX = 'secrets/';
-/** Internal sealed values (the CA key, the join secret): encrypted like secrets, never listed. */
-const SEALED_PREFIX = 'sealed/';
-const sealedBinding = (name: string) => ({ id: 'internal', name, version: 1 });
-const ID_PREFIX = 'secret-ids/';
+/** The AAD binding of an internal sealed value (the CA key, a join secret): encrypted like a secret, never listed. */
+export const sealedBinding = (name: string) => ({ id: 'internal', name, version: 1 });
 const COMMIT_RETRIES = 5;
 
-/** A secret record as read, with the revision a transaction conditions on. */
+/** A secret record as read, with the revisions a transaction conditions on. */
 export interface ReadSecret {
   record: SecretRecord;
   modRevision: number;
+  /** Of the secret's use key (keys.ts; 0 when absent): a service that starts using the secret moves it. */
+  useRevision: number;
 }
 
 /**
@@ -86,8 +86,12 @@ export interface SecretOps {
   createTxn(record: SecretRecord): { conditions: KvCondition[]; ops: KvOp[] };
   /** Replaces an existing record read at `modRevision`. */
   replaceTxn(record: SecretRecord, modRevision: number): { conditions: KvCondition[]; ops: KvOp[] };
-  /** Removes a record read at `modRevision`. */
-  removeTxn(record: SecretRecord, modRevision: number): { conditions: KvCondition[]; ops: KvOp[] };
+  /**
+   * Removes a record as read: conditioned on its use key too, so a service
+   * that started using it meanwhile fails the transaction. Put the removals
+   * of services (with their use ops) before this in the same transaction.
+   */
+  removeTxn(read: ReadSecret): { conditions: KvCondition[]; ops: KvOp[] };
   /** Holds while the KEK that sealed the new versions is the active one: add it to any transaction that seals. */
   keyCondition(): KvCondition;
 }
@@ -95,10 +99,6 @@ export interface SecretOps {
 export class SecretStore {
   readonly maxValueBytes: number;
   private readonly keepVersions: number;
-  /** Seals under the active KEK (shared) wait for a KEK rotation (exclusive) and vice versa. */
-  private readonly kekGate = new SharedExclusiveGate();
-  /** Asked before a delete; throws (409) when something still uses the secret. */
-  removalGuard: (name: string) => Promise<void> = async () => {};
 
   constructor(
     private readonly backend: Backend,
@@ -107,14 +107,14 @@ export class SecretStore {
     options: SecretsOptions = {},
   ) {
     this.maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
-    this.keepVersions = options.keepVersions ?? 16;
+    this.keepVersions = options.keepVersions ?? DEFAULT_KEEP_VERSIONS;
   }
 
   async create(name: string, data: Uint8Array, labels: Record<string, string> = {}): Promise<SecretSummary> {
     assertValidName(name);
     assertValidValue(data, this.maxValueBytes);
     assertValidLabels(labels);
-    return this.kekGate.shared(() => this.createSealed(name, data, labels));
+    return this.keyring.withActiveKek(() => this.createSealed(name, data, labels));
   }
 
   private async createSealed(name: string, data: Uint8Array, labels: Record<string, string>): Promise<SecretSummary> {
@@ -165,8 +165,8 @@ export class SecretStore {
     let revision: number;
     try {
       revision = await this.backend.commit({
-        conditions: [{ key: SECRET_PREFIX + record.name, modRevision }],
-        ops: [{ type: 'put', key: SECRET_PREFIX + record.name, value: JSON.stringify(next) }],
+        conditions: [{ key: secretKey(record.name), modRevision }],
+        ops: [{ type: 'put', key: secretKey(record.name), value: JSON.stringify(next) }],
       });
     } catch (err) {
       if (err instanceof ConflictError) throw stale();
@@ -180,27 +180,34 @@ export class SecretStore {
     return { ...summarize(record), versions: record.versions.map(({ version, createdAt }) => ({ version, createdAt })) };
   }
 
+  /**
+   * Removes a secret no service uses (409 otherwise, as Docker). The check is
+   * part of the delete's transaction: a service commit that starts using the
+   * secret touches its use key (services.ts), and the delete is conditioned
+   * on that key, so a service created between the check and the delete makes
+   * the delete retry, and then refuse.
+   */
   async remove(nameOrId: string): Promise<void> {
-    const { record, modRevision } = await this.find(nameOrId);
-    await this.removalGuard(record.name);
-    try {
-      await this.backend.commit({
-        conditions: [{ key: SECRET_PREFIX + record.name, modRevision }],
-        ops: [
-          { type: 'delete', key: SECRET_PREFIX + record.name },
-          { type: 'delete', key: ID_PREFIX + record.id },
-        ],
-      });
-    } catch (err) {
-      if (err instanceof ConflictError) throw new HushError('conflict', `secret "${record.name}" changed while it was being removed; try again`);
-      throw err;
+    for (let attempt = 0; ; attempt++) {
+      const { record, modRevision } = await this.find(nameOrId);
+      // The use key is read before the users are listed: a use added after this read moves the key, one added before is in the list.
+      const use = await this.backend.get(secretUseKey(record.name));
+      const users = (await this.backend.list(secretUsersPrefix(record.name))).map((e) => e.key.slice(secretUsersPrefix(record.name).length));
+      if (users.length > 0) throw inUse(record.name, users);
+      try {
+        await this.backend.commit(removeTxn({ record, modRevision, useRevision: use?.modRevision ?? 0 }));
+        return;
+      } catch (err) {
+        if (!(err instanceof ConflictError)) throw err;
+        if (attempt >= COMMIT_RETRIES) throw new HushError('conflict', `secret "${record.name}" changed while it was being removed; try again`);
+      }
     }
   }
 
   /** Adds a new version and makes it current. */
   async rotate(nameOrId: string, data: Uint8Array): Promise<{ name: string; version: number }> {
     assertValidValue(data, this.maxValueBytes);
-    return this.kekGate.shared(() => this.addVersion(nameOrId, data));
+    return this.keyring.withActiveKek(() => this.addVersion(nameOrId, data));
   }
 
   private async addVersion(nameOrId: string, data: Uint8Array): Promise<{ name: string; version: number }> {
@@ -210,8 +217,8 @@ export class SecretStore {
       const version = next.versions.at(-1)!.version;
       try {
         await this.backend.commit({
-          conditions: [{ key: SECRET_PREFIX + record.name, modRevision }, this.keyring.condition()],
-          ops: [{ type: 'put', key: SECRET_PREFIX + record.name, value: JSON.stringify(next) }],
+          conditions: [{ key: secretKey(record.name), modRevision }, this.keyring.condition()],
+          ops: [{ type: 'put', key: secretKey(record.name), value: JSON.stringify(next) }],
         });
         return { name: record.name, version };
       } catch (err) {
@@ -233,7 +240,7 @@ export class SecretStore {
     const version = record.versions.at(-1)!.version + 1;
     const now = new Date().toISOString();
     const sealed = this.envelope.seal(data, { id: record.id, name: record.name, version }, kek, term);
-    return { ...record, updatedAt: now, versions: [...record.versions, { version, createdAt: now, ...sealed }].slice(-this.keepVersions) };
+    return { ...record, updatedAt: now, versions: retainVersions([...record.versions, { version, createdAt: now, ...sealed }], this.keepVersions) };
   }
 
   /**
@@ -242,11 +249,15 @@ export class SecretStore {
    * with a transaction that seals under the KEK it replaces.
    */
   async sealing<T>(work: (ops: SecretOps) => Promise<T>): Promise<T> {
-    return this.kekGate.shared(() =>
+    return this.keyring.withActiveKek(() =>
       work({
         readAll: async () => {
           this.keyring.assertUnlocked();
-          return (await this.backend.list(SECRET_PREFIX)).map((e) => ({ record: JSON.parse(e.value) as SecretRecord, modRevision: e.modRevision }));
+          const uses = new Map((await this.backend.list(SECRET_USE_PREFIX)).map((e) => [e.key.slice(SECRET_USE_PREFIX.length), e.modRevision]));
+          return (await this.backend.list(SECRET_PREFIX)).map((e) => {
+            const record = JSON.parse(e.value) as SecretRecord;
+            return { record, modRevision: e.modRevision, useRevision: uses.get(record.name) ?? 0 };
+          });
         },
         newRecord: (name, data, labels) => {
           assertValidName(name);
@@ -269,16 +280,10 @@ export class SecretStore {
         },
         createTxn,
         replaceTxn: (record, modRevision) => ({
-          conditions: [{ key: SECRET_PREFIX + record.name, modRevision }],
-          ops: [{ type: 'put', key: SECRET_PREFIX + record.name, value: JSON.stringify(record) }],
+          conditions: [{ key: secretKey(record.name), modRevision }],
+          ops: [{ type: 'put', key: secretKey(record.name), value: JSON.stringify(record) }],
         }),
-        removeTxn: (record, modRevision) => ({
-          conditions: [{ key: SECRET_PREFIX + record.name, modRevision }],
-          ops: [
-            { type: 'delete', key: SECRET_PREFIX + record.name },
-            { type: 'delete', key: ID_PREFIX + record.id },
-          ],
-        }),
+        removeTxn,
         keyCondition: () => this.keyring.condition(),
       }),
     );
@@ -295,67 +300,27 @@ export class SecretStore {
 
   /** Stores an internal value (CA key, join secret) sealed under the KEK, like a secret. */
   async putSealed(name: string, data: Uint8Array): Promise<void> {
-    await this.kekGate.shared(async () => {
+    await this.keyring.withActiveKek(async () => {
       const { term, kek } = this.keyring.activeKek();
       const sealed = this.envelope.seal(data, sealedBinding(name), kek, term);
-      await this.backend.commit({ conditions: [this.keyring.condition()], ops: [{ type: 'put', key: SEALED_PREFIX + name, value: JSON.stringify(sealed) }] });
+      await this.backend.commit({ conditions: [this.keyring.condition()], ops: [{ type: 'put', key: sealedKey(name), value: JSON.stringify(sealed) }] });
     });
   }
 
   async getSealed(name: string): Promise<Uint8Array | undefined> {
     this.keyring.assertUnlocked();
-    const entry = await this.backend.get(SEALED_PREFIX + name);
+    const entry = await this.backend.get(sealedKey(name));
     if (!entry) return undefined;
     const sealed = JSON.parse(entry.value) as SealedValue;
     return this.envelope.open(sealed, sealedBinding(name), this.keyring.kek(sealed.term));
   }
 
-  /**
-   * Replaces the KEK: every data key is re-wrapped under a new key term and
-   * the new keyring is committed with them in one transaction.
-   */
-  async rotateKek(): Promise<{ term: number; secrets: number }> {
-    return this.kekGate.exclusive(() => this.rewrapAll());
-  }
-
-  private async rewrapAll(): Promise<{ term: number; secrets: number }> {
-    for (let attempt = 0; ; attempt++) {
-      const rotation = this.keyring.prepareRotation();
-      const entries = await this.backend.list(SECRET_PREFIX);
-      const conditions: KvCondition[] = [rotation.condition];
-      const ops: KvOp[] = [{ type: 'put', ...rotation.op }];
-      for (const entry of entries) {
-        const record = JSON.parse(entry.value) as SecretRecord;
-        const versions = record.versions.map((v) => ({
-          ...v,
-          ...this.envelope.rewrap(v, { id: record.id, name: record.name, version: v.version }, this.keyring.kek(v.term), rotation.kek, rotation.term),
-        }));
-        conditions.push({ key: entry.key, modRevision: entry.modRevision });
-        ops.push({ type: 'put', key: entry.key, value: JSON.stringify({ ...record, versions }) });
-      }
-      for (const entry of await this.backend.list(SEALED_PREFIX)) {
-        const sealed = JSON.parse(entry.value) as SealedValue;
-        const name = entry.key.slice(SEALED_PREFIX.length);
-        const rewrapped = this.envelope.rewrap(sealed, sealedBinding(name), this.keyring.kek(sealed.term), rotation.kek, rotation.term);
-        conditions.push({ key: entry.key, modRevision: entry.modRevision });
-        ops.push({ type: 'put', key: entry.key, value: JSON.stringify(rewrapped) });
-      }
-      try {
-        const revision = await this.backend.commit({ conditions, ops });
-        this.keyring.adopt(rotation.term, rotation.kek, rotation.op.value, revision);
-        return { term: rotation.term, secrets: entries.length };
-      } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= COMMIT_RETRIES) throw err;
-      }
-    }
-  }
-
   private async find(nameOrId: string): Promise<{ record: SecretRecord; modRevision: number }> {
     this.keyring.assertUnlocked();
-    let entry = await this.backend.get(SECRET_PREFIX + nameOrId);
+    let entry = await this.backend.get(secretKey(nameOrId));
     if (!entry) {
-      const byId = await this.backend.get(ID_PREFIX + nameOrId);
-      if (byId) entry = await this.backend.get(SECRET_PREFIX + byId.value);
+      const byId = await this.backend.get(secretIdKey(nameOrId));
+      if (byId) entry = await this.backend.get(secretKey(byId.value));
     }
     if (!entry) throw new HushError('not_found', `no secret named "${nameOrId}"; \`hush secret ls\` lists them`);
     return { record: JSON.parse(entry.value) as SecretRecord, modRevision: entry.modRevision };
@@ -364,8 +329,8 @@ export class SecretStore {
 
 /** A new record and its id index; each key built once (the engine looks it up several times). */
 function createTxn(record: SecretRecord): { conditions: KvCondition[]; ops: KvOp[] } {
-  const key = SECRET_PREFIX + record.name;
-  const idKey = ID_PREFIX + record.id;
+  const key = secretKey(record.name);
+  const idKey = secretIdKey(record.id);
   return {
     conditions: [
       { key, modRevision: 0 },
@@ -376,6 +341,23 @@ function createTxn(record: SecretRecord): { conditions: KvCondition[]; ops: KvOp
       { type: 'put', key: idKey, value: record.name },
     ],
   };
+}
+
+/** Removes a record as read; the use key's condition makes a use added meanwhile fail the transaction. */
+function removeTxn({ record, modRevision, useRevision }: ReadSecret): { conditions: KvCondition[]; ops: KvOp[] } {
+  const useKey = secretUseKey(record.name);
+  return {
+    conditions: [
+      { key: secretKey(record.name), modRevision },
+      { key: useKey, modRevision: useRevision },
+    ],
+    ops: [{ type: 'delete', key: secretKey(record.name) }, { type: 'delete', key: secretIdKey(record.id) }, ...(useRevision ? [{ type: 'delete', key: useKey } as const] : [])],
+  };
+}
+
+function inUse(name: string, users: string[]): HushError {
+  const many = users.length > 1;
+  return new HushError('in_use', `secret "${name}" is used by service${many ? 's' : ''} ${users.join(', ')}; remove or update ${many ? 'them' : 'it'} first`);
 }
 
 /**

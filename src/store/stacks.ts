@@ -11,11 +11,13 @@
  * project) is refused, never adopted: otherwise a deploy could rotate or
  * prune any secret by naming it.
  */
+import type { Grant } from '../acl/index.js';
 import { HushError } from '../errors/index.js';
 import { assertValidLabels, assertValidName, assertValidProjectName } from '../rules/index.js';
 import { ConflictError, type Backend, type KvCondition, type KvOp } from './backend.js';
 import type { ReadSecret, SecretOps, SecretRecord, SecretStore } from './secrets.js';
-import { SERVICE_PREFIX, type GrantRecord, type ServiceRecord, type ServiceStore } from './services.js';
+import { secretUseOps, type ServiceRecord, type ServiceStore } from './services.js';
+import { serviceKey } from './keys.js';
 
 /** The label docker stack deploy puts on what it creates. */
 export const STACK_LABEL = 'com.docker.stack.namespace';
@@ -35,7 +37,7 @@ export interface DeploySecret {
 export interface DeployService {
   name: string;
   /** Validated by acl (targets, modes, ids) before they get here. */
-  grants: GrantRecord[];
+  grants: Grant[];
   /** Canonical constraint texts, validated by acl. */
   constraints: string[];
 }
@@ -161,7 +163,7 @@ export class StackStore {
     const now = new Date().toISOString();
     for (const planned of plan.services) {
       const found = services.get(planned.name);
-      const key = SERVICE_PREFIX + planned.name;
+      const key = serviceKey(planned.name);
       const labels = { [STACK_LABEL]: project };
       if (found && !inStack(found.record.labels, project)) {
         foreign.push(`service "${planned.name}"${ownerNote(found.record.labels)}`);
@@ -173,7 +175,7 @@ export class StackStore {
         continue;
       }
       const record: ServiceRecord = { name: planned.name, grants: planned.grants, constraints: planned.constraints, labels, createdAt: found?.record.createdAt ?? now, updatedAt: now };
-      add({ conditions: [{ key, modRevision: found?.modRevision ?? 0 }], ops: [{ type: 'put', key, value: JSON.stringify(record) }] });
+      add({ conditions: [{ key, modRevision: found?.modRevision ?? 0 }], ops: [{ type: 'put', key, value: JSON.stringify(record) }, ...secretUseOps(planned.name, found?.record.grants ?? [], planned.grants)] });
       actions.push({ kind: 'service', name: planned.name, action: found ? 'update' : 'create' });
     }
 
@@ -192,12 +194,13 @@ export class StackStore {
       // Services that stay (the plan's, and those outside the project) must not lose a granted secret.
       const staying = [...services.values()].filter((s) => !goneServices.includes(s)).map((s) => (keepServices.has(s.record.name) ? { ...s.record, grants: plan.services.find((p) => p.name === s.record.name)!.grants } : s.record));
       assertUnused(goneSecrets, staying, `it is no longer in project "${project}"`);
+      // Services first: their use ops touch use keys that the secret removals below then delete.
       for (const s of goneServices) {
-        add({ conditions: [{ key: SERVICE_PREFIX + s.record.name, modRevision: s.modRevision }], ops: [{ type: 'delete', key: SERVICE_PREFIX + s.record.name }] });
+        add(serviceRemoveTxn(s));
         actions.push({ kind: 'service', name: s.record.name, action: 'remove' });
       }
       for (const s of goneSecrets) {
-        add(sealer.removeTxn(s.record, s.modRevision));
+        add(sealer.removeTxn(s));
         actions.push({ kind: 'secret', name: s.record.name, action: 'remove' });
       }
     }
@@ -248,13 +251,15 @@ export class StackStore {
     assertUnused(secrets, all.filter((s) => !services.includes(s)).map((s) => s.record), `stack "${project}" is being removed`);
     const txn: Txn = { conditions: [], ops: [] };
     const actions: DeployAction[] = [];
+    // Services first: their use ops touch use keys that the secret removals below then delete.
     for (const s of services) {
-      txn.conditions.push({ key: SERVICE_PREFIX + s.record.name, modRevision: s.modRevision });
-      txn.ops.push({ type: 'delete', key: SERVICE_PREFIX + s.record.name });
+      const part = serviceRemoveTxn(s);
+      txn.conditions.push(...part.conditions);
+      txn.ops.push(...part.ops);
       actions.push({ kind: 'service', name: s.record.name, action: 'remove' });
     }
     for (const s of secrets) {
-      const part = sealer.removeTxn(s.record, s.modRevision);
+      const part = sealer.removeTxn(s);
       txn.conditions.push(...part.conditions);
       txn.ops.push(...part.ops);
       actions.push({ kind: 'secret', name: s.record.name, action: 'remove' });
@@ -347,10 +352,16 @@ function sameLabels(a: Record<string, string> | undefined, b: Record<string, str
 }
 
 function sameService(record: ServiceRecord, planned: DeployService, labels: Record<string, string>): boolean {
-  const grant = (g: GrantRecord) => [g.source, g.target, g.uid, g.gid, g.mode];
+  const grant = (g: Grant) => [g.source, g.target, g.uid, g.gid, g.mode];
   return (
     JSON.stringify(record.grants.map(grant)) === JSON.stringify(planned.grants.map(grant)) &&
     JSON.stringify(record.constraints) === JSON.stringify(planned.constraints) &&
     sameLabels(record.labels, labels)
   );
+}
+
+/** Removes a service as read, with the ops that drop its uses of secrets. */
+function serviceRemoveTxn(s: { record: ServiceRecord; modRevision: number }): Txn {
+  const key = serviceKey(s.record.name);
+  return { conditions: [{ key, modRevision: s.modRevision }], ops: [{ type: 'delete', key }, ...secretUseOps(s.record.name, s.record.grants, [])] };
 }

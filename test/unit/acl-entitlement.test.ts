@@ -3,7 +3,6 @@ import {
   decideContainerStart,
   diffEntitlement,
   entitledSecrets,
-  servicesUsingSecret,
   validateServiceSpec,
   type NodeView,
   type ServiceSpec,
@@ -205,9 +204,3 @@ describe('acl entitlement: diffEntitlement', () => {
   }
 });
 
-describe('acl services: servicesUsingSecret', () => {
-  it('lists the services granted a secret, sorted', () => {
-    expect(servicesUsingSecret('tls_key', services)).to.deep.equal(['db', 'web']);
-    expect(servicesUsingSecret('unused', services)).to.deep.equal([]);
-  });
-});

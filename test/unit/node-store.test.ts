@@ -5,7 +5,7 @@
  * store opens.
  */
 import { expect } from 'chai';
-import { NODE_PREFIX, openStore, type OpenedStore } from '../../src/store/index.js';
+import { keys, openStore, type OpenedStore } from '../../src/store/index.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 
 describe('node store: admin labels and engine labels', () => {
@@ -56,7 +56,7 @@ describe('node store: admin labels and engine labels', () => {
       createdAt: '2024-01-01T00:00:00.000Z',
       updatedAt: '2024-01-01T00:00:00.000Z',
     };
-    await backend.commit({ ops: [{ type: 'put', key: NODE_PREFIX + old.id, value: JSON.stringify(old) }] });
+    await backend.commit({ ops: [{ type: 'put', key: keys.nodeKey(old.id), value: JSON.stringify(old) }] });
     await backend.close();
 
     store = await openStore({ dataDir: dir });

@@ -61,6 +61,7 @@ describe('OpenAPI document', () => {
       nodes: store.nodes,
       adminCerts: store.adminCerts,
       stacks: store.stacks,
+      rotateKek: () => store.rotateKek(),
       cluster: () => undefined,
       certs: () => undefined,
       randomBytes: (n) => new Uint8Array(n),

@@ -14,9 +14,9 @@ import {
   secretsEqual,
   signNodeCsr,
   verifyIssuedBy,
-  type AdminRole,
   type KeyAndCert,
 } from '../../src/pki/index.js';
+import type { Role } from '../../src/acl/index.js';
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
@@ -271,7 +271,7 @@ describe('pki', () => {
     });
 
     it('refuses unknown roles and bad names', () => {
-      expectHushError(() => issueClientCert(ca, { commonName: 'a', role: 'root' as AdminRole }), 'bad_request', /unknown role "root"/);
+      expectHushError(() => issueClientCert(ca, { commonName: 'a', role: 'root' as Role }), 'bad_request', /unknown role "root"/);
       expectHushError(() => issueClientCert(ca, { commonName: 'a'.repeat(65), role: 'admin' }), 'bad_request', /1 to 64 characters/);
       expectHushError(() => issueClientCert(ca, { commonName: 'a\nb', role: 'admin' }), 'bad_request', /control characters/);
     });

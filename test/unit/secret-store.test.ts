@@ -66,7 +66,7 @@ describe('secret store', () => {
   it('rotates the KEK: every value stays readable, old key terms are gone, writes racing it are not lost', async () => {
     for (let i = 0; i < 20; i++) await store.secrets.create(`s${i}`, bytes(`value-${i}`));
     const racing = Array.from({ length: 10 }, (_, i) => store.secrets.create(`race${i}`, bytes(`race-${i}`)));
-    const rotation = store.secrets.rotateKek();
+    const rotation = store.rotateKek();
     const more = Array.from({ length: 10 }, (_, i) => store.secrets.create(`late${i}`, bytes(`late-${i}`)));
     await Promise.all([...racing, rotation, ...more]);
     expect(store.keyring.term).to.equal(2);
@@ -109,7 +109,7 @@ describe('secret store', () => {
   it('never writes a value, or its base64, to disk', async () => {
     const values = Array.from({ length: 20 }, (_, i) => `plaintext-marker-${i}-${Math.random().toString(36).slice(2)}`);
     for (const [i, v] of values.entries()) await store.secrets.create(`m${i}`, bytes(v));
-    await store.secrets.rotateKek();
+    await store.rotateKek();
     const files = await readdir(dir);
     const all = Buffer.concat(await Promise.all(files.map((f) => readFile(join(dir, f)))));
     for (const v of values) {

@@ -6,28 +6,8 @@ import { assertAbsent, assertPrivateDirectory, createPrivateFile, makePrivateDir
 import type { ApiClient } from '../client.js';
 import { certTtlOption } from '../input.js';
 import { listCommand } from './object-commands.js';
-
-interface CertRecord {
-  name: string;
-  role: string;
-  serial: string;
-  status: string;
-  issuedAt: string;
-  notAfter: string;
-  revokedAt?: string;
-  supersededBy?: string;
-}
-
-interface IssuedCert {
-  name: string;
-  role: string;
-  serial: string;
-  notAfter: string;
-  certPem: string;
-  keyPem: string;
-  caPem: string;
-  replaced?: string;
-}
+// Types only: erased at build, so the CLI loads nothing of the API.
+import type { AdminCertView as CertRecord, IssuedAdminCert as IssuedCert } from '../../api/index.js';
 
 /** Key first: if anything fails later, the key is already where only the caller can read it. */
 const CREDENTIAL_FILES = ['key.pem', 'cert.pem', 'ca.pem'] as const;

@@ -5,26 +5,12 @@ import type { ApiClient } from '../client.js';
 import { collectKeyValue } from '../input.js';
 import { ago } from '../output.js';
 import { inspectCommand, listCommand, removeCommand } from './object-commands.js';
+// Types only: erased at build, so the CLI loads nothing of the store or the API.
+import type { NodeStatus } from '../../api/index.js';
+import type { NodeRecord as StoredNode, ServiceRecord } from '../../store/index.js';
 
-interface ServiceRecord {
-  name: string;
-  grants: acl.Grant[];
-  constraints: string[];
-  createdAt: string;
-  updatedAt: string;
-}
-
-interface NodeRecord {
-  id: string;
-  name: string;
-  hostname: string;
-  /** Set by an admin, on the node's name. */
-  labels: Record<string, string>;
-  /** Reported by the node itself. */
-  engineLabels: Record<string, string>;
-  containers: { id: string; service: string }[];
-  status: { state: string; lastHeartbeat?: string; ackedRevision?: number };
-}
+/** A node as GET /v1/nodes shows it: `labels` set by an admin on the node's name, `engineLabels` reported by the node itself. */
+type NodeRecord = StoredNode & { labels: Record<string, string>; status: NodeStatus };
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 const enc = encodeURIComponent;

@@ -103,14 +103,14 @@ export function upCommand(): Command {
     .option('--mounts <dir>', 'where per-container secret mounts go', DEFAULT_MOUNTS_DIR)
     .action(async (flags: UpFlags) => {
       const home = hushHome(flags.home);
-      const store = await startStoreFrom(join(home, 'data'), { ...flags, home });
-      const cluster = await store.clusterReady.catch(async (err: unknown) => {
-        await store.close();
+      const daemon = await startStoreFrom(join(home, 'data'), { ...flags, home });
+      const cluster = await daemon.clusterReady.catch(async (err: unknown) => {
+        await daemon.close();
         throw err;
       });
       // The agent joins anew at each start (it keeps no identity on disk); the node of the previous run is ours to retire.
       const previous = (await readHomeConfig(home)).upNodeId;
-      if (previous) await store.store.nodes.revoke(previous).catch(() => undefined);
+      if (previous) await daemon.retireNode(previous).catch(() => undefined);
       const { FuseMounts, startAgent } = await import('../../agent/index.js');
       const { log } = await import('../../log/index.js');
       const name = hostname();
@@ -123,7 +123,7 @@ export function upCommand(): Command {
         mounts: await FuseMounts.create(flags.mounts, log.child({ component: 'agent' })),
         debug: process.env.HUSH_AGENT_DEBUG === '1',
       }).catch(async (err: unknown) => {
-        await store.close();
+        await daemon.close();
         throw err;
       });
       await updateHomeConfig(home, { agentSocket: flags.agentSocket, upNodeId: agent.nodeId });
@@ -131,7 +131,7 @@ export function upCommand(): Command {
       await untilSignal();
       // Agent first: it unmounts every container's secrets before the store goes.
       await agent.close();
-      await store.close();
+      await daemon.close();
     });
 }
 

@@ -4,19 +4,8 @@ import { ApiClient } from '../client.js';
 import { collectKeyValue, readValue } from '../input.js';
 import { ago, formatOption, printJson, printTable, type Format } from '../output.js';
 import { inspectCommand, listCommand, removeCommand } from './object-commands.js';
-
-interface SecretSummary {
-  id: string;
-  name: string;
-  version: number;
-  labels: Record<string, string>;
-  createdAt: string;
-  updatedAt: string;
-}
-
-interface SecretDetail extends SecretSummary {
-  versions: { version: number; createdAt: string }[];
-}
+// Types only: erased at build, so the CLI loads nothing of the store.
+import type { SecretDetail, SecretSummary } from '../../store/index.js';
 
 const path = (name: string) => `/v1/secrets/${encodeURIComponent(name)}`;
 

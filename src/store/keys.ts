@@ -1,0 +1,48 @@
+/**
+ * The storage key layout: every key and prefix the store writes, defined
+ * once. Records are JSON unless noted; names never contain "/" (rules'
+ * assertValidName), so `prefix + name` never collides across kinds and a
+ * prefix list never reaches into another kind's keys.
+ *
+ *   secrets/<name>                 secret record with every retained version, sealed
+ *   secret-ids/<id>                → name (text)
+ *   secret-users/<name>/<service>  the service grants the secret (written with the service)
+ *   secret-use/<name>              touched by every commit that adds or drops a use of the secret
+ *   sealed/<name>                  internal sealed values: the CA key, the join secrets
+ *   services/<name>                service record: grants, constraints
+ *   nodes/<id>                     node record: name, hostname, engine labels, containers
+ *   node-labels/<node name>        admin labels of a node name
+ *   revoked/<id>                   a removed node's revocation, kept for good
+ *   admin-certs/<serial>           admin client certificate record (never a key)
+ *   admin-cert-names/<name>        → serial of the name's current certificate (text)
+ *   pki/ca-cert                    the cluster CA certificate (PEM text; its key is sealed/ca-key)
+ *   meta/keyring                   the sealed keyring of KEKs
+ */
+
+export const SECRET_PREFIX = 'secrets/';
+export const SECRET_ID_PREFIX = 'secret-ids/';
+export const SECRET_USERS_PREFIX = 'secret-users/';
+export const SECRET_USE_PREFIX = 'secret-use/';
+export const SEALED_PREFIX = 'sealed/';
+export const SERVICE_PREFIX = 'services/';
+export const NODE_PREFIX = 'nodes/';
+export const NODE_LABELS_PREFIX = 'node-labels/';
+export const REVOKED_PREFIX = 'revoked/';
+export const ADMIN_CERT_PREFIX = 'admin-certs/';
+export const ADMIN_CERT_NAME_PREFIX = 'admin-cert-names/';
+export const CA_CERT_KEY = 'pki/ca-cert';
+export const KEYRING_KEY = 'meta/keyring';
+
+export const secretKey = (name: string): string => SECRET_PREFIX + name;
+export const secretIdKey = (id: string): string => SECRET_ID_PREFIX + id;
+/** Where the services using one secret are listed (prefix of their use keys). */
+export const secretUsersPrefix = (secret: string): string => `${SECRET_USERS_PREFIX}${secret}/`;
+export const secretUserKey = (secret: string, service: string): string => secretUsersPrefix(secret) + service;
+export const secretUseKey = (secret: string): string => SECRET_USE_PREFIX + secret;
+export const sealedKey = (name: string): string => SEALED_PREFIX + name;
+export const serviceKey = (name: string): string => SERVICE_PREFIX + name;
+export const nodeKey = (id: string): string => NODE_PREFIX + id;
+export const nodeLabelsKey = (name: string): string => NODE_LABELS_PREFIX + name;
+export const revokedKey = (id: string): string => REVOKED_PREFIX + id;
+export const adminCertKey = (serial: string): string => ADMIN_CERT_PREFIX + serial;
+export const adminCertNameKey = (name: string): string => ADMIN_CERT_NAME_PREFIX + name;

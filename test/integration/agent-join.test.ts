@@ -12,6 +12,7 @@ import { STORE_TLS_NAME } from '../../src/api/index.js';
 import { certFingerprint, createClusterCa, formatJoinToken, issueServerCert, newJoinSecret, readCertIdentity, type KeyAndCert } from '../../src/pki/index.js';
 import { rejection } from '../helpers/assert.js';
 import { FakeStore } from '../helpers/agent-fake-store.js';
+import { until } from '../helpers/until.js';
 
 interface TlsStore {
   server: tls.Server;
@@ -58,7 +59,8 @@ describe('agent join: CA fingerprint check before anything is sent', function ()
   it('accepts the fingerprint in upper case too', async () => {
     const store = await tlsStore(ca);
     servers.push(store.server);
-    await fetchVerifiedStoreCa(parseStoreAddress(`localhost:${store.port}`), certFingerprint(ca.certPem).toUpperCase());
+    const caPem = await fetchVerifiedStoreCa(parseStoreAddress(`localhost:${store.port}`), certFingerprint(ca.certPem).toUpperCase());
+    expect(certFingerprint(caPem)).to.equal(certFingerprint(ca.certPem));
   });
 
   it('refuses an impostor CA with a message naming both fingerprints, having sent nothing', async () => {
@@ -71,6 +73,10 @@ describe('agent join: CA fingerprint check before anything is sent', function ()
     );
     await new Promise((r) => setTimeout(r, 100));
     expect(Buffer.concat(store.received).length).to.equal(0);
+    // Positive control: bytes a client does send after the handshake are seen, so the empty result above means nothing was sent.
+    const probe = tls.connect({ host: '127.0.0.1', port: store.port, rejectUnauthorized: false, ALPNProtocols: ['h2'] }, () => probe.end('probe'));
+    probe.on('error', () => {});
+    await until(() => Buffer.concat(store.received).toString() === 'probe', 'the probe bytes at the store', 5_000);
   });
 
   it('refuses a store that does not present its CA certificate', async () => {

@@ -15,8 +15,9 @@ import { ClusterPki } from '../../src/server/cluster-pki.js';
 import { openStore } from '../../src/store/index.js';
 import { call, closeClients, type ErrorBody } from '../helpers/http.js';
 import { hush, startStoreProcess, stopProcess, waitForCluster, type StoreProcess } from '../helpers/hush-process.js';
-import { until } from '../helpers/run-process.js';
+import { foreignClientCert } from '../helpers/test-ca.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 interface TlsFiles {
   ca: Buffer;
@@ -183,8 +184,7 @@ describe('admin API (integration)', function () {
     expect(await httpsStatus(adminUrl, { ca, cert: await readFile(join(dir, 'cert.pem')), key: await readFile(join(dir, 'key.pem')) })).to.equal(200);
     // The TLS 1.3 layer refuses them, not the app (which would answer a status): no certificate gets TLS 1.3's alert for it.
     expect(await httpsStatus(adminUrl, { ca })).to.equal('ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED');
-    const foreignCa = pki.createClusterCa();
-    const foreign = pki.issueClientCert(foreignCa, { commonName: 'mallory', role: 'admin' });
+    const foreign = foreignClientCert();
     // One from another CA: node's server checks it after OpenSSL's handshake and drops the connection without an alert.
     expect(await httpsStatus(adminUrl, { ca, cert: foreign.certPem, key: foreign.keyPem })).to.equal('ECONNRESET');
   });

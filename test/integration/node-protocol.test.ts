@@ -12,6 +12,7 @@ import { nodeServiceClient, STORE_TLS_NAME, type JoinResponse, type StoreMessage
 import * as pki from '../../src/pki/index.js';
 import { closeClients } from '../helpers/http.js';
 import { hush, startStoreProcess, stopProcess, waitForCluster, type StoreProcess } from '../helpers/hush-process.js';
+import { newTestCa } from '../helpers/test-ca.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 
 type Client = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
@@ -79,8 +80,7 @@ describe('node protocol gate (integration)', function () {
   it('refuses a session with a certificate from another CA, even one naming a real node', async () => {
     const key = pki.generateKeyPair().keyPem;
     const { reply } = await joinNode(clientWith(), currentToken(), key);
-    const foreignCa = pki.createClusterCa();
-    const forged = pki.signNodeCsr(foreignCa, pki.createCsr(key, 'x'), { nodeId: reply!.node_id, role: 'node', validitySeconds: 3600 });
+    const forged = newTestCa().nodeCert(reply!.node_id, { keyPem: key }).certPem;
     const { status } = await session(clientWith(key, forged));
     expect(status?.code).to.equal(grpc.status.UNAUTHENTICATED);
   });

@@ -52,9 +52,3 @@ export function newTestCa(opts: { commonName?: string } = {}): TestCa {
 export function foreignClientCert(commonName = 'mallory', role: AdminRole = 'admin'): KeyAndCert {
   return newTestCa().clientCert(commonName, role);
 }
-
-/** A fresh key and a CSR for it, as an agent makes before it joins. */
-export function joinKey(commonName = 'x'): { keyPem: string; csrPem: string } {
-  const { keyPem } = generateKeyPair();
-  return { keyPem, csrPem: createCsr(keyPem, commonName) };
-}

@@ -17,20 +17,9 @@ import {
   type WireGrant,
   type WireSecretVersion,
   type WireServiceGrants,
-  STORE_TLS_NAME,
 } from '../../src/protocol/index.js';
-import {
-  certFingerprint,
-  createClusterCa,
-  formatJoinToken,
-  issueServerCert,
-  newJoinSecret,
-  parseJoinToken,
-  readCertIdentity,
-  secretsEqual,
-  signNodeCsr,
-  type KeyAndCert,
-} from '../../src/pki/index.js';
+import { newJoinSecret, parseJoinToken, readCertIdentity, secretsEqual, signNodeCsr, type KeyAndCert } from '../../src/pki/index.js';
+import { newTestCa, type TestCa } from './test-ca.js';
 
 export interface FakeService {
   grants: WireGrant[];
@@ -56,13 +45,13 @@ export interface FakeSession {
 }
 
 export interface FakeStoreOptions {
-  ca?: KeyAndCert;
+  ca?: TestCa;
   port?: number;
   nodeCertSeconds?: number;
 }
 
 export class FakeStore {
-  readonly ca: KeyAndCert;
+  readonly ca: TestCa;
   readonly serverCert: KeyAndCert;
   readonly joinSecret = newJoinSecret();
   readonly nodeCertSeconds: number;
@@ -82,14 +71,14 @@ export class FakeStore {
   #server: grpc.Server | undefined;
 
   constructor(opts: FakeStoreOptions = {}) {
-    this.ca = opts.ca ?? createClusterCa();
-    this.serverCert = issueServerCert(this.ca, { hosts: [STORE_TLS_NAME] });
+    this.ca = opts.ca ?? newTestCa();
+    this.serverCert = this.ca.serverCert();
     this.nodeCertSeconds = opts.nodeCertSeconds ?? 3600;
     this.port = opts.port ?? 0;
   }
 
   get token(): string {
-    return formatJoinToken(certFingerprint(this.ca.certPem), this.joinSecret);
+    return this.ca.joinToken(this.joinSecret);
   }
 
   get address(): string {

@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { cleanStaleMounts } from '../../src/tmpfs-mount/index.js';
 import { call } from './http.js';
 import { HUSH_BIN } from './hush-process.js';
+import { until } from './until.js';
 
 export interface AgentProcess {
   child: ChildProcess;
@@ -93,18 +94,17 @@ export async function startAgentProcess(opts: AgentProcessOptions): Promise<Agen
 
 /** Resolves once the agent's session with the store is up (its snapshot applied). */
 export async function waitForSession(agent: AgentProcess, state = 'ready', timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  const inState = async () => {
     if (agent.child.exitCode !== null || agent.child.signalCode !== null) throw new Error(`agent exited (${agent.child.exitCode ?? agent.child.signalCode}):\n${agent.output()}`);
     try {
-      const reply = await call<{ session: { state: string } }>(agent.socket, 'GET', '/v1/status');
-      if (reply.body?.session?.state === state) return;
+      return (await call<{ session: { state: string } }>(agent.socket, 'GET', '/v1/status')).body?.session?.state === state;
     } catch {
-      // not listening yet
+      return false; // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`agent session not ${state} in time:\n${agent.output()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  };
+  await until(inState, `the agent session to be ${state}`, timeoutMs, 50).catch((err: Error) => {
+    throw err.message.startsWith('agent exited') ? err : new Error(`agent session not ${state} in time:\n${agent.output()}`);
+  });
 }
 
 /** Runs `hush agent` expecting it to exit on its own (a refused join). */
@@ -129,17 +129,17 @@ export async function freePort(): Promise<number> {
 
 /** The pid of the node process strace started (strace's only child). */
 async function tracedChildPid(stracePid: number): Promise<number> {
-  const deadline = Date.now() + 5_000;
-  for (;;) {
+  let children: string[] = [];
+  const started = async () => {
     try {
-      const children = (await readFile(`/proc/${stracePid}/task/${stracePid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean);
-      if (children.length > 0) return Number(children[0]);
+      children = (await readFile(`/proc/${stracePid}/task/${stracePid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean);
     } catch {
       // not there yet
     }
-    if (Date.now() > deadline) throw new Error(`no child of strace ${stracePid}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+    return children.length > 0;
+  };
+  await until(started, `a child of strace ${stracePid}`, 5_000, 20);
+  return Number(children[0]);
 }
 
 /**

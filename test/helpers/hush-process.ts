@@ -1,8 +1,10 @@
-/** Runs the real `hush` CLI (the built dist/) as child processes. */
+/** Runs the real `hush` CLI (the built dist/) as child processes: the one place tests start it. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { call } from './http.js';
+import { until } from './until.js';
 
 export const HUSH_BIN = fileURLToPath(new URL('../../bin/hush', import.meta.url));
 
@@ -21,6 +23,42 @@ export function hush(args: string[], options: { env?: Record<string, string>; in
     timeout: 30_000,
   });
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+export interface Finished {
+  code: number | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+export interface Running {
+  child: ChildProcess;
+  stdout(): Buffer;
+  stderr(): string;
+  finished: Promise<Finished>;
+}
+
+/** Starts a CLI command that runs for a while or writes binary output (`hush up`, `hush run`), stdin open. */
+export function startHush(args: string[], env: Record<string, string> = {}): Running {
+  const child = spawn(process.execPath, [HUSH_BIN, ...args], { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  let err = '';
+  child.stdout!.on('data', (c: Buffer) => out.push(c));
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const finished = once(child, 'close').then(([code]) => ({ code: code as number | null, stdout: Buffer.concat(out), stderr: err }));
+  return { child, stdout: () => Buffer.concat(out), stderr: () => err, finished };
+}
+
+/** Runs a CLI command to completion without blocking the test's event loop (which may be serving what the command talks to). */
+export async function runHush(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<Finished> {
+  const running = startHush(args, env);
+  running.child.stdin!.end();
+  const timer = setTimeout(() => running.child.kill('SIGKILL'), timeoutMs);
+  try {
+    return await running.finished;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 export interface StoreProcess {
@@ -44,22 +82,20 @@ export async function startStoreProcess(opts: { data: string; socket: string; ho
   child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
   const exited = once(child, 'exit').then(([code]) => code as number | null);
-  const deadline = Date.now() + 20_000;
   const waitForCluster = !(opts.extraArgs ?? []).includes('--autolock');
-  for (;;) {
+  const started = async () => {
     if (child.exitCode !== null || child.signalCode !== null) throw new Error(`store exited during start-up:\n${output}`);
     try {
       const reply = await call<{ cluster: string }>(opts.socket, 'GET', '/healthz');
-      if (reply.status === 200 && (!waitForCluster || reply.body.cluster === 'ready')) break;
+      return reply.status === 200 && (!waitForCluster || reply.body.cluster === 'ready');
     } catch {
-      // not listening yet
+      return false; // not listening yet
     }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`store did not start in time:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  };
+  await until(started, 'the store to start', 20_000, 50).catch((err: Error) => {
+    child.kill('SIGKILL');
+    throw err.message.startsWith('store exited') ? err : new Error(`store did not start in time:\n${output}`);
+  });
   return { child, socket: opts.socket, output: () => output, exited };
 }
 
@@ -70,16 +106,15 @@ export async function stopProcess(proc: { child: ChildProcess; exited: Promise<u
 
 /** Waits until the store has recorded its cluster listeners (after unlock) in HUSH_HOME. */
 export async function waitForCluster(home: string, timeoutMs = 20_000): Promise<{ nodeAddress: string; adminAddress: string }> {
-  const { readFile } = await import('node:fs/promises');
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  let config: { nodeAddress?: string; adminAddress?: string } = {};
+  const written = async () => {
     try {
-      const config = JSON.parse(await readFile(`${home}/config.json`, 'utf8')) as { nodeAddress?: string; adminAddress?: string };
-      if (config.nodeAddress) return { nodeAddress: config.nodeAddress, adminAddress: config.adminAddress ?? '' };
+      config = JSON.parse(await readFile(`${home}/config.json`, 'utf8')) as typeof config;
     } catch {
       // not written yet
     }
-    if (Date.now() > deadline) throw new Error(`store did not bring up its cluster listeners within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+    return config.nodeAddress !== undefined;
+  };
+  await until(written, 'the store to record its cluster listeners in config.json', timeoutMs, 50);
+  return { nodeAddress: config.nodeAddress!, adminAddress: config.adminAddress ?? '' };
 }

@@ -11,12 +11,13 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { certFingerprint, createClusterCa, formatJoinToken, newJoinSecret, parseJoinToken } from '../../src/pki/index.js';
+import { formatJoinToken, parseJoinToken } from '../../src/pki/index.js';
 import { findInProcessMemory, freePort, mountsDirOf, runAgentToExit, startAgentProcess, waitForSession, type AgentProcess } from '../helpers/agent-process.js';
 import { call, closeClients, type ErrorBody } from '../helpers/http.js';
-import { until } from '../helpers/run-process.js';
 import { hush, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
+import { newTestCa } from '../helpers/test-ca.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 interface Held {
   revision: number;
@@ -284,14 +285,14 @@ describe('agent end to end (store process + two agent processes)', function () {
     const tampered = formatJoinToken(caFingerprint, secret.slice(0, -1) + (secret.endsWith('a') ? 'b' : 'a'));
     const t = await runAgentToExit({ store: `127.0.0.1:${port}`, token: tampered, socket: join(dir, 't.sock') });
     expect(t.code, t.output).to.equal(1);
-    expect(t.output).to.match(/error: the store at 127\.0\.0\.1:\d+ refused to join this node: /);
+    expect(t.output).to.match(/error: the store at 127\.0\.0\.1:\d+ refused to join this node: join token is not valid for node name /);
 
     cli(['join-token', '--rotate']);
     const old = await runAgentToExit({ store: `127.0.0.1:${port}`, token, socket: join(dir, 'o.sock') });
     expect(old.code, old.output).to.equal(1);
-    expect(old.output).to.match(/refused to join this node/);
+    expect(old.output).to.match(/refused to join this node: join token is not valid for node name /);
 
-    const impostor = formatJoinToken(certFingerprint(createClusterCa().certPem), newJoinSecret());
+    const impostor = newTestCa().joinToken();
     const wrong = await runAgentToExit({ store: `127.0.0.1:${port}`, token: impostor, socket: join(dir, 'w.sock') });
     expect(wrong.code, wrong.output).to.equal(1);
     expect(wrong.output).to.include(`error: the store at 127.0.0.1:${port} presents CA ${caFingerprint}, but the join token expects`);

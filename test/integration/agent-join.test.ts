@@ -8,10 +8,11 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { fetchVerifiedStoreCa, joinStore, parseStoreAddress } from '../../src/agent/index.js';
-import { STORE_TLS_NAME } from '../../src/protocol/index.js';
-import { certFingerprint, createClusterCa, formatJoinToken, issueServerCert, newJoinSecret, readCertIdentity, type KeyAndCert } from '../../src/pki/index.js';
+import { certFingerprint, readCertIdentity } from '../../src/pki/index.js';
 import { rejection } from '../helpers/assert.js';
 import { FakeStore } from '../helpers/agent-fake-store.js';
+import { newTestCa, type TestCa } from '../helpers/test-ca.js';
+import { until } from '../helpers/until.js';
 
 interface TlsStore {
   server: tls.Server;
@@ -20,8 +21,8 @@ interface TlsStore {
   received: Buffer[];
 }
 
-async function tlsStore(ca: KeyAndCert, opts: { sendCa?: boolean } = {}): Promise<TlsStore> {
-  const cert = issueServerCert(ca, { hosts: [STORE_TLS_NAME] });
+async function tlsStore(ca: TestCa, opts: { sendCa?: boolean } = {}): Promise<TlsStore> {
+  const cert = ca.serverCert();
   const received: Buffer[] = [];
   const server = tls.createServer({ key: cert.keyPem, cert: opts.sendCa === false ? cert.certPem : cert.certPem + ca.certPem, ALPNProtocols: ['h2'] });
   server.on('secureConnection', (socket) => {
@@ -35,13 +36,13 @@ async function tlsStore(ca: KeyAndCert, opts: { sendCa?: boolean } = {}): Promis
 
 describe('agent join: CA fingerprint check before anything is sent', function () {
   this.timeout(30_000);
-  let ca: KeyAndCert;
-  let impostorCa: KeyAndCert;
+  let ca: TestCa;
+  let impostorCa: TestCa;
   const servers: tls.Server[] = [];
 
   before(() => {
-    ca = createClusterCa();
-    impostorCa = createClusterCa({ commonName: 'hush cluster CA' }); // same name, different key: only the fingerprint tells them apart
+    ca = newTestCa();
+    impostorCa = newTestCa({ commonName: 'hush cluster CA' }); // same name, different key: only the fingerprint tells them apart
   });
   after(() => {
     for (const s of servers) s.close();
@@ -50,33 +51,38 @@ describe('agent join: CA fingerprint check before anything is sent', function ()
   it('accepts the store whose CA matches the token and returns that CA', async () => {
     const store = await tlsStore(ca);
     servers.push(store.server);
-    const caPem = await fetchVerifiedStoreCa(parseStoreAddress(`127.0.0.1:${store.port}`), certFingerprint(ca.certPem));
-    expect(certFingerprint(caPem)).to.equal(certFingerprint(ca.certPem));
+    const caPem = await fetchVerifiedStoreCa(parseStoreAddress(`127.0.0.1:${store.port}`), ca.fingerprint);
+    expect(certFingerprint(caPem)).to.equal(ca.fingerprint);
     expect(readCertIdentity(caPem).commonName).to.equal('hush cluster CA');
   });
 
   it('accepts the fingerprint in upper case too', async () => {
     const store = await tlsStore(ca);
     servers.push(store.server);
-    await fetchVerifiedStoreCa(parseStoreAddress(`localhost:${store.port}`), certFingerprint(ca.certPem).toUpperCase());
+    const caPem = await fetchVerifiedStoreCa(parseStoreAddress(`localhost:${store.port}`), ca.fingerprint.toUpperCase());
+    expect(certFingerprint(caPem)).to.equal(ca.fingerprint);
   });
 
   it('refuses an impostor CA with a message naming both fingerprints, having sent nothing', async () => {
     const store = await tlsStore(impostorCa);
     servers.push(store.server);
-    const expected = certFingerprint(ca.certPem);
+    const expected = ca.fingerprint;
     const err = await rejection(fetchVerifiedStoreCa(parseStoreAddress(`127.0.0.1:${store.port}`), expected));
     expect(err.message).to.equal(
-      `the store at 127.0.0.1:${store.port} presents CA ${certFingerprint(impostorCa.certPem)}, but the join token expects ${expected}: wrong store or an impostor`,
+      `the store at 127.0.0.1:${store.port} presents CA ${impostorCa.fingerprint}, but the join token expects ${expected}: wrong store or an impostor`,
     );
     await new Promise((r) => setTimeout(r, 100));
     expect(Buffer.concat(store.received).length).to.equal(0);
+    // Positive control: bytes a client does send after the handshake are seen, so the empty result above means nothing was sent.
+    const probe = tls.connect({ host: '127.0.0.1', port: store.port, rejectUnauthorized: false, ALPNProtocols: ['h2'] }, () => probe.end('probe'));
+    probe.on('error', () => {});
+    await until(() => Buffer.concat(store.received).toString() === 'probe', 'the probe bytes at the store', 5_000);
   });
 
   it('refuses a store that does not present its CA certificate', async () => {
     const store = await tlsStore(ca, { sendCa: false });
     servers.push(store.server);
-    const err = await rejection(fetchVerifiedStoreCa(parseStoreAddress(`127.0.0.1:${store.port}`), certFingerprint(ca.certPem)));
+    const err = await rejection(fetchVerifiedStoreCa(parseStoreAddress(`127.0.0.1:${store.port}`), ca.fingerprint));
     expect(err.message).to.match(/did not present its CA certificate/);
   });
 
@@ -85,7 +91,7 @@ describe('agent join: CA fingerprint check before anything is sent', function ()
     const port = store.port;
     store.server.close();
     await once(store.server, 'close');
-    const err = await rejection(fetchVerifiedStoreCa(parseStoreAddress(`127.0.0.1:${port}`), certFingerprint(ca.certPem)));
+    const err = await rejection(fetchVerifiedStoreCa(parseStoreAddress(`127.0.0.1:${port}`), ca.fingerprint));
     expect(err.message).to.equal(`cannot reach the store at 127.0.0.1:${port}: ECONNREFUSED`);
   });
 
@@ -111,14 +117,14 @@ describe('agent join: CA fingerprint check before anything is sent', function ()
 
     it('never calls Join on a store whose CA does not match the token', async () => {
       const joinsBefore = store.joins.length;
-      const otherToken = formatJoinToken(certFingerprint(impostorCa.certPem), store.joinSecret);
+      const otherToken = impostorCa.joinToken(store.joinSecret);
       const err = await rejection(joinStore({ address: parseStoreAddress(store.address), token: otherToken }));
       expect(err.message).to.match(/presents CA [0-9a-f]{64}, but the join token expects [0-9a-f]{64}: wrong store or an impostor/);
       expect(store.joins.length).to.equal(joinsBefore);
     });
 
     it('reports a token the store refuses (right CA, wrong secret)', async () => {
-      const tampered = formatJoinToken(certFingerprint(ca.certPem), newJoinSecret());
+      const tampered = ca.joinToken();
       const err = await rejection(joinStore({ address: parseStoreAddress(store.address), token: tampered }));
       expect(err.message).to.equal(`the store at ${store.address} refused to join this node: invalid join token`);
     });

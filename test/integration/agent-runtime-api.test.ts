@@ -27,6 +27,7 @@ import type { WireContainer, WireDecision } from '../../src/protocol/index.js';
 import { call, closeClients } from '../helpers/http.js';
 import { rejection } from '../helpers/assert.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 type Answer = WireDecision | Error | 'never';
 
@@ -224,10 +225,7 @@ describe('agent runtime API (unix socket, scripted store)', function () {
       child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
       return { child, out: () => out };
     };
-    const waitFor = async (what: () => boolean, label: string) => {
-      for (let i = 0; i < 200 && !what(); i++) await new Promise((r) => setTimeout(r, 25));
-      expect(what(), label).to.equal(true);
-    };
+    const waitFor = (what: () => boolean, label: string) => until(what, label, 5_000);
     const rotate = (version: number) =>
       cache.apply({ revision: cache.revision + 1, upserts: [{ name: 'db_password', version, data: Buffer.from(`pw${version}`), created_at_ms: Date.now() }], removals: [], services: [], removed_services: [] });
     try {

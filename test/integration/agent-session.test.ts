@@ -9,12 +9,12 @@ import { expect } from 'chai';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startAgent, type AgentOptions, type RunningAgent } from '../../src/agent/index.js';
-import { certFingerprint, createClusterCa, formatJoinToken } from '../../src/pki/index.js';
 import { log } from '../../src/log/index.js';
 import { FakeStore, grant } from '../helpers/agent-fake-store.js';
 import { rejection } from '../helpers/assert.js';
 import { call, closeClients, type ErrorBody } from '../helpers/http.js';
-import { until } from '../helpers/run-process.js';
+import { newTestCa } from '../helpers/test-ca.js';
+import { until } from '../helpers/until.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 
 const quiet = log.child({}, { level: 'silent' });
@@ -81,10 +81,9 @@ describe('agent against a misbehaving store (fault injection; real gRPC, real mu
   });
 
   it('refuses to start against an impostor CA and leaves no socket behind', async () => {
-    const other = createClusterCa();
     const socket = join(dir, 'impostor.sock');
     const err = await rejection(
-      startAgent({ store: store.address, token: formatJoinToken(certFingerprint(other.certPem), store.joinSecret), socket, log: quiet }),
+      startAgent({ store: store.address, token: newTestCa().joinToken(store.joinSecret), socket, log: quiet }),
     );
     expect(err.message).to.match(/presents CA [0-9a-f]{64}, but the join token expects [0-9a-f]{64}: wrong store or an impostor/);
     expect(store.joins).to.deep.equal([]);

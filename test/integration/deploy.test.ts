@@ -12,7 +12,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { call, closeClients, type ErrorBody } from '../helpers/http.js';
 import { hush, type RunResult } from '../helpers/hush-process.js';
-import { runHush, startHush, until, type Running } from '../helpers/run-process.js';
+import { runHush, startHush, type Running } from '../helpers/hush-process.js';
+import { until } from '../helpers/until.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 
 const FIXTURES = new URL('../fixtures/compose/', import.meta.url).pathname;

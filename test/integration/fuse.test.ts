@@ -8,7 +8,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -22,6 +22,8 @@ import {
   type SecretSource,
   type SecretsMount,
 } from '../../src/tmpfs-mount/index.js';
+import { isMountedAt } from '../helpers/mounts.js';
+import { until } from '../helpers/until.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const READER = join(ROOT, 'test/helpers/fuse-reader.ts');
@@ -96,20 +98,17 @@ const asUser = (uid: number, gid: number, ...cmd: string[]): Promise<Result> =>
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-async function mounted(mountpoint: string): Promise<boolean> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  return info.split('\n').some((line) => line.split(' ')[4] === mountpoint);
-}
-
 /** Waits until a child prints `word` on stdout; returns everything printed so far. */
 async function waitFor(child: ChildProcess, word: string): Promise<() => string> {
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 15_000;
-  while (!out.includes(word)) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`child never printed ${word}: ${out}`);
-    await sleep(10);
-  }
+  const printed = () => {
+    if (child.exitCode !== null) throw new Error(`child exited (${child.exitCode}) before it printed ${word}: ${out}`);
+    return out.includes(word);
+  };
+  await until(printed, `the child to print ${JSON.stringify(word)}`, 15_000, 10).catch((err: Error) => {
+    throw new Error(`${err.message}; it printed: ${out}`);
+  });
   return () => out;
 }
 
@@ -407,10 +406,10 @@ describe('tmpfs-mount: read-only FUSE secrets filesystem', function () {
     src.set('s', 'still here\n');
     const mnt = await mountSecrets(join(dir, `m${++seq}`), src);
     try {
-      expect(await mounted(mnt.mountpoint)).to.equal(true);
+      expect(await isMountedAt(mnt.mountpoint)).to.equal(true);
       const held = await holdOpen(join(mnt.mountpoint, 's'));
       await mnt.unmount();
-      expect(await mounted(mnt.mountpoint)).to.equal(false);
+      expect(await isMountedAt(mnt.mountpoint)).to.equal(false);
       expect((await held.readNow()).toString()).to.equal('still here\n');
       await mnt.unmount(); // idempotent
     } finally {
@@ -425,10 +424,10 @@ describe('tmpfs-mount: read-only FUSE secrets filesystem', function () {
     try {
       expect((await cat(join(mp, 'x'))).toString()).to.equal('stale\n');
       await kill(child);
-      expect(await mounted(mp), 'a dead mount stays behind').to.equal(true);
+      expect(await isMountedAt(mp), 'a dead mount stays behind').to.equal(true);
       expect((await sh('stat', [mp])).stderr).to.match(/Transport endpoint is not connected/);
       expect(await cleanStaleMounts(parent)).to.deep.equal([mp]);
-      expect(await mounted(mp)).to.equal(false);
+      expect(await isMountedAt(mp)).to.equal(false);
       expect(await cleanStaleMounts(parent)).to.deep.equal([]);
     } finally {
       await kill(child);
@@ -447,7 +446,7 @@ describe('tmpfs-mount: read-only FUSE secrets filesystem', function () {
       expect(await cleanStaleMounts(parent)).to.deep.equal([mp]);
       const [code] = await exited;
       expect(code).to.not.equal(0);
-      expect(await mounted(mp)).to.equal(false);
+      expect(await isMountedAt(mp)).to.equal(false);
     } finally {
       // Killing the server also ends its FUSE connection: nothing stays stuck.
       await kill(child);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { freePort, startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { call, closeClients } from '../helpers/http.js';
 import { hush, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
-import { until } from '../helpers/run-process.js';
+import { until } from '../helpers/until.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 
 interface NodeJson {

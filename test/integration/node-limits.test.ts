@@ -17,6 +17,7 @@ import * as pki from '../../src/pki/index.js';
 import { call, closeClients } from '../helpers/http.js';
 import { hush, startStoreProcess, stopProcess, waitForCluster, type StoreProcess } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 type Client = grpc.Client & Record<string, (...args: unknown[]) => unknown>;
 // A channel of its own per client: grpc-js would otherwise share one connection between clients.
@@ -132,11 +133,6 @@ async function openSockets(c: Cluster, count: number, localAddress = '127.0.0.1'
   return { sockets, closed: () => closed };
 }
 
-async function until(check: () => boolean, timeoutMs = 8_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-}
-
 const healthz = (c: Cluster) => call<{ status: string }>(c.store.socket, 'GET', '/healthz');
 
 describe('node port limits (integration)', function () {
@@ -243,16 +239,16 @@ describe('node port limits (integration)', function () {
     it('closes connections from one address beyond 64 while the admin socket answers, and frees the slots when they close', async () => {
       const { sockets, closed } = await openSockets(c, 80);
       try {
-        await until(() => closed() >= 16);
+        await until(() => closed() >= 16, 'the store to close connections beyond 64 from one address');
         expect(closed()).to.be.at.least(16);
         expect(sockets.filter((s) => !s.destroyed && s.readyState === 'open').length).to.be.at.most(64);
         expect((await healthz(c)).status).to.equal(200);
       } finally {
         for (const s of sockets) s.destroy();
       }
-      await until(() => closed() === 80);
+      await until(() => closed() === 80, 'all 80 sockets closed');
       const node = await joinNode(c);
-      expect(node.nodeId).to.be.a('string');
+      expect(node.nodeId).to.match(/^[a-z0-9]{25}$/);
     });
   });
 
@@ -280,7 +276,7 @@ describe('node port limits (integration)', function () {
       secure.on('close', () => (tlsClosed = true));
       secure.resume();
       await new Promise((resolve) => secure.once('secureConnect', resolve));
-      await until(() => closed() === 1 && tlsClosed);
+      await until(() => closed() === 1 && tlsClosed, 'the store to close both idle connections');
       expect(closed()).to.equal(1);
       expect(tlsClosed).to.equal(true);
     });
@@ -293,10 +289,10 @@ describe('node port limits (integration)', function () {
       stream.on('data', (m: StoreMessage) => received.push(m));
       stream.on('error', (err) => (ended = err));
       stream.write({ body: 'hello', hello: { containers: [], last_revision: 0 } });
-      await until(() => received.length > 0);
+      await until(() => received.length > 0, 'the snapshot');
       await new Promise((r) => setTimeout(r, 2_000));
       stream.write({ body: 'container_start', container_start: { request_id: 'late', container: { id: 'c1', service: 'none' } } });
-      await until(() => received.some((m) => m.body === 'decision'));
+      await until(() => received.some((m) => m.body === 'decision'), 'the decision on the late start');
       stream.cancel();
       expect(ended).to.equal(undefined);
       expect(received.map((m) => m.body)).to.deep.equal(['snapshot', 'decision']);
@@ -306,7 +302,7 @@ describe('node port limits (integration)', function () {
       const a = await openSockets(c, 6, '127.0.0.2');
       const b = await openSockets(c, 6, '127.0.0.3');
       try {
-        await until(() => a.closed() + b.closed() >= 2);
+        await until(() => a.closed() + b.closed() >= 2, 'the store to close connections beyond the total limit');
         expect(a.closed() + b.closed()).to.be.at.least(2);
         expect(b.closed()).to.be.at.least(1);
         expect((await healthz(c)).status).to.equal(200);
@@ -328,7 +324,7 @@ describe('node port limits (integration)', function () {
       // Slots come back when the calls end (the store notices the closed connection): a real join goes through.
       let joined: string | undefined;
       for (let attempt = 0; attempt < 50 && !joined; attempt++) joined = await joinNode(c).then((n) => n.nodeId, () => new Promise<undefined>((r) => setTimeout(r, 100)));
-      expect(joined).to.be.a('string');
+      expect(joined).to.match(/^[a-z0-9]{25}$/);
     });
   });
 });

@@ -12,9 +12,10 @@ import { chmod, mkdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { call, closeClients } from '../helpers/http.js';
-import { hush } from '../helpers/hush-process.js';
-import { hushMountsUnder, runHush, startHush, until, type Running } from '../helpers/run-process.js';
+import { hush, runHush, startHush, type Running } from '../helpers/hush-process.js';
+import { hushMountsUnder } from '../helpers/mounts.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -38,15 +39,21 @@ describe('hush up + hush run (integration, real FUSE)', function () {
   const run = (service: string, command: string[], extra: string[] = []) => runHush(['run', '--service', service, ...extra, '--', ...command], env);
   const containers = async () => (await call<{ id: string; service: string; mount: string }[]>(agentSocket, 'GET', '/v1/containers')).body;
 
+  /** Starts `hush up` on the suite's home (again, after a test stopped it: it reuses its data). */
+  const startUp = async () => {
+    up = startHush(['up', '--home', dir, '--socket', join(dir, 'admin.sock'), '--agent-socket', agentSocket, '--mounts', mounts, '--listen', '127.0.0.1:0', '--admin', ''], env);
+    await until(() => up.stdout().toString().includes('hush is up'), 'hush up to print its quickstart', 30_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n${up.stderr()}`);
+    });
+  };
+  const upIsRunning = () => up.child.exitCode === null && up.child.signalCode === null;
+
   before(async () => {
     dir = await tempDir('hush-run-');
     mounts = join(dir, 'mounts');
     agentSocket = join(dir, 'agent.sock');
     env = { HUSH_HOME: dir, HUSH_HOST: '', HUSH_AGENT_SOCKET: '', HUSH_AGENT_DEBUG: '1' };
-    up = startHush(['up', '--home', dir, '--socket', join(dir, 'admin.sock'), '--agent-socket', agentSocket, '--mounts', mounts, '--listen', '127.0.0.1:0', '--admin', ''], env);
-    await until(() => up.stdout().toString().includes('hush is up'), 'hush up to print its quickstart', 30_000).catch((err: Error) => {
-      throw new Error(`${err.message}\n${up.stderr()}`);
-    });
+    await startUp();
     await writeFile(join(dir, 'binary'), binary);
     await writeFile(join(dir, 'big'), big);
     cli(['secret', 'create', 'text', '-'], text);
@@ -62,8 +69,10 @@ describe('hush up + hush run (integration, real FUSE)', function () {
     cli(['node', 'label', hostname(), 'zone=eu']);
   });
 
-  afterEach(function () {
+  afterEach(async function () {
     if (this.currentTest?.state === 'failed') console.error(`hush up output:\n${up.stderr().slice(-4000)}`);
+    // A test that stops hush up leaves the next one a running one all the same.
+    if (!upIsRunning()) await startUp();
   });
 
   after(async () => {
@@ -291,23 +300,26 @@ describe('hush up + hush run (integration, real FUSE)', function () {
   }
 
   it('keeps an open handle on the version it opened while a new open reads the new version', async () => {
+    // A secret and service of its own: the rotation must not change what other tests read.
+    cli(['secret', 'create', 'big_rotating', join(dir, 'big')]);
+    cli(['service', 'create', 'rotating_reader', '--secret', 'big_rotating']);
     const reader = [
       "const fs = require('fs'); const crypto = require('crypto');",
-      "const fd = fs.openSync('/run/secrets/big', 'r'); const first = Buffer.alloc(4096); fs.readSync(fd, first, 0, 4096, 0);",
+      "const fd = fs.openSync('/run/secrets/big_rotating', 'r'); const first = Buffer.alloc(4096); fs.readSync(fd, first, 0, 4096, 0);",
       "process.stdout.write('opened\\n');",
       "process.stdin.once('data', () => {",
       "  const rest = []; const buf = Buffer.alloc(65536); let pos = 4096, n;",
       '  while ((n = fs.readSync(fd, buf, 0, buf.length, pos)) > 0) { rest.push(Buffer.from(buf.subarray(0, n))); pos += n; }',
       "  const held = crypto.createHash('sha256').update(Buffer.concat([first, ...rest])).digest('hex');",
-      "  const fresh = crypto.createHash('sha256').update(fs.readFileSync('/run/secrets/big')).digest('hex');",
+      "  const fresh = crypto.createHash('sha256').update(fs.readFileSync('/run/secrets/big_rotating')).digest('hex');",
       "  process.stdout.write(held + ' ' + fresh + '\\n'); process.exit(0); });",
     ].join('\n');
-    const child = startHush(['run', '--service', 'a', '--', process.execPath, '-e', reader], env);
+    const child = startHush(['run', '--service', 'rotating_reader', '--', process.execPath, '-e', reader], env);
     await until(() => child.stdout().toString().includes('opened'), 'reader to open the file');
     const v2 = randomBytes(500 * 1024);
     await writeFile(join(dir, 'big2'), v2);
-    cli(['secret', 'rotate', 'big', join(dir, 'big2')]);
-    await until(async () => (await call<{ secrets: { name: string; version: number }[] }>(agentSocket, 'GET', '/v1/debug/held')).body.secrets.some((s) => s.name === 'big' && s.version === 2), 'agent to hold version 2');
+    cli(['secret', 'rotate', 'big_rotating', join(dir, 'big2')]);
+    await until(async () => (await call<{ secrets: { name: string; version: number }[] }>(agentSocket, 'GET', '/v1/debug/held')).body.secrets.some((s) => s.name === 'big_rotating' && s.version === 2), 'agent to hold version 2');
     await new Promise((r) => setTimeout(r, 150)); // past the 100 ms promise for new opens
     child.child.stdin!.write('go\n');
     const done = await child.finished;
@@ -318,11 +330,14 @@ describe('hush up + hush run (integration, real FUSE)', function () {
 
   it('sends the reload signal to the command when one of its secrets rotates', async () => {
     const script = join(dir, 'reload.sh');
-    await writeFile(script, '#!/bin/sh\ntrap \'echo reloaded; cat /run/secrets/text; exit 0\' HUP\necho ready\nwhile :; do sleep 0.05; done\n');
+    // A secret and service of its own: the rotation must not change what other tests read.
+    cli(['secret', 'create', 'reloaded_text', '-'], 'first-text');
+    cli(['service', 'create', 'reloading', '--secret', 'reloaded_text']);
+    await writeFile(script, '#!/bin/sh\ntrap \'echo reloaded; cat /run/secrets/reloaded_text; exit 0\' HUP\necho ready\nwhile :; do sleep 0.05; done\n');
     await chmod(script, 0o755);
-    const child = startHush(['run', '--service', 'a', '--reload-signal', 'SIGHUP', '--', script], env);
+    const child = startHush(['run', '--service', 'reloading', '--reload-signal', 'SIGHUP', '--', script], env);
     await until(() => child.stdout().toString().includes('ready'), 'script to start');
-    cli(['secret', 'rotate', 'text', '-'], 'rotated-text');
+    cli(['secret', 'rotate', 'reloaded_text', '-'], 'rotated-text');
     const done = await child.finished;
     expect(done.code, done.stderr).to.equal(0);
     expect(done.stdout.toString()).to.match(/reloaded\nrotated-text$/);
@@ -343,10 +358,13 @@ describe('hush up + hush run (integration, real FUSE)', function () {
   });
 
   it('reuses its data when started again', async () => {
-    up = startHush(['up', '--home', dir, '--socket', join(dir, 'admin.sock'), '--agent-socket', agentSocket, '--mounts', mounts, '--listen', '127.0.0.1:0', '--admin', ''], env);
-    await until(() => up.stdout().toString().includes('hush is up'), 'hush up to start again', 30_000);
-    const names = (JSON.parse(cli(['secret', 'ls', '--format', 'json'])) as { name: string }[]).map((s) => s.name).sort();
-    expect(names).to.deep.equal(['big', 'binary', 'other', 'text']);
+    const secretNames = () => (JSON.parse(cli(['secret', 'ls', '--format', 'json'])) as { name: string }[]).map((s) => s.name).sort();
+    const before = secretNames();
+    expect(before).to.include.members(['big', 'binary', 'other', 'text']);
+    up.child.kill('SIGTERM');
+    await up.finished;
+    await startUp();
+    expect(secretNames()).to.deep.equal(before);
     const nodes = JSON.parse(cli(['node', 'ls', '--format', 'json'])) as { name: string; labels: Record<string, string>; status: { state: string } }[];
     expect(nodes.map((n) => n.status.state), 'the previous run\'s node is retired, not left down').to.deep.equal(['ready']);
     // It rejoined with its name's own token, so the name kept the admin's labels.

@@ -77,12 +77,19 @@ describe('store process (integration)', function () {
     }
 
     // No value, nor its base64, anywhere in the data directory.
-    const files = await readdir(data);
-    const everything = Buffer.concat(await Promise.all(files.map((f) => readFile(join(data, f)))));
+    const scan = async () => Buffer.concat(await Promise.all((await readdir(data)).map((f) => readFile(join(data, f)))));
+    const everything = await scan();
     for (const value of values.values()) {
       expect(everything.includes(value.subarray(0, 20))).to.equal(false);
       expect(everything.includes(Buffer.from(value.toString('base64').slice(0, 24)))).to.equal(false);
     }
+    // Positive controls: the scan reads the log (an acknowledged secret's name is in it in clear), and finds a value planted in the directory.
+    expect(everything.includes(Buffer.from(`secrets/${acknowledged[0]}`))).to.equal(true);
+    const plantedValue = values.get(acknowledged[0]!)!;
+    await writeFile(join(data, 'planted'), Buffer.concat([plantedValue, Buffer.from(` ${plantedValue.toString('base64')}`)]));
+    const withPlanted = await scan();
+    expect(withPlanted.includes(plantedValue.subarray(0, 20))).to.equal(true);
+    expect(withPlanted.includes(Buffer.from(plantedValue.toString('base64').slice(0, 24)))).to.equal(true);
   });
 
   it('refuses to start when the log is damaged in the middle, naming the file and offset', async () => {
@@ -149,7 +156,7 @@ describe('store process (integration)', function () {
   it('autolock: 423 after a restart until `hush unlock`; a wrong key is refused', async () => {
     store = await start(['--autolock']);
     const key = /HUSHKEY-1-[A-Za-z0-9_-]+/.exec(store.output())?.[0];
-    expect(key, 'unlock key printed at first start').to.be.a('string');
+    expect(key, 'unlock key printed at first start').to.match(/^HUSHKEY-1-[A-Za-z0-9_-]{43}$/);
     expect((await call(socket, 'POST', '/v1/secrets', { name: 'api_token', data: 'dG9rZW4=' })).status).to.equal(201);
     await stopProcess(store, 'SIGKILL');
     closeClients();

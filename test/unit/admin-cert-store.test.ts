@@ -76,8 +76,11 @@ describe('admin certificate records', () => {
     certs.onRevoked((r) => revokedSeen.push(r.serial));
     await certs.add(record('carol', 'dd'.repeat(16)));
     expect((await rejection(certs.add(record('carol', 'ee'.repeat(16))))).message).to.match(/exists already/);
+    const revoking = Date.now();
     const revoked = await certs.revoke('carol');
-    expect(revoked.revokedAt).to.be.a('string');
+    // When it was revoked, as an ISO timestamp (not just any string): between the call and now.
+    expect(revoked.revokedAt).to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(Date.parse(revoked.revokedAt!)).to.be.within(revoking, Date.now());
     expect(revokedSeen).to.deep.equal(['dd'.repeat(16)]);
     await certs.add(record('carol', 'ee'.repeat(16)));
     expect(certs.list().map((r) => [r.serial, r.revokedAt === undefined])).to.deep.equal([

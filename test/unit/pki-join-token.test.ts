@@ -41,7 +41,7 @@ describe('pki join tokens', () => {
   });
 
   it('refuses malformed tokens with one clear message', () => {
-    expect(() => parseJoinToken(`HUSH-1-${FP}-${SECRET}`)).not.to.throw();
+    expect(parseJoinToken(`HUSH-1-${FP}-${SECRET}`)).to.deep.equal({ caFingerprint: FP, secret: SECRET });
     const bad = [
       '',
       `SWMTKN-1-${FP}-${SECRET}`, // wrong prefix

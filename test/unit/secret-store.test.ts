@@ -110,12 +110,18 @@ describe('secret store', () => {
     const values = Array.from({ length: 20 }, (_, i) => `plaintext-marker-${i}-${Math.random().toString(36).slice(2)}`);
     for (const [i, v] of values.entries()) await store.secrets.create(`m${i}`, bytes(v));
     await store.rotateKek();
-    const files = await readdir(dir);
-    const all = Buffer.concat(await Promise.all(files.map((f) => readFile(join(dir, f)))));
+    const everything = async () => Buffer.concat(await Promise.all((await readdir(dir)).map((f) => readFile(join(dir, f)))));
+    const all = await everything();
     for (const v of values) {
       expect(all.includes(Buffer.from(v))).to.equal(false);
       expect(all.includes(Buffer.from(Buffer.from(v).toString('base64')))).to.equal(false);
     }
+    // Positive controls: the scan reads the log (a secret's name is in it in clear), and finds a value planted in the directory.
+    expect(all.includes(Buffer.from('secrets/m0'))).to.equal(true);
+    await writeFile(join(dir, 'planted'), `${values[3]} ${Buffer.from(values[4]!).toString('base64')}`);
+    const planted = await everything();
+    expect(planted.includes(Buffer.from(values[3]!))).to.equal(true);
+    expect(planted.includes(Buffer.from(Buffer.from(values[4]!).toString('base64')))).to.equal(true);
   });
 });
 

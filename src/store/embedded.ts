@@ -26,6 +26,7 @@ import { join } from 'node:path';
 import { ConflictError, CorruptionError, type KeyedBackend, type KvEntry, type KvEvent, type KvOp, type KvTxn, type PeekedValue } from './backend.js';
 import { HushError } from '../errors/index.js';
 import { writeFileAtomic } from '../files/index.js';
+import { log } from '../log/index.js';
 import { decodeCommit, encodeCommit } from './commit-codec.js';
 import type { LogAuth } from './log-auth.js';
 import { readSegment, WalWriter, type RecoveredSegment } from './wal.js';
@@ -226,7 +227,7 @@ export class EmbeddedBackend implements KeyedBackend {
         for (const p of batch) {
           this.apply(p.revision, p.ops);
           const event = { revision: p.revision, ops: p.ops };
-          for (const listener of this.listeners) listener(event);
+          for (const listener of this.listeners) notify(listener, event);
         }
         for (const p of batch) p.resolve(p.revision);
         if (wal.bytes >= this.snapshotAfterBytes) await this.snapshot();
@@ -411,4 +412,17 @@ function verifySnapshot(path: string, text: string, auth: LogAuth): ReadSnapshot
   }
   if (body.format !== undefined || checksum !== createHash('sha256').update(json).digest('hex')) throw new CorruptionError(path, 0, 'snapshot fails its checksum');
   return { ...body, format: 1 };
+}
+
+/**
+ * Tells one watcher of a durable commit. Its failure is its own: the commit
+ * stays durable and acknowledged, and the other watchers and the commits
+ * after it are not held up (an exception here would leave them unresolved).
+ */
+function notify(listener: (event: KvEvent) => void, event: KvEvent): void {
+  try {
+    listener(event);
+  } catch (err) {
+    log.error({ revision: event.revision, err: (err as Error).message }, 'a watcher of the store failed on a commit');
+  }
 }

@@ -274,12 +274,15 @@ export class Keyring {
       record = this.seal(contents, root, record);
       modRevision = await this.backend.commit({ conditions: [{ key: KEYRING_KEY, modRevision }], ops: [{ type: 'put', key: KEYRING_KEY, value: JSON.stringify(record) }] });
     }
+    // Start-up work on the verified log runs before anything counts the store as unlocked: if a task
+    // fails, the store stays locked (not half open, with its waiters never woken) and the next unlock runs them again.
+    for (const task of this.readTasks) await task();
+    this.readTasks = [];
     this.record = record;
     this.modRevision = modRevision;
     this.terms = new Map(Object.entries(contents.terms).map(([term, key]) => [Number(term), unb64(key)]));
     this.activeTerm = contents.active;
     this.currentRoot = root;
-    for (const task of this.readTasks.splice(0)) await task();
     for (const wake of this.unlockWaiters.splice(0)) wake();
   }
 

@@ -62,6 +62,19 @@ describe('embedded storage engine', () => {
     await db.close();
   });
 
+  it('acknowledges a commit and tells the other watchers when one watcher throws', async () => {
+    const db = await EmbeddedBackend.open({ auth, dir });
+    const seen: number[] = [];
+    db.watch(() => {
+      throw new Error('a broken watcher');
+    });
+    db.watch((event) => seen.push(event.revision));
+    expect(await db.commit(put('a', '1'))).to.equal(1);
+    expect(await db.commit(put('b', '2'))).to.equal(2);
+    expect(seen).to.deep.equal([1, 2]);
+    await db.close();
+  });
+
   it('cuts off a torn tail (a write interrupted by a crash) and keeps every complete record', async () => {
     const db = await EmbeddedBackend.open({ auth, dir });
     for (let i = 0; i < 10; i++) await db.commit(put(`k${i}`, `v${i}`));

@@ -200,6 +200,28 @@ describe('keyring', () => {
       expect(order).to.deep.equal(['read task (keyring record at revision 1)', 'whenUnlocked waiter']);
     });
 
+    it('stays locked when a whenReadable task fails during the unlock, and runs it again at the next unlock', async () => {
+      const first = await openKeyring(true);
+      await restart();
+      const { keyring } = await openKeyring();
+      let attempts = 0;
+      await keyring.whenReadable(async () => {
+        attempts++;
+        if (attempts === 1) throw new Error('migration failed');
+      });
+      let woken = false;
+      void keyring.whenUnlocked().then(() => (woken = true));
+      expect((await rejection(keyring.unlock(first.newUnlockKey!))).message).to.equal('migration failed');
+      await new Promise((r) => setImmediate(r));
+      expect(keyring.locked, 'not half open: locked, its waiters asleep').to.equal(true);
+      expect(woken).to.equal(false);
+      await keyring.unlock(first.newUnlockKey!);
+      expect(attempts).to.equal(2);
+      expect(keyring.locked).to.equal(false);
+      await new Promise((r) => setImmediate(r));
+      expect(woken).to.equal(true);
+    });
+
     it('runs whenReadable work at once when the store is already unlocked', async () => {
       const { keyring } = await openKeyring();
       let ran = false;

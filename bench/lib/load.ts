@@ -59,11 +59,6 @@ export function summarize(runs: LoadRun[]): LoadSummary {
   return { ops, seconds, perSecond: ops / seconds, p50: pick(0.5), p99: pick(0.99) };
 }
 
-/** The median of a few repeated runs, by rate: robust against one noisy round. */
-export function median<T>(items: T[], by: (t: T) => number): T {
-  return [...items].sort((a, b) => by(a) - by(b))[Math.floor((items.length - 1) / 2)];
-}
-
 export const fmtRate = (n: number): string => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : 'n/a');
 export const fmtMs = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : 'n/a');
 export const fmtPct = (n: number): string => (Number.isFinite(n) ? `${(n * 100).toFixed(1)}%` : 'n/a');

@@ -52,10 +52,6 @@ export function isRole(role: unknown): role is Role {
   return typeof role === 'string' && (ROLES as readonly string[]).includes(role);
 }
 
-export function isAction(action: unknown): action is Action {
-  return typeof action === 'string' && (ACTIONS as readonly string[]).includes(action);
-}
-
 /** Unknown roles (a typo in a cert, a role from a newer version) may do nothing. */
 export function can(role: string, action: Action): boolean {
   return isRole(role) && GRANTS[role].has(action);

@@ -71,7 +71,3 @@ export function lookupService(services: ServiceIndex, name: string): ServiceSpec
   return Object.hasOwn(rec, name) ? rec[name] : undefined;
 }
 
-/** Every service, whichever form the caller holds them in. */
-export function listServices(services: ServiceIndex): ServiceSpec[] {
-  return services instanceof Map ? [...services.values()] : Object.values(services as Readonly<Record<string, ServiceSpec>>);
-}

@@ -5,4 +5,4 @@
  */
 export { closeServer, listenHttps, listenOnUnixSocket, splitHostPort } from './listen.js';
 export { decodeBase64, requestBodySchema, validator, type Validator } from './validate.js';
-export { errorHandler, notFoundHandler, sendError, toHttpError, type ErrorDialect } from './errors.js';
+export { errorHandler, notFoundHandler, sendError, toHttpError } from './errors.js';

@@ -22,7 +22,7 @@ export {
   type WireSnapshot,
 } from './node-proto.js';
 export { endWithStatus, grpcStatusOf, startNodeServer, type NodeIdentity, type NodeProtocolHandler, type NodeServer } from './node-server.js';
-export { DEFAULT_NODE_LIMITS, resolveNodeLimits, type NodeLimits } from './node-limits.js';
+export { resolveNodeLimits, type NodeLimits } from './node-limits.js';
 export { grpc, isServiceError, joinClient, nodeClient, unary, type NodeClient, type NodeCredentials } from './node-client.js';
 export {
   DEFAULT_HEARTBEAT_PERIOD_MS,

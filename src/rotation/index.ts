@@ -6,4 +6,4 @@
  */
 export { generateValue, MAX_GENERATE_BYTES, MIN_GENERATE_BYTES, type RandomSource } from './generate.js';
 export { DEFAULT_KEEP_VERSIONS, retainVersions } from './retention.js';
-export { PropagationTracker, type AckReporter, type NodeHolding, type Propagation } from './propagation.js';
+export { PropagationTracker, type AckReporter } from './propagation.js';

@@ -42,9 +42,6 @@ export {
   assertAdminCertLifetime,
   assertValidCertName,
   DEFAULT_ADMIN_CERT_SECONDS,
-  formatDuration,
-  MAX_ADMIN_CERT_SECONDS,
-  MIN_ADMIN_CERT_SECONDS,
   parseDuration,
 } from './admin-certs.js';
 

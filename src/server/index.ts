@@ -1,2 +1,2 @@
 /** Process composition of the store daemon: storage, PKI, dispatcher and listeners wired together. */
-export { startStore, type RunningStore, type StoreDaemonOptions } from './store-daemon.js';
+export { startStore } from './store-daemon.js';

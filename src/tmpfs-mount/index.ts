@@ -5,9 +5,7 @@
  */
 export { mountSecrets } from './mount.js';
 export { cleanStaleMounts } from './stale.js';
-export { DEFAULT_MAX_STALENESS_MS } from './options.js';
 export type {
-  CacheMode,
   MountOptions,
   MountStats,
   OpenedVersion,

@@ -8,10 +8,10 @@ export { parseStoreAddress, DEFAULT_NODE_PORT, type StoreAddress } from './addre
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { SecretCache, type HeldSecret, type HeldService, type HeldView } from './cache.js';
 export { CHANNEL_OPTIONS } from './channel.js';
-export { ContainerRegistry, DEFAULT_DECISION_TIMEOUT_MS, type ContainerView, type RegistryOptions } from './containers.js';
+export { ContainerRegistry, DEFAULT_DECISION_TIMEOUT_MS, type ContainerDetails, type ContainerView, type RegistryOptions } from './containers.js';
 export { joinStore, type JoinOptions } from './join.js';
 export { FuseMounts } from './fuse-mounts.js';
-export { noMounts, type MountManager, type MountRequest } from './mounts.js';
+export { noMounts, type MountDetails, type MountManager, type MountRequest } from './mounts.js';
 export { acceptCertificate, renewalDelayMs, type NodeIdentity } from './node-identity.js';
 export { createRuntimeApp, type RuntimeApiDeps } from './runtime-api.js';
 export { CONTAINER_ID, validateContainerRequest } from './runtime-validate.js';

@@ -1,6 +1,6 @@
 /** Reading secret values and key=value options from the command line. */
 import { readFile } from 'node:fs/promises';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
 import { HushError } from '../errors/index.js';
 
 /** A value from a file, or from stdin with "-" (or when stdin is piped and no file is given), like `docker secret create`. */
@@ -29,4 +29,14 @@ export function collectKeyValue(flag: string) {
     if (eq <= 0) throw new InvalidArgumentError(`${flag} takes KEY=VALUE, not "${pair}".`);
     return { ...previous, [pair.slice(0, eq)]: pair.slice(eq + 1) };
   };
+}
+
+export type FuseChoice = 'kernel' | 'native';
+
+/** `--fuse kernel|native` of `hush agent` and `hush up`; absent means kernel, or native where /dev/fuse cannot be driven directly. */
+export function fuseOption(): Option {
+  return new Option(
+    '--fuse <implementation>',
+    'how secret mounts are served: kernel (the FUSE kernel protocol, page-cache speed) or native (fuse-native, the fallback); default kernel, native if /dev/fuse cannot be driven directly',
+  ).choices(['kernel', 'native']);
 }

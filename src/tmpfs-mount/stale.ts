@@ -64,7 +64,7 @@ async function unmountStale(m: MountEntry): Promise<void> {
 }
 
 /** Makes every pending and future request of this FUSE connection fail at once. */
-async function abortConnection(m: MountEntry): Promise<void> {
+export async function abortConnection(m: MountEntry): Promise<void> {
   // fusectl names a connection after the superblock's kernel dev_t.
   const dir = `${CONNECTIONS}/${(m.major << 20) | m.minor}`;
   if (!(await readMounts()).some((e) => e.fstype === 'fusectl')) {

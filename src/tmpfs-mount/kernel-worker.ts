@@ -1,0 +1,57 @@
+/**
+ * A serving thread of one kernel-protocol mount: blocking read(2) of
+ * /dev/fuse, answer, write(2), again, until the connection goes away. It never
+ * waits for the main thread: what it needs (the view, sealed bytes, the key)
+ * it already has, and what it learns (lookups with their callers, versions the
+ * kernel let go of, problems) it posts without waiting.
+ */
+import { readSync, writeSync } from 'node:fs';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { Dispatcher, REPLY_BUFFER_BYTES, REQUEST_BUFFER_BYTES, serveOne, type FuseIo } from './kernel-dispatch.js';
+import type { FromWorker, ToWorker, ViewUpdate, WorkerData } from './kernel-messages.js';
+
+const data = workerData as WorkerData;
+const generation = new Int32Array(data.generation);
+let seen = 0;
+
+function pending(): ViewUpdate[] {
+  // Main bumps the generation after each post: one atomic load per request when nothing changed.
+  const now = Atomics.load(generation, 0);
+  if (now === seen) return [];
+  seen = now;
+  const updates: ViewUpdate[] = [];
+  for (let m = receiveMessageOnPort(data.port); m !== undefined; m = receiveMessageOnPort(data.port)) updates.push(m.message as ToWorker);
+  return updates;
+}
+
+const emit = (event: FromWorker): void => parentPort!.postMessage(event);
+
+const dispatcher = new Dispatcher(
+  { key: data.key, connection: new Int32Array(data.connection), rootMtimeMs: data.rootMtimeMs, entryTimeoutMs: data.entryTimeoutMs, attrTimeoutMs: data.attrTimeoutMs, noOpen: data.noOpen },
+  new BigInt64Array(data.counters),
+  emit,
+  pending,
+);
+dispatcher.table.apply(data.initial);
+
+const io: FuseIo = {
+  read: (buf) => readSync(data.fd, buf, 0, buf.length, null),
+  write: (buf, length) => {
+    writeSync(data.fd, buf, 0, length);
+  },
+};
+const req = Buffer.alloc(REQUEST_BUFFER_BYTES);
+const out = Buffer.alloc(REPLY_BUFFER_BYTES);
+
+let reason = 'the connection ended (unmounted)';
+try {
+  while (serveOne(dispatcher, io, req, out));
+  if (dispatcher.destroyed) reason = 'the kernel sent DESTROY';
+} catch (err) {
+  reason = `reading or writing /dev/fuse failed: ${(err as Error).message}`;
+} finally {
+  data.key.fill(0);
+  out.fill(0);
+}
+emit({ kind: 'stopped', reason });
+data.port.close();

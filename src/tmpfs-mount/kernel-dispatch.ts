@@ -69,6 +69,7 @@ export class NodeTable {
   apply(update: ViewUpdate): void {
     for (const node of update.add) this.#nodes.set(node.id, { ...node, state: node.shared && stateOf(node.shared) });
     for (const id of update.drop) this.#nodes.delete(id);
+    if (update.names === undefined) return;
     this.#names.clear();
     // Keyed by the name's UTF-8 bytes read as latin1: a LOOKUP matches byte for byte.
     for (const [name, id] of update.names) this.#names.set(Buffer.from(name).toString('latin1'), id);
@@ -118,6 +119,8 @@ export class Dispatcher {
   /** Set by DESTROY: the thread stops after answering it. */
   destroyed = false;
   readonly #reported = new Set<number>();
+  /** Nodes the current request made droppable (a BATCH_FORGET may carry many): one event for all. */
+  #dropped: number[] = [];
   readonly #root: NodeAttr;
   readonly #entry: [number, number];
   readonly #attr: [number, number];
@@ -159,6 +162,8 @@ export class Dispatcher {
       Atomics.add(this.counters, Counter.ERRORS, 1n);
       this.#problem('error', opName(h.opcode), h.nodeid, (err as Error).message);
       return noReply ? 0 : this.#error(out, h.unique, Errno.EIO);
+    } finally {
+      if (this.#dropped.length > 0) this.emit({ kind: 'dropped', nodes: this.#dropped.splice(0) });
     }
   }
 
@@ -299,7 +304,7 @@ export class Dispatcher {
   #forget(id: number, n: number): void {
     const node = this.table.get(id);
     if (!node?.state) return;
-    if (forgetLookups(node.state, n)) this.emit({ kind: 'dropped', node: id });
+    if (forgetLookups(node.state, n)) this.#dropped.push(id);
     this.#reported.delete(id);
   }
 

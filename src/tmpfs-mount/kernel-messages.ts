@@ -18,8 +18,8 @@ export interface WorkerNode {
 
 export interface ViewUpdate {
   kind: 'update';
-  /** The whole directory: name → node id of its current version. */
-  names: Array<[string, number]>;
+  /** The whole directory: name → node id of its current version; absent when the names did not change. */
+  names?: Array<[string, number]>;
   add: WorkerNode[];
   drop: number[];
 }
@@ -43,7 +43,11 @@ export interface InitEvent {
   minor: number;
 }
 
-/** The first LOOKUP of a node this serving thread answered, with its caller. */
+/**
+ * The first LOOKUP of a node this serving thread answered, with its caller.
+ * The serving thread writes it into its lookup ring (lookup-ring.ts) and
+ * posts it only when the ring is full.
+ */
 export interface LookupEvent {
   kind: 'lookup';
   node: number;
@@ -53,10 +57,15 @@ export interface LookupEvent {
   at: number;
 }
 
-/** The kernel forgot a superseded node: its bytes are gone from every thread once main says so. */
+/** The thread's lookup ring is half full: collect it. */
+export interface LookupsWaitingEvent {
+  kind: 'lookups';
+}
+
+/** The kernel forgot superseded nodes (one request's worth): their bytes go from every thread once main says so. */
 export interface DroppedEvent {
   kind: 'dropped';
-  node: number;
+  nodes: number[];
 }
 
 /** A request that failed inside the thread (answered EIO) or a request we could not parse. Never carries a value. */
@@ -74,7 +83,7 @@ export interface StoppedEvent {
   reason: string;
 }
 
-export type FromWorker = InitEvent | LookupEvent | DroppedEvent | ProblemEvent | StoppedEvent;
+export type FromWorker = InitEvent | LookupEvent | LookupsWaitingEvent | DroppedEvent | ProblemEvent | StoppedEvent;
 
 /** Per-opcode request counters shared by all threads of a mount, plus these extra slots. */
 export const Counter = {
@@ -98,6 +107,8 @@ export interface WorkerData {
   connection: SharedArrayBuffer;
   /** BigInt64 × Counter.SLOTS. */
   counters: SharedArrayBuffer;
+  /** This thread's lookup ring (lookup-ring.ts). */
+  lookups: SharedArrayBuffer;
   rootMtimeMs: number;
   entryTimeoutMs: number;
   attrTimeoutMs: number;

@@ -13,14 +13,16 @@
  * cached reads/s with one reader (0 requests per read in the bench).
  *
  * Serving threads. Each blocks in read(2) on /dev/fuse. Only page-cache misses
- * (the first read of a version), lookups and forgets reach them, so they
- * matter for the first read of a new version, never for cached reads. The
- * spike measured 1 vs 2 vs 4 threads answering every request (opens reaching
- * userspace): 5.6k, 26.6k, fewer reads/s: waking a thread that sleeps on the
- * other vCPU costs ~63 µs, and with two threads one is usually already awake
- * when the next request comes. bench/fuse-read.ts measures 1 vs 2 on the cold
- * path (every read a new version): see docs/performance.md. Two by default;
- * each idle thread costs an isolate (~5 MB RSS) per mount.
+ * (the first read of a version), lookups and forgets reach them, never cached
+ * reads. The spike, where every open reached userspace, found two threads
+ * best: with one, every request paid a wake-up across vCPUs (~63 µs). Here a
+ * first read costs two requests (LOOKUP, READ) back to back from the same
+ * reader, and one thread did better, on a machine loaded to an average of 7
+ * (bench/fuse-read.ts cold rows, 2,000 new versions read once each, 5 rounds):
+ * one reader 13k-28k reads/s with 1 thread vs 6k-23k with 2; two readers at
+ * once 7k-22k vs 7k-10k. A second thread only splits the work and adds
+ * wake-ups; one thread per mount also costs one isolate less (~5 MB RSS).
+ * bench/fuse-read.ts measures both on each run (docs/performance.md).
  *
  * Retention. An old version stays readable while the kernel holds its node
  * (an open fd, a dentry): dropping it earlier would turn a held fd's next
@@ -29,16 +31,22 @@
  * test), so the retained set is the versions open fds still hold. The bound
  * only guards against a container that pins versions forever (opens and
  * never closes across many rotations): beyond it the oldest are dropped and
- * the drop is logged.
+ * the drop is logged. It is checked RETENTION_GRACE_MS after a change, not at
+ * once: rotating 2,000 files at a time (bench/fuse-read.ts, cold rows) retires
+ * 2,000 nodes whose FORGETs arrive only after the notifications: all of
+ * them within 100 ms on a quiet machine, but after more than a second with
+ * the load average at 7. Checked at once, the bound would drop live versions.
  */
 
 export const ENTRY_TIMEOUT_MS = 60_000;
 export const ATTR_TIMEOUT_MS = 60_000;
-export const DEFAULT_SERVING_THREADS = 2;
+export const DEFAULT_SERVING_THREADS = 1;
 export const MAX_SERVING_THREADS = 8;
 /** Superseded versions kept per mount while the kernel still holds them. */
 export const MAX_RETAINED_VERSIONS = 256;
 /** ... and their total size: 64 × the 500 KiB largest secret. */
 export const MAX_RETAINED_BYTES = 32 * 1024 * 1024;
+/** How long after a change the retention bound is checked. */
+export const RETENTION_GRACE_MS = 5_000;
 /** The kernel sends INIT at mount time; a thread answers it within milliseconds. */
 export const INIT_TIMEOUT_MS = 5_000;

@@ -25,6 +25,7 @@ import { Counter, type FromWorker, type InitEvent, type WorkerData } from './ker
 import { ATTR_TIMEOUT_MS, DEFAULT_SERVING_THREADS, ENTRY_TIMEOUT_MS, INIT_TIMEOUT_MS, MAX_SERVING_THREADS } from './kernel-options.js';
 import { MountView } from './kernel-view.js';
 import { isMounted, readMounts } from './mountinfo.js';
+import { LookupRing, newLookupRing } from './lookup-ring.js';
 import { KEY_BYTES, MountKey } from './shared-version.js';
 import { abortConnection } from './stale.js';
 import type { MountStats, SecretSource, SecretsMount } from './types.js';
@@ -90,6 +91,8 @@ export async function mountKernel(target: string, source: SecretSource, options:
   const connection = new SharedArrayBuffer(4);
   const counters = new SharedArrayBuffer(8 * Counter.SLOTS);
   const channels = Array.from({ length: threads }, () => new MessageChannel());
+  const ringBuffers = channels.map(() => newLookupRing());
+  const rings = ringBuffers.map((b) => new LookupRing(b));
   const mlog = log.child({ mountpoint: target });
 
   const view = new MountView(source, mountKey, {
@@ -125,6 +128,9 @@ export async function mountKernel(target: string, source: SecretSource, options:
   let onInit: (e: InitEvent) => void = () => {};
   const initDone = new Promise<InitEvent>((resolve) => (onInit = resolve));
 
+  const collectLookups = (): void => {
+    for (const ring of rings) ring.drain((r) => view.lookedUp(r.node, r));
+  };
   const handle = (event: FromWorker): void => {
     switch (event.kind) {
       case 'init':
@@ -134,8 +140,13 @@ export async function mountKernel(target: string, source: SecretSource, options:
       case 'lookup':
         view.lookedUp(event.node, event);
         break;
+      case 'lookups':
+        collectLookups();
+        break;
       case 'dropped':
-        view.dropped(event.node);
+        // What the threads wrote before this message is in their rings: take it first, so releases follow lookups.
+        collectLookups();
+        for (const node of event.nodes) view.dropped(node);
         break;
       case 'problem':
         // The thread's message names an opcode and a node id, never bytes of a file.
@@ -159,21 +170,22 @@ export async function mountKernel(target: string, source: SecretSource, options:
     throw err;
   }
 
-  const workerData = (port: MessagePort): WorkerData => ({
+  const workerData = (port: MessagePort, lookups: SharedArrayBuffer): WorkerData => ({
     fd,
     key,
     port,
     generation,
     connection,
     counters,
+    lookups,
     rootMtimeMs: Date.now(),
     entryTimeoutMs: ENTRY_TIMEOUT_MS,
     attrTimeoutMs: ATTR_TIMEOUT_MS,
     noOpen: options.noOpen ?? true,
     initial,
   });
-  workers = channels.map((c) => {
-    const w = startWorker(workerData(c.port2), c.port2);
+  workers = channels.map((c, i) => {
+    const w = startWorker(workerData(c.port2, ringBuffers[i]!), c.port2);
     w.on('message', handle);
     w.on('error', (err) => {
       // A thread that died leaves requests unanswered: end the connection so readers get an error, not a hang.
@@ -211,13 +223,17 @@ export async function mountKernel(target: string, source: SecretSource, options:
   return {
     mountpoint: target,
     implementation: 'kernel',
-    stats: () => statsOf(new BigInt64Array(counters), noOpen),
-    lookups: () => view.lookups.list(),
+    stats: () => ({ ...statsOf(new BigInt64Array(counters), noOpen), retained: view.size.retained }),
+    lookups: () => {
+      collectLookups();
+      return view.lookups.list();
+    },
     unmount: () =>
       (unmounting ??= (async () => {
         unsubscribe();
         // Names first: from here on every lookup (also through a bind of this mount elsewhere) finds nothing.
         view.clear();
+        view.dispose();
         mountKey.destroy();
         await detach(target);
         // The serving threads stay until the kernel ends the connection: a reader that still
@@ -239,7 +255,7 @@ async function abortByPath(target: string): Promise<void> {
   if (entry) await abortConnection(entry);
 }
 
-function statsOf(c: BigInt64Array, noOpen: boolean): MountStats {
+function statsOf(c: BigInt64Array, noOpen: boolean): Omit<MountStats, 'retained'> {
   const n = (i: number): number => Number(Atomics.load(c, i));
   let requests = 0;
   for (let i = 0; i < 64; i++) requests += n(i);

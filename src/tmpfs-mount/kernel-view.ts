@@ -11,7 +11,7 @@
  */
 import { invalEntryNotification, invalInodeNotification, ROOT_ID, S_IFREG } from './fuse-abi.js';
 import type { ViewUpdate, WorkerNode } from './kernel-messages.js';
-import { MAX_RETAINED_BYTES, MAX_RETAINED_VERSIONS } from './kernel-options.js';
+import { MAX_RETAINED_BYTES, MAX_RETAINED_VERSIONS, RETENTION_GRACE_MS } from './kernel-options.js';
 import { LookupLog } from './lookup-log.js';
 import { forceDrop, MountKey, stateOf, supersede } from './shared-version.js';
 import type { SecretFile, SecretSource } from './types.js';
@@ -45,6 +45,10 @@ export class MountView {
   readonly #retained = new Map<number, LiveNode>();
   #retainedBytes = 0;
   #nextId = ROOT_ID + 1;
+  #boundCheck: NodeJS.Timeout | undefined;
+  /** Nodes the kernel forgot, reported one message each: handed on in one update per turn of the event loop. */
+  #forgotten: number[] = [];
+  #flush: NodeJS.Immediate | undefined;
 
   constructor(
     private readonly source: SecretSource,
@@ -97,7 +101,7 @@ export class MountView {
     // 2. Retire the old nodes; those the kernel no longer holds go at once.
     const drop = retire.filter((node) => this.#retire(node));
     if (drop.length > 0) this.#drop(drop.map((n) => n.id));
-    this.#enforceBound();
+    this.#scheduleBoundCheck();
     // 3. The kernel: forget the cached name, so the next open looks it up again.
     for (const name of changed) this.#notify(invalEntryNotification(ROOT_ID, name), name);
     // A changed set of names also drops the directory's cached listing.
@@ -109,10 +113,25 @@ export class MountView {
     this.refresh([]);
   }
 
+  /** Stops the timer of the retention check (the mount is gone from the main thread's view). */
+  dispose(): void {
+    clearTimeout(this.#boundCheck);
+    // What the kernel forgot is handed on now: the threads may serve a lazily unmounted mount for a while.
+    if (this.#flush !== undefined) {
+      clearImmediate(this.#flush);
+      this.#flush = undefined;
+      this.#drop(this.#forgotten.splice(0));
+    }
+  }
+
   /** A serving thread saw the kernel forget a retired node. */
   dropped(id: number): void {
     this.lookups.released(id);
-    this.#drop([id]);
+    this.#forgotten.push(id);
+    this.#flush ??= setImmediate(() => {
+      this.#flush = undefined;
+      this.#drop(this.#forgotten.splice(0));
+    });
   }
 
   /** A serving thread answered the first lookup of `id`. */
@@ -171,16 +190,33 @@ export class MountView {
     return false;
   }
 
+  /**
+   * Over the bound right after a refresh is normal: the kernel forgets the
+   * old nodes only once the notifications have dropped their names (FORGETs
+   * arrive within milliseconds). So the bound is checked a little later, and
+   * only what is then still retained counts.
+   */
+  #scheduleBoundCheck(): void {
+    if (this.#boundCheck !== undefined || (this.#retained.size <= MAX_RETAINED_VERSIONS && this.#retainedBytes <= MAX_RETAINED_BYTES)) return;
+    this.#boundCheck = setTimeout(() => {
+      this.#boundCheck = undefined;
+      this.#enforceBound();
+    }, RETENTION_GRACE_MS);
+    this.#boundCheck.unref();
+  }
+
   #enforceBound(): void {
-    const forced: number[] = [];
+    const forced: LiveNode[] = [];
     for (const node of [...this.#retained.values()]) {
       if (this.#retained.size <= MAX_RETAINED_VERSIONS && this.#retainedBytes <= MAX_RETAINED_BYTES) break;
       this.#retained.delete(node.id);
       this.#retainedBytes -= node.size;
-      if (forceDrop(stateOf(node.shared!))) forced.push(node.id);
-      this.ports.warn({ file: node.name, secret: node.source, version: node.version }, 'secrets mount: dropped an old version the kernel still holds (too many retained); its uncached reads answer ESTALE');
+      if (forceDrop(stateOf(node.shared!))) forced.push(node);
     }
-    if (forced.length > 0) this.#drop(forced);
+    if (forced.length === 0) return;
+    const versions = forced.slice(0, 10).map((n) => `${n.name} (${n.source} v${n.version})`);
+    this.ports.warn({ dropped: forced.length, versions }, 'secrets mount: dropped old versions the kernel still holds (open files pin too many); their uncached reads answer ESTALE');
+    this.#drop(forced.map((n) => n.id));
   }
 
   #drop(ids: number[]): void {
@@ -190,7 +226,7 @@ export class MountView {
       this.#nodes.delete(id);
       if (this.#retained.delete(id)) this.#retainedBytes -= node.size;
     }
-    this.ports.post({ kind: 'update', names: this.#names(), add: [], drop: ids });
+    this.ports.post({ kind: 'update', add: [], drop: ids });
   }
 
   #notify(message: Buffer, name: string): void {

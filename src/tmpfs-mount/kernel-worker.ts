@@ -9,6 +9,7 @@ import { readSync, writeSync } from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { Dispatcher, REPLY_BUFFER_BYTES, REQUEST_BUFFER_BYTES, serveOne, type FuseIo } from './kernel-dispatch.js';
 import type { FromWorker, ToWorker, ViewUpdate, WorkerData } from './kernel-messages.js';
+import { LookupRing } from './lookup-ring.js';
 
 const data = workerData as WorkerData;
 const generation = new Int32Array(data.generation);
@@ -24,7 +25,15 @@ function pending(): ViewUpdate[] {
   return updates;
 }
 
-const emit = (event: FromWorker): void => parentPort!.postMessage(event);
+const ring = new LookupRing(data.lookups);
+const post = (event: FromWorker): void => parentPort!.postMessage(event);
+const emit = (event: FromWorker): void => {
+  if (event.kind !== 'lookup') return post(event);
+  // Lookups go through shared memory; a message only when the main thread should come and collect.
+  const pushed = ring.push(event);
+  if (pushed === 'ask') post({ kind: 'lookups' });
+  else if (pushed === 'full') post(event);
+};
 
 const dispatcher = new Dispatcher(
   { key: data.key, connection: new Int32Array(data.connection), rootMtimeMs: data.rootMtimeMs, entryTimeoutMs: data.entryTimeoutMs, attrTimeoutMs: data.attrTimeoutMs, noOpen: data.noOpen },
@@ -53,5 +62,5 @@ try {
   data.key.fill(0);
   out.fill(0);
 }
-emit({ kind: 'stopped', reason });
+post({ kind: 'stopped', reason });
 data.port.close();

@@ -8,49 +8,56 @@
  */
 import type { LookupRecord } from './types.js';
 
-/** Oldest versions go first beyond this: one entry per version per file, so years of hourly rotations of a few files. */
+/** Records beyond this go, oldest first: one per version looked up, so years of hourly rotations of a few files. */
 export const MAX_LOOKUP_RECORDS = 1024;
+/** What is known of nodes not (yet) looked up: enough for every version a mount can hold at once. */
+const MAX_KNOWN_NODES = 8192;
 
-interface Entry {
+interface Known {
   file: string;
   secret: string;
   version: number;
-  firstLookup: LookupRecord['firstLookup'] | null;
+  /** A release reported before the lookup that preceded it (the reports travel separately). */
   releasedAt: string | null;
 }
 
 /**
- * Entries exist from the moment a version gets its node, so that reports
- * from the serving threads (which arrive asynchronously, possibly after the
- * node is gone) always find theirs.
+ * A node is known from the moment its version gets one, so that reports from
+ * the serving threads, which arrive later and possibly after the node is
+ * gone, always find what they are about.
  */
 export class LookupLog {
-  readonly #entries = new Map<number, Entry>();
+  readonly #known = new Map<number, Known>();
+  readonly #records = new Map<number, LookupRecord>();
 
   created(node: number, file: { name: string; source: string; version: number }): void {
-    this.#entries.set(node, { file: file.name, secret: file.source, version: file.version, firstLookup: null, releasedAt: null });
-    if (this.#entries.size > MAX_LOOKUP_RECORDS) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#known.set(node, { file: file.name, secret: file.source, version: file.version, releasedAt: null });
+    if (this.#known.size > MAX_KNOWN_NODES) this.#known.delete(this.#known.keys().next().value!);
   }
 
   /** The earliest report wins (each serving thread reports its first lookup of a node). */
   lookup(node: number, caller: { pid: number; uid: number; gid: number; at: number }): void {
-    const entry = this.#entries.get(node);
-    if (!entry) return;
-    const at = new Date(caller.at).toISOString();
-    if (entry.firstLookup === null || at < entry.firstLookup.at) entry.firstLookup = { at, pid: caller.pid, uid: caller.uid, gid: caller.gid };
+    const firstLookup = { at: new Date(caller.at).toISOString(), pid: caller.pid, uid: caller.uid, gid: caller.gid };
+    const record = this.#records.get(node);
+    if (record) {
+      if (firstLookup.at < record.firstLookup.at) record.firstLookup = firstLookup;
+      return;
+    }
+    const known = this.#known.get(node);
+    if (!known) return;
+    this.#records.set(node, { file: known.file, secret: known.secret, version: known.version, firstLookup, releasedAt: known.releasedAt });
+    if (this.#records.size > MAX_LOOKUP_RECORDS) this.#records.delete(this.#records.keys().next().value!);
   }
 
   released(node: number, at = new Date()): void {
-    const entry = this.#entries.get(node);
-    if (entry && entry.releasedAt === null) entry.releasedAt = at.toISOString();
+    const record = this.#records.get(node);
+    if (record) record.releasedAt ??= at.toISOString();
+    const known = this.#known.get(node);
+    if (known) known.releasedAt ??= at.toISOString();
   }
 
-  /** Versions that were looked up, oldest first; copies. */
+  /** Versions that were looked up, in the order of their first lookup's report; copies. */
   list(): LookupRecord[] {
-    const records: LookupRecord[] = [];
-    for (const e of this.#entries.values()) {
-      if (e.firstLookup !== null) records.push({ file: e.file, secret: e.secret, version: e.version, firstLookup: { ...e.firstLookup }, releasedAt: e.releasedAt });
-    }
-    return records;
+    return [...this.#records.values()].map((r) => ({ ...r, firstLookup: { ...r.firstLookup } }));
   }
 }

@@ -16,7 +16,7 @@ export async function mountNative(target: string, source: SecretSource, options:
     cache: options.cache ?? 'off',
     debug: options.debug ?? false,
   });
-  const stats: MountStats = { requests: 0, lookup: 0, getattr: 0, readdir: 0, open: 0, read: 0, release: 0, forget: 0, refused: 0, errors: 0, stale: 0, openHandles: 0 };
+  const stats: MountStats = { requests: 0, lookup: 0, getattr: 0, readdir: 0, open: 0, read: 0, release: 0, forget: 0, refused: 0, errors: 0, stale: 0, retained: 0, openHandles: 0 };
   const handles = new HandleTable();
   const ops = makeOperations({ source, handles, stats, mountedAt: new Date(), mountpoint: target });
   const session = await startSession(target, ops, optionList);

@@ -132,6 +132,8 @@ export interface MountStats {
   errors: number;
   /** kernel: requests for a node id the mount no longer holds (answered ESTALE). */
   stale: number;
+  /** kernel: old versions still held because the kernel still references their nodes (an open file, say). */
+  retained: number;
   /** Handles currently open (native; the kernel implementation has none: no_open). */
   openHandles: number;
 }

@@ -18,6 +18,17 @@ export class MemorySource implements SecretSource {
   private lastVersion = 0;
 
   set(name: string, value: Buffer | string, grant: Grant = {}): void {
+    this.put(name, value, grant);
+    this.changed();
+  }
+
+  /** Many new versions in one change (one notification to the mount). */
+  setAll(entries: Array<[name: string, value: Buffer | string]>): void {
+    for (const [name, value] of entries) this.put(name, value, {});
+    this.changed();
+  }
+
+  private put(name: string, value: Buffer | string, grant: Grant): void {
     const bytes = Buffer.from(value);
     this.lastMtime = Math.max(Date.now(), this.lastMtime + 1);
     const mtime = new Date(this.lastMtime);
@@ -35,7 +46,6 @@ export class MemorySource implements SecretSource {
         read: (position, length) => Buffer.from(bytes.subarray(position, position + length)),
       }),
     });
-    this.changed();
   }
 
   remove(name: string): void {

@@ -285,7 +285,7 @@ describe('FUSE kernel protocol: request handler', () => {
       expect(f.events.filter((e) => e.kind === 'dropped')).to.have.length(0);
       f.send(request(Op.FORGET, u64(5), { nodeid: 2 }));
       f.send(request(Op.FORGET, u64(1), { nodeid: 2 }));
-      expect(f.events.filter((e) => e.kind === 'dropped')).to.deep.equal([{ kind: 'dropped', node: 2 }]);
+      expect(f.events.filter((e) => e.kind === 'dropped')).to.deep.equal([{ kind: 'dropped', nodes: [2] }]);
     });
 
     it('a LOOKUP that meets a dropped node takes the pending update and answers the new one', () => {

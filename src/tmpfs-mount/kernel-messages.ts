@@ -96,6 +96,10 @@ export const Counter = {
   SLOTS: 67,
 } as const;
 
+/** connection[1]: a serving thread reads /dev/fuse only once it is attached (before that, read(2) fails with EPERM). */
+export const MOUNTED = 1;
+export const ABANDONED = -1;
+
 export interface WorkerData {
   fd: number;
   /** The mount's key (a copy per thread, wiped when it stops). */
@@ -103,7 +107,7 @@ export interface WorkerData {
   port: MessagePort;
   /** Int32: bumped by main after each post to `port`, so a thread drains only when something came. */
   generation: SharedArrayBuffer;
-  /** Int32: the connection's INIT state (kernel-dispatch.ts). */
+  /** Int32 × 2: the connection's INIT state (kernel-dispatch.ts), then whether mount(8) attached the fd (MOUNTED, ABANDONED). */
   connection: SharedArrayBuffer;
   /** BigInt64 × Counter.SLOTS. */
   counters: SharedArrayBuffer;

@@ -21,7 +21,7 @@ import { HushError } from '../errors/index.js';
 import { log } from '../log/index.js';
 import { run } from './exec.js';
 import { Op } from './fuse-abi.js';
-import { Counter, type FromWorker, type InitEvent, type WorkerData } from './kernel-messages.js';
+import { ABANDONED, Counter, MOUNTED, type FromWorker, type InitEvent, type WorkerData } from './kernel-messages.js';
 import { ATTR_TIMEOUT_MS, DEFAULT_SERVING_THREADS, ENTRY_TIMEOUT_MS, INIT_TIMEOUT_MS, MAX_SERVING_THREADS } from './kernel-options.js';
 import { MountView } from './kernel-view.js';
 import { isMounted, readMounts } from './mountinfo.js';
@@ -88,7 +88,12 @@ export async function mountKernel(target: string, source: SecretSource, options:
   const key = randomBytes(KEY_BYTES);
   const mountKey = new MountKey(Buffer.from(key));
   const generation = new SharedArrayBuffer(4);
-  const connection = new SharedArrayBuffer(4);
+  // Int32 × 2: [0] the INIT state (kernel-dispatch.ts), [1] MOUNTED or ABANDONED once mount(8) is done.
+  const connection = new SharedArrayBuffer(8);
+  const attached = (state: number): void => {
+    Atomics.store(new Int32Array(connection), 1, state);
+    Atomics.notify(new Int32Array(connection), 1);
+  };
   const counters = new SharedArrayBuffer(8 * Counter.SLOTS);
   const channels = Array.from({ length: threads }, () => new MessageChannel());
   const ringBuffers = channels.map(() => newLookupRing());
@@ -161,15 +166,6 @@ export async function mountKernel(target: string, source: SecretSource, options:
     if (++stopped === workers.length) closeDevice();
   };
 
-  try {
-    await attach(fd, target);
-  } catch (err) {
-    unsubscribe();
-    mountKey.destroy();
-    closeDevice();
-    throw err;
-  }
-
   const workerData = (port: MessagePort, lookups: SharedArrayBuffer): WorkerData => ({
     fd,
     key,
@@ -198,6 +194,17 @@ export async function mountKernel(target: string, source: SecretSource, options:
     return w;
   });
   key.fill(0); // each thread has its copy; the main thread seals with mountKey's
+
+  // The threads start (an isolate each, tens of ms) while mount(8) runs; they wait for it to finish.
+  try {
+    await attach(fd, target);
+    attached(MOUNTED);
+  } catch (err) {
+    attached(ABANDONED);
+    unsubscribe();
+    mountKey.destroy();
+    throw err;
+  }
 
   // A timer that holds the process while it waits: the threads are unref'd.
   let timer: NodeJS.Timeout | undefined;

@@ -8,7 +8,7 @@
 import { readSync, writeSync } from 'node:fs';
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { Dispatcher, REPLY_BUFFER_BYTES, REQUEST_BUFFER_BYTES, serveOne, type FuseIo } from './kernel-dispatch.js';
-import type { FromWorker, ToWorker, ViewUpdate, WorkerData } from './kernel-messages.js';
+import { ABANDONED, type FromWorker, type ToWorker, type ViewUpdate, type WorkerData } from './kernel-messages.js';
 import { LookupRing } from './lookup-ring.js';
 
 const data = workerData as WorkerData;
@@ -52,9 +52,14 @@ const io: FuseIo = {
 const req = Buffer.alloc(REQUEST_BUFFER_BYTES);
 const out = Buffer.alloc(REPLY_BUFFER_BYTES);
 
+// Started while mount(8) runs: wait until it has attached the fd (or given up).
+const connection = new Int32Array(data.connection);
+while (Atomics.load(connection, 1) === 0) Atomics.wait(connection, 1, 0);
+
 let reason = 'the connection ended (unmounted)';
 try {
-  while (serveOne(dispatcher, io, req, out));
+  if (Atomics.load(connection, 1) === ABANDONED) reason = 'mounting failed';
+  else while (serveOne(dispatcher, io, req, out));
   if (dispatcher.destroyed) reason = 'the kernel sent DESTROY';
 } catch (err) {
   reason = `reading or writing /dev/fuse failed: ${(err as Error).message}`;

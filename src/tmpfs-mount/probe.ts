@@ -4,16 +4,16 @@
  * not. The only honest answer is to try: a mount of an empty directory under
  * the agent's mounts directory, its INIT answered, unmounted again.
  */
-import { rmdir } from 'node:fs/promises';
+import { mkdir, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mountKernel } from './kernel-session.js';
-import { mkdir } from 'node:fs/promises';
 
 const empty = { list: () => [], lookup: () => undefined, onChange: () => () => {} };
 
 /** Null when the kernel implementation works here; otherwise why not. */
 export async function kernelFuseUnavailable(dir: string): Promise<string | null> {
-  const target = join(dir, `.probe-${process.pid}`);
+  // A fixed name: a probe left by a crashed agent is unmounted by cleanStaleMounts and reused here.
+  const target = join(dir, '.probe');
   try {
     await mkdir(target, { recursive: true, mode: 0o700 });
     const mount = await mountKernel(target, empty, { threads: 1 });

@@ -44,12 +44,12 @@ import {
   type RequestHeader,
 } from './fuse-abi.js';
 import { Counter, type FromWorker, type KernelInit, type ViewUpdate, type WorkerNode } from './kernel-messages.js';
+import { MAX_PAGES } from './kernel-options.js';
 import { addLookup, forgetLookups, openRange, stateOf } from './shared-version.js';
 
-/** Largest READ we let the kernel send: max_pages × 4 KiB (see kernel-options.ts). */
-export const MAX_PAGES = 32;
+/** Largest READ the kernel sends us. */
 export const MAX_READ_BYTES = MAX_PAGES * 4096;
-/** Request buffer: a READ/WRITE header plus max_write, and at least the kernel's minimum. */
+/** Requests carry at most a name or a small struct (we take no writes: max_write is 4 KiB); the kernel wants ≥ 8 KiB. */
 export const REQUEST_BUFFER_BYTES = 64 * 1024;
 export const REPLY_BUFFER_BYTES = OUT_HEADER_BYTES + MAX_READ_BYTES;
 
@@ -247,6 +247,7 @@ export class Dispatcher {
     const kernel: KernelInit = {
       major: body.readUInt32LE(0),
       minor: body.readUInt32LE(4),
+      maxReadahead: body.readUInt32LE(8),
       flags,
       flags2: (flags & InitFlag.INIT_EXT) !== 0 && body.length >= 20 ? body.readUInt32LE(16) : 0,
     };
@@ -261,7 +262,7 @@ export class Dispatcher {
     out.fill(0, o, o + INIT_OUT_BYTES);
     out.writeUInt32LE(KERNEL_MAJOR, o);
     out.writeUInt32LE(n.minor, o + 4);
-    out.writeUInt32LE(body.readUInt32LE(8), o + 8); // max_readahead: the kernel's own
+    out.writeUInt32LE(kernel.maxReadahead, o + 8); // the kernel's own
     out.writeUInt32LE(n.flags >>> 0, o + 12);
     out.writeUInt32LE(4096, o + 20); // max_write: the kernel's minimum; nothing is ever written
     out.writeUInt32LE(1, o + 24); // time_gran: nanoseconds

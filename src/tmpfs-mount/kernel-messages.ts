@@ -29,6 +29,7 @@ export type ToWorker = ViewUpdate;
 export interface KernelInit {
   major: number;
   minor: number;
+  maxReadahead: number;
   flags: number;
   flags2: number;
 }

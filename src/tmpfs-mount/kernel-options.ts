@@ -39,6 +39,14 @@
  */
 
 export const ENTRY_TIMEOUT_MS = 60_000;
+/**
+ * READ size, in 4 KiB pages (INIT's max_pages). 32 pages = 128 KiB, the
+ * readahead window this kernel offers in INIT (max_readahead): sequential
+ * reads never ask for more at once, so a larger value would only grow the
+ * reply buffer of every thread. The first read of a 500 KiB version costs 4
+ * READs; cached reads cost none (bench/fuse-read.ts).
+ */
+export const MAX_PAGES = 32;
 export const ATTR_TIMEOUT_MS = 60_000;
 export const DEFAULT_SERVING_THREADS = 1;
 export const MAX_SERVING_THREADS = 8;

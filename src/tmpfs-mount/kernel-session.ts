@@ -222,7 +222,7 @@ export async function mountKernel(target: string, source: SecretSource, options:
     );
   }
   noOpen = first.noOpen;
-  const fields = { protocol: `${first.kernel.major}.${first.kernel.minor}`, spoken: `7.${first.minor}`, threads, noOpen };
+  const fields = { protocol: `${first.kernel.major}.${first.kernel.minor}`, spoken: `7.${first.minor}`, maxReadahead: first.kernel.maxReadahead, threads, noOpen };
   if (noOpen || options.noOpen === false) mlog.debug(fields, 'secrets mount: kernel FUSE protocol up');
   else mlog.warn(fields, 'secrets mount: the kernel does not offer no_open; every open reaches the agent (answered keep_cache per version node)');
 

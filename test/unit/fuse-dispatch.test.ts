@@ -118,7 +118,7 @@ function initialized(opts: { noOpen?: boolean; flags?: number } = {}) {
 describe('FUSE kernel protocol: request handler', () => {
   describe('INIT', () => {
     it('negotiates only what the read path uses, and never READDIRPLUS', () => {
-      const n = negotiate({ major: 7, minor: 45, flags: ALL_FLAGS, flags2: 0xffffffff }, true);
+      const n = negotiate({ major: 7, minor: 45, maxReadahead: 131072, flags: ALL_FLAGS, flags2: 0xffffffff }, true);
       expect(n.refused).to.equal(null);
       expect(n.minor).to.equal(40);
       expect(n.noOpen).to.equal(true);
@@ -129,8 +129,8 @@ describe('FUSE kernel protocol: request handler', () => {
     });
 
     it('refuses a kernel too old or of another major version, saying which and what to do', () => {
-      expect(negotiate({ major: 7, minor: 30, flags: ALL_FLAGS, flags2: 0 }, true).refused).to.match(/7\.30 is older than 7\.31 .*--fuse native/);
-      expect(negotiate({ major: 8, minor: 0, flags: ALL_FLAGS, flags2: 0 }, true).refused).to.match(/protocol 8\.0/);
+      expect(negotiate({ major: 7, minor: 30, maxReadahead: 131072, flags: ALL_FLAGS, flags2: 0 }, true).refused).to.match(/7\.30 is older than 7\.31 .*--fuse native/);
+      expect(negotiate({ major: 8, minor: 0, maxReadahead: 131072, flags: ALL_FLAGS, flags2: 0 }, true).refused).to.match(/protocol 8\.0/);
       const f = fixture();
       const r = f.send(request(Op.INIT, initBody(7, 26), { unique: 5n }));
       expect(r).to.deep.include({ error: -Errno.EPROTO, unique: 5n, length: 16 });

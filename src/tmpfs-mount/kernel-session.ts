@@ -11,7 +11,7 @@
  * deadlock.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -27,10 +27,40 @@ import { MountView } from './kernel-view.js';
 import { isMounted, readMounts } from './mountinfo.js';
 import { LookupRing, newLookupRing } from './lookup-ring.js';
 import { KEY_BYTES, MountKey } from './shared-version.js';
-import { abortConnection } from './stale.js';
+import { fuseConnectionDir } from './stale.js';
 import type { MountStats, SecretSource, SecretsMount } from './types.js';
 
 const MOUNT_TOOL_TIMEOUT_MS = 5_000;
+
+/**
+ * Connections whose serving threads still run: after a lazy unmount, or while
+ * a bind of the mount lives on in a container's namespace. A thread blocked in
+ * read(2) cannot be stopped from JavaScript, and Node joins its threads when
+ * the process exits: exiting would wait for the connection to end, which a
+ * stray process in a container could put off forever. So on the way out every
+ * connection still open is aborted (synchronously: 'exit' handlers cannot
+ * wait). Its readers get ENOTCONN, as they would from fuse-native's exit.
+ */
+const openConnections = new Set<string>();
+let exitHookInstalled = false;
+
+function abortOnExit(connectionDir: string): () => void {
+  openConnections.add(connectionDir);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', () => {
+      for (const dir of openConnections) {
+        try {
+          // fusectl's control file (in /sys): nothing lands on disk.
+          writeFileSync(`${dir}/abort`, '1');
+        } catch {
+          // Already gone.
+        }
+      }
+    });
+  }
+  return () => openConnections.delete(connectionDir);
+}
 
 export interface KernelMountOptions {
   threads?: number;
@@ -162,8 +192,21 @@ export async function mountKernel(target: string, source: SecretSource, options:
         break;
     }
   };
+  let forgetOnClose = (): void => {};
+  /** fusectl's directory of this connection, once mounted. */
+  let connectionDir: string | undefined = undefined;
+  const abort = (): void => {
+    if (connectionDir === undefined) return;
+    try {
+      writeFileSync(`${connectionDir}/abort`, '1');
+    } catch (err) {
+      mlog.warn({ error: (err as Error).message }, 'secrets mount: could not abort the FUSE connection');
+    }
+  };
   const exited = () => {
-    if (++stopped === workers.length) closeDevice();
+    if (++stopped < workers.length) return;
+    forgetOnClose();
+    closeDevice();
   };
 
   const workerData = (port: MessagePort, lookups: SharedArrayBuffer): WorkerData => ({
@@ -186,7 +229,7 @@ export async function mountKernel(target: string, source: SecretSource, options:
     w.on('error', (err) => {
       // A thread that died leaves requests unanswered: end the connection so readers get an error, not a hang.
       mlog.error({ error: err.message }, 'secrets mount: a serving thread failed; aborting the connection');
-      void abortByPath(target);
+      abort();
     });
     w.on('exit', exited);
     // Blocked in read(2) for the mount's whole life: not a reason to keep the process running.
@@ -205,6 +248,10 @@ export async function mountKernel(target: string, source: SecretSource, options:
     mountKey.destroy();
     throw err;
   }
+  const entry = (await readMounts()).find((m) => m.mountpoint === target);
+  connectionDir = entry && (await fuseConnectionDir(entry));
+  if (connectionDir === undefined) mlog.warn('secrets mount: no fusectl entry for this connection; the agent may wait for it at exit');
+  else if (stopped < workers.length) forgetOnClose = abortOnExit(connectionDir);
 
   // A timer that holds the process while it waits: the threads are unref'd.
   let timer: NodeJS.Timeout | undefined;
@@ -214,7 +261,7 @@ export async function mountKernel(target: string, source: SecretSource, options:
   if (first === undefined || first.refused !== null) {
     unsubscribe();
     mountKey.destroy();
-    await abortByPath(target);
+    abort();
     await detach(target);
     throw new HushError(
       'unavailable',
@@ -255,11 +302,6 @@ async function detach(target: string): Promise<void> {
   if (plain.ok || !(await isMounted(target))) return;
   const lazy = await run('umount', ['-l', target]);
   if (!lazy.ok && (await isMounted(target))) throw new HushError('internal', `unmounting ${target} failed: ${plain.stderr}; ${lazy.stderr}`);
-}
-
-async function abortByPath(target: string): Promise<void> {
-  const entry = (await readMounts()).find((m) => m.mountpoint === target);
-  if (entry) await abortConnection(entry);
 }
 
 function statsOf(c: BigInt64Array, noOpen: boolean): Omit<MountStats, 'retained'> {

@@ -9,7 +9,8 @@ import { execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
 import { cleanStaleMounts, mountSecrets, type MountOptions, type SecretsMount } from '../../src/tmpfs-mount/index.js';
 import { MemorySource } from '../helpers/memory-source.js';
@@ -34,6 +35,8 @@ async function cat(path: string): Promise<string> {
   if (r.code !== 0) throw new Error(`cat ${path}: ${r.stderr}`);
   return r.stdout;
 }
+
+const INDEX = pathToFileURL(resolve(import.meta.dirname, '../../src/tmpfs-mount/index.ts')).href;
 
 const inode = async (path: string): Promise<number> => Number((await sh('stat', ['-c', '%i', path])).stdout.trim());
 
@@ -208,5 +211,44 @@ describe('tmpfs-mount (kernel): node per version, lookups, at-once removal', fun
       },
       { noOpen: false },
     );
+  });
+
+  it('lets the serving process exit although a reader still holds its unmounted mount (its connection is aborted)', async () => {
+    // The serving thread blocks in read(2); Node joins its threads at exit, so without the abort the
+    // process would wait for the holder below for as long as it holds the mount.
+    const mp = join(dir, `k${++seq}`);
+    const code = `
+      import { mountSecrets } from ${JSON.stringify(INDEX)};
+      const bytes = Buffer.from('held\\n');
+      const file = { name: 'x', uid: 0, gid: 0, mode: 0o444, mtime: new Date(), size: bytes.length, source: 'x', version: 1,
+        open: () => ({ size: bytes.length, read: (p, l) => Buffer.from(bytes.subarray(p, p + l)) }) };
+      const m = await mountSecrets(process.env.MP, { list: () => [file], lookup: (n) => (n === 'x' ? file : undefined), onChange: () => () => {} });
+      process.stdout.write('mounted\\n');
+      process.stdin.once('data', async () => { await m.unmount(); process.stdout.write('unmounted\\n'); process.stdin.destroy(); });
+    `;
+    const server = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+      cwd: resolve(import.meta.dirname, '../..'),
+      env: { ...process.env, MP: mp },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    let out = '';
+    server.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    let holder: ReturnType<typeof spawn> | undefined;
+    try {
+      await until(() => out === 'mounted\n', 'the child to mount');
+      holder = spawn('sh', ['-c', `exec 3< ${join(mp, 'x')}; echo opened; exec sleep 60`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let held = '';
+      holder.stdout!.on('data', (d: Buffer) => (held += d.toString()));
+      await until(() => held === 'opened\n', 'the holder to open the file');
+      const exited = once(server, 'exit');
+      server.stdin!.write('go\n');
+      const [exitCode] = await exited;
+      expect(exitCode).to.equal(0);
+      expect(out).to.equal('mounted\nunmounted\n');
+      expect(holder.exitCode, 'the holder still holds the file').to.equal(null);
+    } finally {
+      if (server.exitCode === null) server.kill('SIGKILL');
+      holder?.kill('SIGKILL');
+    }
   });
 });

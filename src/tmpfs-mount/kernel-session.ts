@@ -150,7 +150,6 @@ export async function mountKernel(target: string, source: SecretSource, options:
   // Nothing runs between the first view and the subscription: no change is missed.
   const unsubscribe = source.onChange(() => view.refresh());
 
-  let init: InitEvent | undefined;
   let noOpen = false;
   let stopped = 0;
   let workers: Worker[] = [];
@@ -169,7 +168,6 @@ export async function mountKernel(target: string, source: SecretSource, options:
   const handle = (event: FromWorker): void => {
     switch (event.kind) {
       case 'init':
-        init ??= event;
         onInit(event);
         break;
       case 'lookup':

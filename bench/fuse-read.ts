@@ -204,6 +204,8 @@ export async function runFuseReadBench(): Promise<{ markdown: string }> {
     rotateAll();
     const cold1 = await mount('cold1', coldSource, { threads: 1 });
     const cold2 = await mount('cold2', coldSource, { threads: 2 });
+    const coldNativeOff = await mount('cold-native-off', coldSource, { implementation: 'native', cache: 'off' });
+    const coldNativeAuto = await mount('cold-native-auto', coldSource, { implementation: 'native', cache: 'auto' });
 
     const file = (m: SecretsMount, name = 'secret'): string => join(m.mountpoint, name);
     const configs: Config[] = [
@@ -221,6 +223,8 @@ export async function runFuseReadBench(): Promise<{ markdown: string }> {
       { group: 'cold', label: 'hush, kernel protocol, 2 serving threads', readers: 1, mode: 'each', paths: [join(cold2.mountpoint, 'a')], size: SMALL, n: COLD_FILES, mount: cold2, prepare: rotateAll },
       { group: 'cold', label: 'hush, kernel protocol, 1 serving thread (default)', readers: 2, mode: 'each', paths: [join(cold1.mountpoint, 'a'), join(cold1.mountpoint, 'b')], size: SMALL, n: COLD_FILES, mount: cold1, prepare: rotateAll },
       { group: 'cold', label: 'hush, kernel protocol, 2 serving threads', readers: 2, mode: 'each', paths: [join(cold2.mountpoint, 'a'), join(cold2.mountpoint, 'b')], size: SMALL, n: COLD_FILES, mount: cold2, prepare: rotateAll },
+      { group: 'cold', label: "hush, fuse-native, direct_io (the fallback's default)", readers: 1, mode: 'each', paths: [join(coldNativeOff.mountpoint, 'a')], size: SMALL, n: COLD_FILES, mount: coldNativeOff, prepare: rotateAll },
+      { group: 'cold', label: "hush, fuse-native, auto_cache (the fallback's best)", readers: 1, mode: 'each', paths: [join(coldNativeAuto.mountpoint, 'a')], size: SMALL, n: COLD_FILES, mount: coldNativeAuto, prepare: rotateAll },
     ];
     const results = configs.map(() => [] as Run[]);
     for (let round = 0; round < ROUNDS; round++) {
@@ -276,7 +280,10 @@ function render(rows: Row[], rotation: Rotation, others: number | undefined): st
   const cold2 = find('cold', 'hush, kernel protocol, 2');
   const cold1x2 = find('cold', 'hush, kernel protocol, 1', 2);
   const cold2x2 = find('cold', 'hush, kernel protocol, 2', 2);
-  const todaysBest = Math.max(nativeOff.readsPerSec, nativeAuto.readsPerSec);
+  const coldNativeOff = find('cold', 'hush, fuse-native, direct_io');
+  const coldNativeAuto = find('cold', 'hush, fuse-native, auto_cache');
+  // Today's best at the same job: fuse-native's faster mode, each read the first of a new version too.
+  const todaysBest = Math.max(coldNativeOff.readsPerSec, coldNativeAuto.readsPerSec);
   const table = (group: Config['group'], base: Row) => [
     '| config | readers | reads/s | p50 µs | p99 µs | p50 vs tmpfs | requests to the agent / read | agent CPU µs / read | agent CPU (cores) |',
     '|---|--:|--:|--:|--:|--:|--:|--:|--:|',
@@ -309,9 +316,9 @@ function render(rows: Row[], rotation: Rotation, others: number | undefined): st
     '',
     ...table('large', tmpfsLarge),
     '',
-    `### First read of a new version (cache cold): ${COLD_FILES} files rotated before each round, each read once`,
+    `### First read of a new version (cache cold): ${COLD_FILES} files rotated before each round, each read once; "p50 vs tmpfs" against the cached tmpfs read`,
     '',
-    ...table('cold', cold1),
+    ...table('cold', tmpfs),
     '',
     `### Rotation: apply → visible`,
     '',
@@ -323,7 +330,9 @@ function render(rows: Row[], rotation: Rotation, others: number | undefined): st
     '',
     `- 1 KiB, one reader: p50 ≤ 2× tmpfs: ${met(p50Ratio <= 2)} (${fmt(p50Ratio, 2)}×); ≥ 40% of tmpfs's reads/s: ${met(rateShare >= 0.4)} (${fmt(rateShare * 100)}%, ${fmt(kernel.readsPerSec)} reads/s).`,
     `- 500 KiB within 2× tmpfs: ${met(largeRatio <= 2)} (${fmt(largeRatio, 2)}×); never torn: checked by test/integration/fuse-rotation.test.ts, not here.`,
-    `- First read of a new version ≥ 2× today's best (fuse-native's best row above, ${fmt(todaysBest)} reads/s, every one of its reads reaching the agent): ${met(coldRatio >= 2)} (${fmt(cold1.readsPerSec)} reads/s, ${fmt(coldRatio, 1)}×).`,
+    `- First read of a new version ≥ 2× today's best at the same job (fuse-native's faster mode in the cold table, ${fmt(todaysBest)} reads/s): ` +
+      `${met(coldRatio >= 2)} (${fmt(cold1.readsPerSec)} reads/s, ${fmt(coldRatio, 1)}×). Against fuse-native's best with its page cache warm ` +
+      `(auto_cache, cached table: ${fmt(nativeAuto.readsPerSec)} reads/s, two requests each) it is ${fmt(cold1.readsPerSec / nativeAuto.readsPerSec, 1)}×.`,
     `- Rotation apply → visible < 1 ms: ${met(rotation.p50us < 1000)} (p50 ${fmt(rotation.p50us)} µs, p99 ${fmt(rotation.p99us)} µs).`,
     `- Agent CPU with ${MANY_READERS} readers looping ~0: ${met((kernelMany.requestsPerRead ?? 1) === 0)} (${fmt(kernelMany.requestsPerRead, 2)} requests per read, ${fmt(kernelMany.cpuCores, 3)} cores while they read).`,
     '',
@@ -341,7 +350,9 @@ function render(rows: Row[], rotation: Rotation, others: number | undefined): st
       'thread through shared memory, not a message that would wake it): ' +
       `${fmt(cold1.readsPerSec)} reads/s with one thread, ${fmt(cold2.readsPerSec)} with two; two readers at once ${fmt(cold1x2.readsPerSec)} and ` +
       `${fmt(cold2x2.readsPerSec)}; ${fmt(cold1.cpuUsPerRead, 1)} µs of agent CPU per read (the READ decrypts the chunk it needs with the mount key ` +
-      'and zeroes it).',
+      'and zeroes it; the rest is the two round trips through /dev/fuse and the new dentry, inode and page the kernel sets up). ' +
+      `fuse-native at the same job: ${fmt(coldNativeOff.readsPerSec)} reads/s with direct_io (${fmt(coldNativeOff.requestsPerRead, 2)} requests per read), ` +
+      `${fmt(coldNativeAuto.readsPerSec)} with auto_cache (${fmt(coldNativeAuto.requestsPerRead, 2)}).`,
     '',
     `fuse-native hands every request from a libfuse thread to the Node event loop and back. With direct_io (its default, needed for ` +
       `per-handle versions when one node serves every version) a read costs ${fmt(nativeOff.requestsPerRead, 2)} requests and ` +

@@ -17,11 +17,14 @@
  * reads. The spike, where every open reached userspace, found two threads
  * best: with one, every request paid a wake-up across vCPUs (~63 µs). Here a
  * first read costs two requests (LOOKUP, READ) back to back from the same
- * reader, and one thread did better, on a machine loaded to an average of 7
- * (bench/fuse-read.ts cold rows, 2,000 new versions read once each, 5 rounds):
- * one reader 13k-28k reads/s with 1 thread vs 6k-23k with 2; two readers at
- * once 7k-22k vs 7k-10k. A second thread only splits the work and adds
- * wake-ups; one thread per mount also costs one isolate less (~5 MB RSS).
+ * reader, and one thread did as well or better on these (busy) machines:
+ * 2,000 new versions read once each, one reader, 1 vs 2 threads: 13k-28k vs
+ * 6k-23k reads/s over 5 rounds of a scratch run (load average 7), and 7.2k vs
+ * 6.2k reads/s with 83 vs 155 µs of agent CPU per read in the bench run of
+ * docs/performance.md; two readers at once: 12.4k vs 12.1k. A second thread
+ * splits the work and adds wake-ups, and each thread is an isolate: ~9.5 MB
+ * of RSS (4 empty mounts took the agent from 52 to 91 MB with one thread
+ * each, to 127 MB with two).
  * bench/fuse-read.ts measures both on each run (docs/performance.md).
  *
  * Retention. An old version stays readable while the kernel holds its node

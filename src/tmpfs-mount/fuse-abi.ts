@@ -80,8 +80,6 @@ export const INIT_OUT_BYTES = 64;
 export const OPEN_OUT_BYTES = 16;
 export const STATFS_OUT_BYTES = 80;
 export const DIRENT_HEADER_BYTES = 24;
-/** The kernel refuses a read(2) of /dev/fuse into less than this (FUSE_MIN_READ_BUFFER). */
-export const MIN_READ_BUFFER = 8192;
 
 export const Op = {
   LOOKUP: 1,
@@ -197,7 +195,7 @@ export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;
 
 /** STATX_* mask bits we fill: type, mode, nlink, uid, gid, atime, mtime, ctime, ino, size, blocks. */
-export const STATX_BASIC_STATS = 0x7ff;
+const STATX_BASIC_STATS = 0x7ff;
 
 /** errno values (Linux, all architectures we run on). */
 export const Errno = {

@@ -48,7 +48,7 @@ import { MAX_PAGES } from './kernel-options.js';
 import { addLookup, forgetLookups, openRange, stateOf } from './shared-version.js';
 
 /** Largest READ the kernel sends us. */
-export const MAX_READ_BYTES = MAX_PAGES * 4096;
+const MAX_READ_BYTES = MAX_PAGES * 4096;
 /** Requests carry at most a name or a small struct (we take no writes: max_write is 4 KiB); the kernel wants ≥ 8 KiB. */
 export const REQUEST_BUFFER_BYTES = 64 * 1024;
 export const REPLY_BUFFER_BYTES = OUT_HEADER_BYTES + MAX_READ_BYTES;
@@ -110,8 +110,8 @@ export interface DispatchOptions {
   noOpen: boolean;
 }
 
-export const INIT_NO_OPEN = 1;
-export const INIT_OPENS = 2;
+const INIT_NO_OPEN = 1;
+const INIT_OPENS = 2;
 
 /** Per-thread state of one connection. */
 export class Dispatcher {

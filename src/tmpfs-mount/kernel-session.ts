@@ -68,7 +68,7 @@ export interface KernelMountOptions {
 }
 
 /** Opens /dev/fuse for a new connection; a clear error when this process cannot. */
-export function openFuseDevice(): number {
+function openFuseDevice(): number {
   try {
     return openSync('/dev/fuse', 'r+');
   } catch (err) {

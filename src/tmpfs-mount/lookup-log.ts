@@ -9,7 +9,7 @@
 import type { LookupRecord } from './types.js';
 
 /** Records beyond this go, oldest first: one per version looked up, so years of hourly rotations of a few files. */
-export const MAX_LOOKUP_RECORDS = 1024;
+const MAX_LOOKUP_RECORDS = 1024;
 /** What is known of nodes not (yet) looked up: enough for every version a mount can hold at once. */
 const MAX_KNOWN_NODES = 8192;
 

@@ -12,7 +12,7 @@
  *
  * Counters wrap at 2^32; differences are taken modulo 2^32.
  */
-export const RING_RECORDS = 4096;
+const RING_RECORDS = 4096;
 const RECORD_FIELDS = 5;
 const HEADER_BYTES = 16;
 

@@ -9,7 +9,7 @@ import type { WireContainer } from '../protocol/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { SecretCache } from './cache.js';
-import type { MountManager } from './mounts.js';
+import type { MountDetails, MountManager } from './mounts.js';
 import { isSameProcess, processStartTime } from './process-identity.js';
 import { sourceForService } from './secret-source.js';
 import { DecisionTimeout, type StoreLink } from './store-link.js';
@@ -40,6 +40,12 @@ interface Registered {
   reloadSignal?: NodeJS.Signals;
   /** Versions of its secrets it was last told about, to notice rotations. */
   versions: Map<string, number>;
+}
+
+/** One container with what its mount knows: which FUSE implementation serves it, and who looked up which version. */
+export interface ContainerDetails extends ContainerView {
+  fuse: MountDetails['fuse'] | null;
+  lookups: MountDetails['lookups'];
 }
 
 /** What a runtime client registers: the container, and optionally who to watch and signal. */
@@ -77,7 +83,9 @@ export class ContainerRegistry {
   constructor(opts: RegistryOptions) {
     this.#opts = opts;
     this.#liveness = setInterval(() => this.#reapExited(), LIVENESS_INTERVAL_MS).unref();
-    this.#unwatchCache = opts.cache.onChange(() => this.#signalRotations());
+    // After every other listener of this change (the mounts' among them) has run: a container
+    // told about a new version must find it in its mount.
+    this.#unwatchCache = opts.cache.onChange(() => queueMicrotask(() => this.#signalRotations()));
   }
 
   /** Stops watching; at agent shutdown. */
@@ -88,6 +96,13 @@ export class ContainerRegistry {
 
   list(): ContainerView[] {
     return [...this.#running.values()].map((c) => this.#view(c));
+  }
+
+  get(id: string): ContainerDetails {
+    const registered = this.#running.get(id);
+    if (!registered) throw new HushError('not_found', `no container "${id}" on this node`);
+    const details = this.#opts.mounts.details?.(id);
+    return { ...this.#view(registered), fuse: details?.fuse ?? null, lookups: details?.lookups ?? null };
   }
 
   /** For the session's Hello. */

@@ -4,6 +4,7 @@
  * the container goes. The FUSE implementation (src/tmpfs-mount) plugs in
  * here; until it does, `noMounts` records nothing and reports no mount path.
  */
+import type { FuseImplementation, LookupRecord } from '../tmpfs-mount/index.js';
 import type { SecretSource } from './secret-source.js';
 
 export interface MountRequest {
@@ -13,9 +14,18 @@ export interface MountRequest {
   source: SecretSource;
 }
 
+/** What a container's mount can tell about itself (never values). */
+export interface MountDetails {
+  fuse: FuseImplementation;
+  /** kernel: the first lookup of each version and when the kernel released it; native: null. */
+  lookups: LookupRecord[] | null;
+}
+
 export interface MountManager {
   /** Returns the host path the container's /run/secrets should bind, or null when there is none. */
   mount(request: MountRequest): Promise<string | null>;
+  /** The mount of a container, if this manager made one. */
+  details?(containerId: string): MountDetails | undefined;
   unmount(containerId: string): Promise<void>;
   /** Unmounts everything, at agent shutdown. */
   close(): Promise<void>;

@@ -34,6 +34,9 @@ export function createRuntimeApp(deps: RuntimeApiDeps): Express {
   app.get('/v1/containers', (_req, res) => {
     res.json(deps.containers.list());
   });
+  app.get('/v1/containers/:id', (req: Request<{ id: string }>, res: Response) => {
+    res.json(deps.containers.get(req.params.id));
+  });
   app.post('/v1/containers', async (req: Request, res: Response) => {
     const container = validateContainerRequest(req.body);
     res.status(201).json(await deps.containers.start(container));

@@ -34,6 +34,8 @@ export interface SecretFile {
 export interface SecretSource {
   list(): SecretFile[];
   lookup(name: string): SecretFile | undefined;
+  /** Called after every change the cache applies (a new version, a grant added or removed); returns the way to stop. */
+  onChange(listener: () => void): () => void;
 }
 
 export function sourceForService(cache: SecretCache, service: string): SecretSource {
@@ -43,6 +45,7 @@ export function sourceForService(cache: SecretCache, service: string): SecretSou
       const grant = cache.grant(service, name);
       return grant && fileFor(cache, grant);
     },
+    onChange: (listener) => cache.onChange(listener),
   };
 }
 

@@ -44,3 +44,13 @@ export function certTtlOption(flags: string, description: string): Option {
     }
   });
 }
+
+export type FuseChoice = 'kernel' | 'native';
+
+/** `--fuse kernel|native` of `hush agent` and `hush up`; absent means kernel, or native where /dev/fuse cannot be driven directly. */
+export function fuseOption(): Option {
+  return new Option(
+    '--fuse <implementation>',
+    'how secret mounts are served: kernel (the FUSE kernel protocol, page-cache speed) or native (fuse-native, the fallback); default kernel, native if /dev/fuse cannot be driven directly',
+  ).choices(['kernel', 'native']);
+}

@@ -1,13 +1,16 @@
 /**
  * The per-container read-only FUSE filesystem: serves a container's secrets
- * from the agent's RAM at /run/hush/mounts/<container-id>. The only door into
+ * from the agent's RAM at /run/hush/mounts/<container-id>, over the FUSE
+ * kernel protocol (default) or fuse-native (fallback). The only door into
  * this folder.
  */
 export { mountSecrets } from './mount.js';
 export { cleanStaleMounts } from './stale.js';
+export { kernelFuseUnavailable } from './probe.js';
 export type {
+  FuseImplementation,
+  LookupRecord,
   MountOptions,
-  MountStats,
   OpenedVersion,
   SecretFile,
   SecretSource,

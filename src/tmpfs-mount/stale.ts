@@ -63,16 +63,22 @@ async function unmountStale(m: MountEntry): Promise<void> {
   if (!lazy.ok) log.error({ mountpoint: m.mountpoint, first: first.stderr, lazy: lazy.stderr }, 'stale mount: unmount failed');
 }
 
-/** Makes every pending and future request of this FUSE connection fail at once. */
-async function abortConnection(m: MountEntry): Promise<void> {
+/** The fusectl directory of a FUSE mount's connection (mounting fusectl if needed); undefined when it is gone. */
+export async function fuseConnectionDir(m: MountEntry): Promise<string | undefined> {
   // fusectl names a connection after the superblock's kernel dev_t.
   const dir = `${CONNECTIONS}/${(m.major << 20) | m.minor}`;
   if (!(await readMounts()).some((e) => e.fstype === 'fusectl')) {
     // fusectl is not mounted on every host; mounting it is harmless.
     await run('mount', ['-t', 'fusectl', 'fusectl', CONNECTIONS], TOOL_TIMEOUT_MS);
   }
+  return existsSync(dir) ? dir : undefined;
+}
+
+/** Makes every pending and future request of this FUSE connection fail at once. */
+export async function abortConnection(m: MountEntry): Promise<void> {
+  const dir = await fuseConnectionDir(m);
   // No entry: the connection is already gone (nothing left to abort).
-  if (!existsSync(dir)) return;
+  if (dir === undefined) return;
   try {
     // A control file in /sys (fusectl), not storage: it holds no secret and nothing lands on disk.
     await writeFile(`${dir}/abort`, '1');

@@ -1,8 +1,16 @@
 /**
  * The contract between the agent (which owns the secrets) and the per-container
- * FUSE filesystem (which only serves them). The mount never holds plaintext of
- * its own: it asks the source at open time and decrypts per read through the
- * OpenedVersion it was handed.
+ * FUSE filesystem (which only serves them). Two implementations sit behind it:
+ *
+ * - `kernel` (default): the FUSE kernel protocol spoken on /dev/fuse by this
+ *   process, one node id per secret version, opens kept in the kernel
+ *   (no_open), page cache kept. The mount reads a version once, when it
+ *   becomes visible, and keeps it sealed under a key of its own until the
+ *   kernel forgets the version's node (kernel-session.ts).
+ * - `native`: fuse-native (libfuse 2), the fallback: one node per name,
+ *   direct_io, the version pinned at open and decrypted per read.
+ *
+ * Neither keeps plaintext beyond the request that needed it.
  */
 
 /** One version of one secret, pinned by an open file handle. */
@@ -33,6 +41,13 @@ export interface SecretFile {
    */
   readonly mtime: Date;
   readonly size: number;
+  /**
+   * Which bytes these are: the secret's name and version (never its value).
+   * A new value of the file comes with a new (source, version); the kernel
+   * implementation gives each its own node and records lookups by them.
+   */
+  readonly source: string;
+  readonly version: number;
   /** Pins the current version for one open file handle. */
   open(): OpenedVersion;
 }
@@ -41,6 +56,28 @@ export interface SecretFile {
 export interface SecretSource {
   list(): SecretFile[];
   lookup(name: string): SecretFile | undefined;
+  /**
+   * Calls `listener` (synchronously) after each change of what list() and
+   * lookup() return; returns the way to stop. The kernel implementation
+   * tells the kernel at once (its caches have long timeouts); the native one
+   * relies on its short ones.
+   */
+  onChange(listener: () => void): () => void;
+}
+
+export type FuseImplementation = 'kernel' | 'native';
+
+/** The first lookup of one version of one file in one mount, and when the kernel released it. */
+export interface LookupRecord {
+  /** The file name in the mount (the grant's target). */
+  file: string;
+  /** The secret's name and version. */
+  secret: string;
+  version: number;
+  /** The first LOOKUP of this version's node: when, and the caller as the kernel named it (pid in the agent's pid namespace). */
+  firstLookup: { at: string; pid: number; uid: number; gid: number };
+  /** When the kernel forgot this version's node (no dentry, no open file left), once it was no longer current; null until then. */
+  releasedAt: string | null;
 }
 
 /**
@@ -53,36 +90,60 @@ export interface SecretSource {
 export type CacheMode = 'auto' | 'off';
 
 export interface MountOptions {
+  /** Default `kernel`. */
+  implementation?: FuseImplementation;
+  /** kernel: serving threads (default in kernel-options.ts). */
+  threads?: number;
   /**
-   * Upper bound on how long after the source changes a NEW open may still see
+   * kernel: keep opens in the kernel (FUSE no_open) when it offers that.
+   * Default true; false makes opens reach the agent (each answered with
+   * keep_cache), as on a kernel without no_open: for tests and the bench.
+   */
+  noOpen?: boolean;
+  /**
+   * native: upper bound on how long after the source changes a NEW open may still see
    * the old version. Becomes attr_timeout, entry_timeout and ac_attr_timeout.
    * Default 50 ms; the promise to users is 100 ms.
    */
   maxStalenessMs?: number;
-  /** Default `auto`. */
+  /** native: default `off`. */
   cache?: CacheMode;
-  /** libfuse's `debug` option: traces every request on stderr (no file contents). */
+  /** native: libfuse's `debug` option: traces every request on stderr (no file contents). */
   debug?: boolean;
 }
 
-/** Counters of requests that reached JavaScript, for metrics and the benchmark. */
+/** Counters of requests that reached the agent, for metrics and the benchmark. */
 export interface MountStats {
+  /** Every request that reached the agent (native: the ones below). */
+  requests: number;
+  /** kernel only (native: 0; libfuse answers lookups through getattr). */
+  lookup: number;
+  /** GETATTR and STATX. */
   getattr: number;
   readdir: number;
   open: number;
   read: number;
   release: number;
+  /** kernel: FORGET and BATCH_FORGET requests. */
+  forget: number;
   /** Write-type requests refused by the handlers (the kernel refuses most first). */
   refused: number;
   /** Handler failures answered with EIO. */
   errors: number;
-  /** Handles currently open. */
+  /** kernel: requests for a node id the mount no longer holds (answered ESTALE). */
+  stale: number;
+  /** kernel: old versions still held because the kernel still references their nodes (an open file, say). */
+  retained: number;
+  /** Handles currently open (native; the kernel implementation has none: no_open). */
   openHandles: number;
 }
 
 export interface SecretsMount {
   readonly mountpoint: string;
+  readonly implementation: FuseImplementation;
   stats(): MountStats;
+  /** kernel: first lookups and releases per version (oldest first); native: null, it cannot see them. */
+  lookups(): LookupRecord[] | null;
   /**
    * Detaches the mount (lazily if a reader still has a file open; that reader
    * keeps reading its pinned version until it closes). Idempotent.

@@ -128,6 +128,34 @@ describe('agent end to end (store process + two agent processes)', function () {
     await until(async () => (await held(eu)).secrets.length === 0, 'secret dropped after the container stopped');
   });
 
+  it('serves the mount over the kernel protocol by default and reports who looked up which version, never a value', async () => {
+    const eu = await agent('eu1', { zone: 'eu' });
+    expect((await call(eu.socket, 'POST', '/v1/containers', { id: 'web-1', service: 'api' })).status).to.equal(201);
+    const file = join(mountsDirOf(eu), 'web-1', 'db');
+    const reader = spawnSync('cat', [file], { encoding: 'utf8' });
+    expect(reader.stdout).to.equal(dbValue);
+    interface Details {
+      fuse: string;
+      lookups: { file: string; secret: string; version: number; firstLookup: { pid: number; uid: number }; releasedAt: string | null }[];
+    }
+    const details = async () => (await call<Details>(eu.socket, 'GET', '/v1/containers/web-1')).body;
+    await until(async () => (await details()).lookups.length === 1, 'the first lookup recorded');
+    const first = await details();
+    expect(first.fuse).to.equal('kernel');
+    expect(first.lookups[0]).to.deep.include({ file: 'db', secret: 'db_password', version: 1, releasedAt: null });
+    expect(first.lookups[0]!.firstLookup).to.deep.include({ pid: reader.pid, uid: 0 });
+
+    cli(['secret', 'rotate', 'db_password', '-'], `${dbValue}-v2`);
+    await until(async () => spawnSync('cat', [file], { encoding: 'utf8' }).stdout === `${dbValue}-v2`, 'the new version through the mount');
+    await until(async () => {
+      const d = await details();
+      return d.lookups.length === 2 && d.lookups[0]!.releasedAt !== null;
+    }, 'version 2 looked up, version 1 released by the kernel');
+    const text = JSON.stringify(await details());
+    expect(text).to.not.include(dbValue);
+    expect(eu.output()).to.not.match(/fuse-native/);
+  });
+
   it('holds no plaintext of secrets a node was not entitled to anywhere in the agent’s memory', async () => {
     const eu = await agent('eu1', { zone: 'eu' });
     const us = await agent('us1', { zone: 'us' });
@@ -300,6 +328,9 @@ describe('agent end to end (store process + two agent processes)', function () {
 
     const usage = hush(['agent', '--store', `127.0.0.1:${port}`, '--label', 'nokey']);
     expect(usage.status).to.equal(2);
+    const fuse = hush(['agent', '--store', `127.0.0.1:${port}`, '--token', token, '--fuse', 'libfuse3']);
+    expect(fuse.status).to.equal(2);
+    expect(fuse.stderr).to.match(/--fuse <implementation>.*Allowed choices are kernel, native/);
   });
 
   it('creates, writes, renames and removes no file but its socket, and no directory but mountpoints (strace)', async () => {

@@ -141,6 +141,13 @@ describe('agent runtime API (unix socket, scripted store)', function () {
 
     const list = await call<{ id: string }[]>(socket, 'GET', '/v1/containers');
     expect(list.body.map((c) => c.id)).to.deep.equal(['c1']);
+    // One container with what its mount can tell: this manager has no details (a real one: fuse-kernel.test.ts, agent-e2e).
+    const one = await call<Record<string, unknown>>(socket, 'GET', '/v1/containers/c1');
+    expect(one.status).to.equal(200);
+    expect(one.body).to.deep.include({ id: 'c1', service: 'api', secrets: ['db'], mount: '/run/hush/mounts/c1', fuse: null, lookups: null });
+    const unknown = await call<{ error: { code: string } }>(socket, 'GET', '/v1/containers/nope');
+    expect(unknown.status).to.equal(404);
+    expect(unknown.body.error.code).to.equal('not_found');
 
     expect((await call(socket, 'DELETE', '/v1/containers/c1')).status).to.equal(204);
     expect(link.stops).to.deep.equal(['c1']);

@@ -1,8 +1,7 @@
 /** `hush agent`: the node agent, one per machine that runs containers. */
 import { Command } from 'commander';
 import { DEFAULT_AGENT_SOCKET, DEFAULT_MOUNTS_DIR } from '../../home/index.js';
-import { collectKeyValue } from '../input.js';
-
+import { collectKeyValue, fuseOption, type FuseChoice } from '../input.js';
 
 interface AgentFlags {
   store: string;
@@ -11,8 +10,8 @@ interface AgentFlags {
   label: Record<string, string>;
   socket: string;
   mounts: string;
+  fuse?: FuseChoice;
 }
-
 
 
 export function agentCommand(): Command {
@@ -26,13 +25,14 @@ export function agentCommand(): Command {
     .option('--label <key=value>', 'self-reported engine label, matched by engine.labels.K==V constraints, never node.labels (repeatable)', collectKeyValue('--label'), {})
     .option('--socket <path>', 'runtime API unix socket (root-only)', DEFAULT_AGENT_SOCKET)
     .option('--mounts <dir>', 'where per-container secret mounts go (root-only directory)', DEFAULT_MOUNTS_DIR)
+    .addOption(fuseOption())
     .action(async (flags: AgentFlags) => {
       const token = flags.token ?? process.env.HUSH_JOIN_TOKEN;
       if (!token) command.error("error: a join token is required: pass --token or set HUSH_JOIN_TOKEN (get one with `hush join-token` on the store's host)");
       const { FuseMounts, startAgent } = await import('../../agent/index.js');
       const { log } = await import('../../log/index.js');
       const agent = await startAgent({
-        mounts: await FuseMounts.create(flags.mounts, log),
+        mounts: await FuseMounts.create(flags.mounts, log, flags.fuse),
         store: flags.store,
         token: token!,
         name: flags.name,

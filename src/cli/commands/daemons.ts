@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ADMIN_SOCKET, DEFAULT_AGENT_SOCKET, DEFAULT_MOUNTS_DIR, hushHome, readHomeConfig, updateHomeConfig } from '../../home/index.js';
-import { certTtlOption } from '../input.js';
+import { certTtlOption, fuseOption, type FuseChoice } from '../input.js';
 
 interface StoreFlags {
   socket: string;
@@ -31,6 +31,7 @@ interface StoreFlags {
 interface UpFlags extends StoreFlags {
   agentSocket: string;
   mounts: string;
+  fuse?: FuseChoice;
 }
 
 const toInt = (v: string) => Number.parseInt(v, 10);
@@ -101,6 +102,7 @@ export function upCommand(): Command {
     .option('--home <dir>', 'state directory (default $HUSH_HOME or ~/.hush)')
     .option('--agent-socket <path>', 'the agent\'s runtime API socket (`hush run` talks to it)', DEFAULT_AGENT_SOCKET)
     .option('--mounts <dir>', 'where per-container secret mounts go', DEFAULT_MOUNTS_DIR)
+    .addOption(fuseOption())
     .action(async (flags: UpFlags) => {
       const home = hushHome(flags.home);
       const daemon = await startStoreFrom(join(home, 'data'), { ...flags, home });
@@ -120,7 +122,7 @@ export function upCommand(): Command {
         token: await cluster.nodeJoinToken(name),
         name,
         socket: flags.agentSocket,
-        mounts: await FuseMounts.create(flags.mounts, log.child({ component: 'agent' })),
+        mounts: await FuseMounts.create(flags.mounts, log.child({ component: 'agent' }), flags.fuse),
         debug: process.env.HUSH_AGENT_DEBUG === '1',
       }).catch(async (err: unknown) => {
         await daemon.close();

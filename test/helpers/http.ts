@@ -18,6 +18,15 @@ export function call<T = unknown>(socketPath: string, method: string, path: stri
   const payload = rawBody !== undefined ? Buffer.from(rawBody) : body !== undefined ? Buffer.from(JSON.stringify(body)) : undefined;
   let agent = agents.get(socketPath);
   if (!agent) agents.set(socketPath, (agent = new Agent({ keepAlive: true, maxSockets: 64 })));
+  return send<T>(agent, socketPath, method, path, payload, headers).catch((err: NodeJS.ErrnoException & { reusedSocket?: boolean }) => {
+    // A kept-alive connection the server closed for idleness just as it was reused (Node's documented
+    // race): the request never reached the server, so sending it again on a new connection is safe.
+    if (err.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) return send<T>(agent, socketPath, method, path, payload, headers);
+    throw err;
+  });
+}
+
+function send<T>(agent: Agent, socketPath: string, method: string, path: string, payload: Buffer | undefined, headers: Record<string, string>): Promise<Reply<T>> {
   return new Promise((resolve, reject) => {
     const req = request(
       { socketPath, method, path, agent, headers: { ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}), ...headers } },
@@ -37,7 +46,7 @@ export function call<T = unknown>(socketPath: string, method: string, path: stri
         res.on('error', reject);
       },
     );
-    req.on('error', reject);
+    req.on('error', (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
     req.end(payload);
   });
 }

@@ -7,7 +7,9 @@ export { startAgent, type AgentOptions, type AgentStatus, type RunningAgent } fr
 export { parseStoreAddress, DEFAULT_NODE_PORT, type StoreAddress } from './address.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { SecretCache, type HeldSecret, type HeldService, type HeldView } from './cache.js';
-export { ContainerRegistry, DEFAULT_DECISION_TIMEOUT_MS, type ContainerView, type RegistryOptions } from './containers.js';
+export { DEFAULT_DOCKER_PLUGIN, DOCKER_PLUGIN_DIR, RELOAD_SIGNAL_LABEL, assertValidPluginName, type DockerPluginOptions } from './docker-plugin.js';
+export { DEFAULT_DOCKER_HOST, parseDockerHost } from './docker-engine.js';
+export { ContainerRegistry, DEFAULT_DECISION_TIMEOUT_MS, type ContainerView, type RegistryOptions, type RuntimeIdentity } from './containers.js';
 export { joinStore, type JoinOptions } from './join.js';
 export { FuseMounts } from './fuse-mounts.js';
 export { isSameProcess, processStartTime } from './process-identity.js';

@@ -1,7 +1,7 @@
 /** `hush agent`: the node agent, one per machine that runs containers. */
 import { Command } from 'commander';
 import { DEFAULT_AGENT_SOCKET, DEFAULT_MOUNTS_DIR } from '../../home/index.js';
-import { collectKeyValue } from '../input.js';
+import { collectKeyValue, dockerPluginFrom, dockerPluginOptions } from '../input.js';
 
 
 interface AgentFlags {
@@ -11,6 +11,8 @@ interface AgentFlags {
   label: Record<string, string>;
   socket: string;
   mounts: string;
+  dockerPlugin: string;
+  dockerHost: string;
 }
 
 
@@ -25,8 +27,9 @@ export function agentCommand(): Command {
     // Self-reported: anyone with a join token can claim any label, so these never count as node.labels.
     .option('--label <key=value>', 'self-reported engine label, matched by engine.labels.K==V constraints, never node.labels (repeatable)', collectKeyValue('--label'), {})
     .option('--socket <path>', 'runtime API unix socket (root-only)', DEFAULT_AGENT_SOCKET)
-    .option('--mounts <dir>', 'where per-container secret mounts go (root-only directory)', DEFAULT_MOUNTS_DIR)
-    .action(async (flags: AgentFlags) => {
+    .option('--mounts <dir>', 'where per-container secret mounts go (root-only directory)', DEFAULT_MOUNTS_DIR);
+  for (const option of dockerPluginOptions()) command.addOption(option);
+  command.action(async (flags: AgentFlags) => {
       const token = flags.token ?? process.env.HUSH_JOIN_TOKEN;
       if (!token) command.error("error: a join token is required: pass --token or set HUSH_JOIN_TOKEN (get one with `hush join-token` on the store's host)");
       const { FuseMounts, startAgent } = await import('../../agent/index.js');
@@ -40,6 +43,7 @@ export function agentCommand(): Command {
         socket: flags.socket,
         // Debug routes expose names and versions only, never values; still, off unless asked for.
         debug: process.env.HUSH_AGENT_DEBUG === '1',
+        dockerPlugin: dockerPluginFrom(flags),
       });
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);

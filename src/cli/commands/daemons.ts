@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ADMIN_SOCKET, DEFAULT_AGENT_SOCKET, DEFAULT_MOUNTS_DIR, hushHome, readHomeConfig, updateHomeConfig } from '../../home/index.js';
-import { certTtlOption } from '../input.js';
+import { certTtlOption, dockerPluginFrom, dockerPluginOptions } from '../input.js';
 
 interface StoreFlags {
   socket: string;
@@ -31,6 +31,8 @@ interface StoreFlags {
 interface UpFlags extends StoreFlags {
   agentSocket: string;
   mounts: string;
+  dockerPlugin: string;
+  dockerHost: string;
 }
 
 const toInt = (v: string) => Number.parseInt(v, 10);
@@ -97,10 +99,12 @@ export function storeCommand(): Command {
 
 export function upCommand(): Command {
   // Single node: the node protocol only needs to be reachable from this machine.
-  return withNodeLimits(withStoreListeners(new Command('up').description('run a single-node hush: the store and an agent joined to it, on this machine'), '127.0.0.1:2477'))
+  const up = withNodeLimits(withStoreListeners(new Command('up').description('run a single-node hush: the store and an agent joined to it, on this machine'), '127.0.0.1:2477'))
     .option('--home <dir>', 'state directory (default $HUSH_HOME or ~/.hush)')
     .option('--agent-socket <path>', 'the agent\'s runtime API socket (`hush run` talks to it)', DEFAULT_AGENT_SOCKET)
-    .option('--mounts <dir>', 'where per-container secret mounts go', DEFAULT_MOUNTS_DIR)
+    .option('--mounts <dir>', 'where per-container secret mounts go', DEFAULT_MOUNTS_DIR);
+  for (const option of dockerPluginOptions()) up.addOption(option);
+  return up
     .action(async (flags: UpFlags) => {
       const home = hushHome(flags.home);
       const daemon = await startStoreFrom(join(home, 'data'), { ...flags, home });
@@ -122,11 +126,12 @@ export function upCommand(): Command {
         socket: flags.agentSocket,
         mounts: await FuseMounts.create(flags.mounts, log.child({ component: 'agent' })),
         debug: process.env.HUSH_AGENT_DEBUG === '1',
+        dockerPlugin: dockerPluginFrom(flags),
       }).catch(async (err: unknown) => {
         await daemon.close();
         throw err;
       });
-      await updateHomeConfig(home, { agentSocket: flags.agentSocket, upNodeId: agent.nodeId });
+      await updateHomeConfig(home, { agentSocket: flags.agentSocket, upNodeId: agent.nodeId, dockerPlugin: flags.dockerPlugin });
       quickstart(home, flags.socket);
       await untilSignal();
       // Agent first: it unmounts every container's secrets before the store goes.

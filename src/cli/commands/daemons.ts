@@ -132,7 +132,7 @@ export function upCommand(): Command {
         throw err;
       });
       await updateHomeConfig(home, { agentSocket: flags.agentSocket, upNodeId: agent.nodeId, dockerPlugin: flags.dockerPlugin });
-      quickstart(home, flags.socket);
+      quickstart(home, flags.socket, flags.dockerPlugin);
       await untilSignal();
       // Agent first: it unmounts every container's secrets before the store goes.
       await agent.close();
@@ -176,13 +176,15 @@ function untilSignal(): Promise<void> {
   });
 }
 
-function quickstart(home: string, socket: string): void {
+function quickstart(home: string, socket: string, dockerPlugin: string): void {
   const hostHint = socket === DEFAULT_ADMIN_SOCKET ? '' : `  export HUSH_HOST=unix://${socket}\n`;
   process.stdout.write(
     `\nhush is up: a store and an agent on this machine. State in ${home}.\n\nTry it from another terminal (as root):\n${hostHint}` +
       '  printf s3cret | hush secret create db_password -\n' +
       '  hush service create db --secret db_password,target=password,mode=0400\n' +
-      '  hush run --service db -- cat /run/secrets/password\n\n' +
+      '  hush run --service db -- cat /run/secrets/password\n' +
+      (dockerPlugin === 'off' ? '' : `  docker run --rm --mount type=volume,volume-driver=${dockerPlugin},source=db,target=/run/secrets,readonly busybox cat /run/secrets/password\n`) +
+      '\n' +
       'Ctrl-C stops both and removes every secret mount.\n',
   );
 }

@@ -76,7 +76,7 @@ export async function startDockerd(): Promise<Dockerd> {
     await buildBusyboxImage(dir, docker);
   } catch (err) {
     await daemon.stop().catch(() => undefined);
-    throw new Error(`the Docker tests need a private dockerd, and it could not start: ${(err as Error).message}\ndockerd log:\n${dockerdLog(dir)}`);
+    throw new Error(`the Docker tests need a private dockerd, and it could not start: ${(err as Error).message}\ndockerd log:\n${dockerdLog(dir)}`, { cause: err });
   }
   return daemon;
 }

@@ -156,6 +156,6 @@ secrets:
     expect(r.code).to.equal(1);
     expect(r.stderr).to.match(/^error: .*broken\.yaml:4: .*"nope" is not defined/m);
     expect(cli(['service', 'ls'])).to.not.match(/broken_x/);
-    expect(dockerd!.docker(['ps', '-aq']).stdout.trim()).to.equal('');
+    expect(dockerd!.docker(['ps', '-aq', '--filter', 'name=broken']).stdout.trim()).to.equal('');
   });
 });

@@ -110,6 +110,35 @@ describe('Docker volume plugin (integration, real dockerd + FUSE)', function () 
     expect(caps.body.Capabilities.Scope).to.equal('local');
   });
 
+  it('answers bad plugin calls with Err and changes nothing', async () => {
+    const sock = `/run/docker/plugins/${plugin}.sock`;
+    // Docker sends no content-type: the raw body must be read as JSON all the same.
+    const post = async (path: string, body: string) => (await call<{ Err?: string }>(sock, 'POST', path, undefined, body)).body;
+    expect((await post('/VolumeDriver.Create', '{"Name":"web","Opts":{"size":"1g"}}')).Err).to.match(/hush volumes take no options \(got size\)/);
+    expect((await post('/VolumeDriver.Create', '{"Name":"web","Opts":{}}')).Err).to.equal('');
+    expect((await post('/VolumeDriver.Get', '{"Name":"../etc"}')).Err).to.match(/not a hush service name/);
+    expect((await post('/VolumeDriver.Mount', '{"Name":"web","ID":"../../x"}')).Err).to.match(/mount ID/);
+    expect((await post('/VolumeDriver.Mount', 'not json')).Err).to.match(/not JSON/);
+    // An ID this agent never mounted (one made before a restart): Docker must still be able to stop its container.
+    expect((await post('/VolumeDriver.Unmount', `{"Name":"web","ID":"${'ab'.repeat(32)}"}`)).Err).to.equal('');
+    const unknown = await call<{ Err: string }>(sock, 'POST', '/VolumeDriver.Frobnicate', undefined, '{}');
+    expect(unknown.status).to.equal(404);
+    expect(unknown.body.Err).to.match(/not part of the volume plugin protocol/);
+    expect(await containers()).to.deep.equal([]);
+  });
+
+  it('many mounts at once (docker compose up starts services in parallel): every one is registered', async () => {
+    const sock = `/run/docker/plugins/${plugin}.sock`;
+    const ids = Array.from({ length: 12 }, () => randomBytes(32).toString('hex'));
+    const mounted = await Promise.all(ids.map((id) => call<{ Mountpoint?: string; Err: string }>(sock, 'POST', '/VolumeDriver.Mount', undefined, JSON.stringify({ Name: 'worker', ID: id }))));
+    expect(mounted.map((m) => m.body.Err)).to.deep.equal(ids.map(() => ''));
+    expect(new Set(mounted.map((m) => m.body.Mountpoint)).size).to.equal(ids.length);
+    expect((await containers()).length).to.equal(ids.length);
+    await Promise.all(ids.map((id) => call(sock, 'POST', '/VolumeDriver.Unmount', undefined, JSON.stringify({ Name: 'worker', ID: id }))));
+    expect(await containers()).to.deep.equal([]);
+    expect(await hushMountsUnder(mounts)).to.deep.equal([]);
+  });
+
   it('docker run reads the exact bytes with the granted owner and mode; another uid is refused; writes fail', async () => {
     const listing = run('web', ['stat', '-c', '%n %u %g %a', '/run/secrets/password', '/run/secrets/bin.dat']);
     expect(listing.status, listing.stderr).to.equal(0);

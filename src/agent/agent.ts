@@ -17,6 +17,7 @@ import { parseStoreAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
 import { SecretCache } from './cache.js';
 import { ContainerRegistry } from './containers.js';
+import { startDockerPlugin, type DockerPlugin, type DockerPluginOptions } from './docker-plugin.js';
 import { joinStore } from './join.js';
 import { noMounts, type MountManager } from './mounts.js';
 import type { NodeIdentity } from './node-identity.js';
@@ -44,6 +45,8 @@ export interface AgentOptions {
   /** A session that brings no snapshot within this time is abandoned and retried. */
   snapshotTimeoutMs?: number;
   backoff?: BackoffOptions;
+  /** Serve Docker's volume plugin protocol (docker-plugin.ts); absent: no plugin. */
+  dockerPlugin?: DockerPluginOptions;
 }
 
 export interface AgentStatus {
@@ -117,6 +120,20 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   log.info({ nodeId: identity.nodeId, store: address.display, notAfter: identity.notAfter.toISOString(), socket: opts.socket }, 'joined the cluster');
   session.start();
 
+  let plugin: DockerPlugin | undefined;
+  if (opts.dockerPlugin) {
+    try {
+      plugin = await startDockerPlugin(opts.dockerPlugin, registry, log);
+    } catch (err) {
+      session.close();
+      await closeRuntimeApi(server, opts.socket);
+      registry.close();
+      client.close();
+      cache.destroy();
+      throw err;
+    }
+  }
+
   const renewer = new CertificateRenewer({
     identity: () => current().identity,
     client: () => current().client,
@@ -149,6 +166,8 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     close: () =>
       (closing ??= (async () => {
         renewer.stop();
+        // The plugin first: Docker gets no new mounts from an agent that is going away.
+        await plugin?.close();
         session.close();
         await closeRuntimeApi(server, opts.socket);
         registry.close();

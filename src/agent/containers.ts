@@ -23,6 +23,15 @@ export interface ContainerView {
   secrets: string[];
   mount: string | null;
   startedAt: string;
+  /** Who the container is to its runtime, once known (the Docker plugin learns it from dockerd after the start). */
+  runtime?: RuntimeIdentity;
+}
+
+/** A container as its runtime names it, e.g. Docker's id and name. */
+export interface RuntimeIdentity {
+  runtime: 'docker';
+  id: string;
+  name: string;
 }
 
 interface Registered {
@@ -40,6 +49,9 @@ interface Registered {
   reloadSignal?: NodeJS.Signals;
   /** Versions of its secrets it was last told about, to notice rotations. */
   versions: Map<string, number>;
+  runtime?: RuntimeIdentity;
+  /** How to tell it a secret has a new version when there is no registering process to signal (a Docker container: through dockerd). */
+  reload?: () => void;
 }
 
 /** One container with what its mount knows: which FUSE implementation serves it, and who looked up which version. */
@@ -142,6 +154,20 @@ export class ContainerRegistry {
     }
   }
 
+  /**
+   * Attaches who a registered container is and, optionally, how to tell it
+   * about a rotation; both become known only after it started (the Docker
+   * plugin asks dockerd). False when no such container is registered.
+   */
+  identify(id: string, runtime: RuntimeIdentity, reload?: () => void): boolean {
+    const registered = this.#running.get(id);
+    if (!registered) return false;
+    registered.runtime = runtime;
+    registered.reload = reload;
+    this.#opts.log.info({ container: id, service: registered.service, runtime: runtime.runtime, runtimeId: runtime.id, runtimeName: runtime.name }, 'container identified');
+    return true;
+  }
+
   async stop(id: string): Promise<void> {
     const registered = this.#running.get(id);
     if (!registered) throw new HushError('not_found', `no container "${id}" on this node`);
@@ -149,7 +175,7 @@ export class ContainerRegistry {
     // Tell the store first: it then stops sending (and the node drops) secrets no other container here needs.
     this.#opts.link.notifyStop(id);
     await this.#opts.mounts.unmount(id);
-    this.#opts.log.info({ container: id, service: registered.service }, 'container stopped');
+    this.#opts.log.info({ container: id, service: registered.service, ...(registered.runtime ? { runtimeId: registered.runtime.id } : {}) }, 'container stopped');
   }
 
   #versionsOf(service: string): Map<string, number> {
@@ -176,6 +202,10 @@ export class ContainerRegistry {
       const now = this.#versionsOf(c.service);
       const rotated = [...now].some(([name, version]) => c.versions.has(name) && c.versions.get(name) !== version);
       c.versions = now;
+      if (rotated && c.reload) {
+        c.reload();
+        continue;
+      }
       if (!rotated || !c.reloadSignal || !c.owner) continue;
       if (!isSameProcess(c.owner.pid, c.owner.startTime)) {
         // Its pid may belong to another process by now; the liveness check stops the container.
@@ -198,6 +228,7 @@ export class ContainerRegistry {
       secrets: (this.#opts.cache.grants(c.service) ?? []).map((g) => g.target),
       mount: c.mount,
       startedAt: c.startedAt.toISOString(),
+      ...(c.runtime ? { runtime: c.runtime } : {}),
     };
   }
 

@@ -54,3 +54,30 @@ export function fuseOption(): Option {
     'how secret mounts are served: kernel (the FUSE kernel protocol, page-cache speed) or native (fuse-native, the fallback); default kernel, native if /dev/fuse cannot be driven directly',
   ).choices(['kernel', 'native']);
 }
+
+/**
+ * The agent's Docker flags, shared by `hush agent` and `hush up`, checked at
+ * parse time so a typo is a usage error (the agent checks the name again).
+ */
+export function dockerPluginOptions(): Option[] {
+  return [
+    new Option('--docker-plugin <name|off>', 'serve Docker\'s volume plugin at /run/docker/plugins/NAME.sock (docker run --mount ...,volume-driver=NAME,source=SERVICE); "off" turns it off')
+      .default('hush')
+      .argParser((name: string) => {
+        if (name !== 'off' && !/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/.test(name)) throw new InvalidArgumentError('use 1 to 64 letters, digits, "_", "." or "-", starting with a letter or digit, or "off".');
+        return name;
+      }),
+    // Not DOCKER_HOST: users point that at hush's own Docker-compatible API, which runs no containers.
+    new Option('--docker-host <url>', 'where dockerd listens, to learn which container a mount is for and to send reload signals (DOCKER_HOST is not read)')
+      .default('unix:///var/run/docker.sock')
+      .argParser((url: string) => {
+        if (!/^unix:\/\/\/./.test(url) && !/^tcp:\/\/[^/]+:\d{1,5}\/?$/.test(url)) throw new InvalidArgumentError('use unix:///path/docker.sock or tcp://HOST:PORT.');
+        return url;
+      }),
+  ];
+}
+
+/** What the Docker flags ask the agent for; undefined when the plugin is off. */
+export function dockerPluginFrom(flags: { dockerPlugin: string; dockerHost: string }): { name: string; dockerHost: string } | undefined {
+  return flags.dockerPlugin === 'off' ? undefined : { name: flags.dockerPlugin, dockerHost: flags.dockerHost };
+}

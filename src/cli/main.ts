@@ -9,6 +9,7 @@ import { agentCommand } from './commands/agent.js';
 import { upCommand, storeCommand } from './commands/daemons.js';
 import { certCommand } from './commands/certs.js';
 import { joinTokenCommand, nodeCommand, serviceCommand } from './commands/cluster.js';
+import { composeCommand } from './commands/compose.js';
 import { deployCommand, stackCommand } from './commands/deploy.js';
 import { keyCommand, unlockCommand } from './commands/keys.js';
 import { runCommand } from './commands/run.js';
@@ -30,6 +31,7 @@ function buildProgram(): Command {
   program.addCommand(serviceCommand(client));
   program.addCommand(deployCommand(client));
   program.addCommand(stackCommand(client));
+  program.addCommand(composeCommand(client));
   program.addCommand(nodeCommand(client));
   program.addCommand(joinTokenCommand(client));
   program.addCommand(certCommand(client));

@@ -28,6 +28,8 @@ export interface LoadOptions {
   cwd?: string;
   /** How files are read; default the filesystem. */
   reader?: ComposeReader;
+  /** False: do not read `file:`/`environment:` secret values (their plan entries carry no data). Default true. */
+  readValues?: boolean;
 }
 
 export interface LoadResult {
@@ -39,9 +41,20 @@ export interface LoadResult {
   warnings: string[];
 }
 
+/** A load for `hush compose`: the plan, and the model docker compose runs. */
+export interface LoadWithModel extends LoadResult {
+  /** The merged, interpolated files with `extends` applied. */
+  model: YamlMap;
+}
+
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 export function loadComposeProject(opts: LoadOptions): LoadResult {
+  const { project, plan, ignoredFields, warnings } = loadWithModel(opts);
+  return { project, plan, ignoredFields, warnings };
+}
+
+export function loadWithModel(opts: LoadOptions): LoadWithModel {
   if (opts.files.length === 0) throw new ComposeError('no compose file given; use -c FILE');
   const reader = opts.reader ?? fileSystemReader;
   const cwd = opts.cwd ?? process.cwd();
@@ -81,8 +94,10 @@ export function loadComposeProject(opts: LoadOptions): LoadResult {
   });
 
   const merged = mergeModels(models, prov);
-  const built = buildPlan(merged, { project, prov, lookup, baseDir, reader });
-  return { project, plan: built.plan, ignoredFields: built.ignoredFields, warnings: [...warnings, ...built.warnings] };
+  const built = buildPlan(merged, { project, prov, lookup, baseDir, reader, readValues: opts.readValues });
+  const model: YamlMap = { ...merged };
+  if (Object.hasOwn(merged, 'services')) model.services = built.services;
+  return { project, plan: built.plan, ignoredFields: built.ignoredFields, warnings: [...warnings, ...built.warnings], model };
 }
 
 function readText(reader: ComposeReader, path: string, name: string): string {

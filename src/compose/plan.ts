@@ -63,6 +63,8 @@ export interface PlanContext {
   /** Directory of the first compose file: compose resolves every relative path against it. */
   baseDir: string;
   reader: ComposeReader;
+  /** False: leave `file:`/`environment:` values unread (`hush compose down` needs the file's shape, not its values). */
+  readValues?: boolean;
 }
 
 export interface PlanResult {
@@ -70,6 +72,8 @@ export interface PlanResult {
   /** Fields accepted and not applied (`services.*.image`, `networks`), sorted, once each. */
   ignoredFields: string[];
   warnings: string[];
+  /** The merged `services:` with `extends` applied: what `hush compose` hands to docker compose. */
+  services: YamlMap;
 }
 
 /** Top-level keys hush applies or that carry no meaning for it. */
@@ -115,6 +119,7 @@ export function buildPlan(model: YamlMap, ctx: PlanContext): PlanResult {
     plan: { project: ctx.project, secrets: [...secrets.values()], services },
     ignoredFields: [...ignored].sort(),
     warnings,
+    services: serviceDefs,
   };
 }
 
@@ -164,9 +169,11 @@ function planSecret(key: string, defs: YamlMap, ctx: PlanContext, ignored: Set<s
   const file = get(def, 'file');
   const env = get(def, 'environment');
   if (file !== undefined && env !== undefined) throw fail(undefined, `secret "${key}" has both file: and environment:; keep one`);
-  let data: Uint8Array;
+  let data: Uint8Array | undefined;
   let from: string;
-  if (typeof file === 'string') {
+  if (ctx.readValues === false && (typeof file === 'string' || typeof env === 'string')) {
+    from = 'unread';
+  } else if (typeof file === 'string') {
     from = 'file';
     const path = absolutePath(file, ctx);
     try {
@@ -182,7 +189,7 @@ function planSecret(key: string, defs: YamlMap, ctx: PlanContext, ignored: Set<s
   } else {
     throw fail(undefined, `secret "${key}" needs file: (a path), environment: (a variable name) or external: true`);
   }
-  if (data.length === 0) throw fail(from, `secret "${key}" would be empty; a secret needs at least one byte`);
+  if (data?.length === 0) throw fail(from, `secret "${key}" would be empty; a secret needs at least one byte`);
 
   const labels = labelsOf(get(def, 'labels'));
   labels[STACK_NAMESPACE_LABEL] = ctx.project;
@@ -191,7 +198,7 @@ function planSecret(key: string, defs: YamlMap, ctx: PlanContext, ignored: Set<s
   } catch (err) {
     throw rethrow(err, (r) => fail('labels', r));
   }
-  return { key, name: storeName, external: false, labels, data };
+  return { key, name: storeName, external: false, labels, ...(data ? { data } : {}) };
 }
 
 /** `~/x` as the shell would, then relative to the first compose file's directory. */

@@ -18,6 +18,8 @@ export interface HomeConfig {
   agentSocket?: string;
   /** The node `hush up`'s agent joined as, retired at the next `hush up`. */
   upNodeId?: string;
+  /** The Docker volume driver name `hush up`'s agent serves ("off" when it serves none): `hush compose`'s default. */
+  dockerPlugin?: string;
 }
 
 export const DEFAULT_ADMIN_SOCKET = '/run/hush/admin.sock';

@@ -40,7 +40,19 @@ interface NodeNameLabels {
   updatedAt: string;
 }
 
-const RETRIES = 5;
+const RETRIES = 10;
+
+/**
+ * Before retrying a conflicting commit. Reads see only durable state, so a
+ * retry made at once reads the same old record while the winning commit is
+ * still queued for its fsync, and fails again: a burst of container starts
+ * on one node (docker compose up starts services in parallel) used to run
+ * out of retries. Waiting a random, growing while lets the winner land and
+ * spreads the contenders.
+ */
+function pauseAfterConflict(attempt: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(5 * 2 ** attempt, 250)));
+}
 
 export class NodeStore {
   constructor(private readonly backend: Backend) {}
@@ -105,6 +117,7 @@ export class NodeStore {
         return labels;
       } catch (err) {
         if (!(err instanceof ConflictError) || attempt >= RETRIES) throw err;
+        await pauseAfterConflict(attempt);
       }
     }
   }
@@ -142,6 +155,7 @@ export class NodeStore {
         return next;
       } catch (err) {
         if (!(err instanceof ConflictError) || attempt >= RETRIES) throw err;
+        await pauseAfterConflict(attempt);
       }
     }
   }

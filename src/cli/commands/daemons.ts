@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_ADMIN_SOCKET, DEFAULT_AGENT_SOCKET, DEFAULT_MOUNTS_DIR, hushHome, readHomeConfig, updateHomeConfig } from '../../home/index.js';
-import { certTtlOption, fuseOption, type FuseChoice } from '../input.js';
+import { certTtlOption, dockerPluginFrom, dockerPluginOptions, fuseOption, type FuseChoice } from '../input.js';
 
 interface StoreFlags {
   socket: string;
@@ -32,6 +32,8 @@ interface UpFlags extends StoreFlags {
   agentSocket: string;
   mounts: string;
   fuse?: FuseChoice;
+  dockerPlugin: string;
+  dockerHost: string;
 }
 
 const toInt = (v: string) => Number.parseInt(v, 10);
@@ -98,11 +100,13 @@ export function storeCommand(): Command {
 
 export function upCommand(): Command {
   // Single node: the node protocol only needs to be reachable from this machine.
-  return withNodeLimits(withStoreListeners(new Command('up').description('run a single-node hush: the store and an agent joined to it, on this machine'), '127.0.0.1:2477'))
+  const up = withNodeLimits(withStoreListeners(new Command('up').description('run a single-node hush: the store and an agent joined to it, on this machine'), '127.0.0.1:2477'))
     .option('--home <dir>', 'state directory (default $HUSH_HOME or ~/.hush)')
     .option('--agent-socket <path>', 'the agent\'s runtime API socket (`hush run` talks to it)', DEFAULT_AGENT_SOCKET)
     .option('--mounts <dir>', 'where per-container secret mounts go', DEFAULT_MOUNTS_DIR)
-    .addOption(fuseOption())
+    .addOption(fuseOption());
+  for (const option of dockerPluginOptions()) up.addOption(option);
+  return up
     .action(async (flags: UpFlags) => {
       const home = hushHome(flags.home);
       const daemon = await startStoreFrom(join(home, 'data'), { ...flags, home });
@@ -124,12 +128,13 @@ export function upCommand(): Command {
         socket: flags.agentSocket,
         mounts: await FuseMounts.create(flags.mounts, log.child({ component: 'agent' }), flags.fuse),
         debug: process.env.HUSH_AGENT_DEBUG === '1',
+        dockerPlugin: dockerPluginFrom(flags),
       }).catch(async (err: unknown) => {
         await daemon.close();
         throw err;
       });
-      await updateHomeConfig(home, { agentSocket: flags.agentSocket, upNodeId: agent.nodeId });
-      quickstart(home, flags.socket);
+      await updateHomeConfig(home, { agentSocket: flags.agentSocket, upNodeId: agent.nodeId, dockerPlugin: flags.dockerPlugin });
+      quickstart(home, flags.socket, flags.dockerPlugin);
       await untilSignal();
       // Agent first: it unmounts every container's secrets before the store goes.
       await agent.close();
@@ -173,13 +178,15 @@ function untilSignal(): Promise<void> {
   });
 }
 
-function quickstart(home: string, socket: string): void {
+function quickstart(home: string, socket: string, dockerPlugin: string): void {
   const hostHint = socket === DEFAULT_ADMIN_SOCKET ? '' : `  export HUSH_HOST=unix://${socket}\n`;
   process.stdout.write(
     `\nhush is up: a store and an agent on this machine. State in ${home}.\n\nTry it from another terminal (as root):\n${hostHint}` +
       '  printf s3cret | hush secret create db_password -\n' +
       '  hush service create db --secret db_password,target=password,mode=0400\n' +
-      '  hush run --service db -- cat /run/secrets/password\n\n' +
+      '  hush run --service db -- cat /run/secrets/password\n' +
+      (dockerPlugin === 'off' ? '' : `  docker run --rm --mount type=volume,volume-driver=${dockerPlugin},source=db,target=/run/secrets,readonly busybox cat /run/secrets/password\n`) +
+      '\n' +
       'Ctrl-C stops both and removes every secret mount.\n',
   );
 }

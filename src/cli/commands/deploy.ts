@@ -7,6 +7,7 @@
  * commands start without yaml and the compose schema.
  */
 import { Command, Option } from 'commander';
+import type { DeployPlan } from '../../compose/index.js';
 import type { ApiClient } from '../client.js';
 import { formatOption, printJson, printTable, type Format } from '../output.js';
 
@@ -98,7 +99,11 @@ async function deploy(client: () => Promise<ApiClient>, opts: DeployOptions, pro
     process.stderr.write(`ignored (hush applies secrets, grants and placement constraints; it runs no containers): ${loaded.ignoredFields.join(', ')}\n`);
   }
   for (const warning of loaded.warnings) process.stderr.write(`warning: ${warning}\n`);
-  const { plan } = loaded;
+  await sendPlan(client, loaded.plan, opts);
+}
+
+/** Sends a loaded plan to `POST /v1/deploy` and prints the store's answer (also `hush compose up`'s first step). */
+export async function sendPlan(client: () => Promise<ApiClient>, plan: DeployPlan, opts: { prune?: boolean; dryRun?: boolean; format: Format }): Promise<void> {
   const body = {
     project: plan.project,
     secrets: plan.secrets.map((s) => ({ key: s.key, name: s.name, external: s.external, labels: s.labels, ...(s.data === undefined ? {} : { data: Buffer.from(s.data).toString('base64') }) })),

@@ -29,3 +29,5 @@ export { certFingerprint, fingerprintMatches } from './fingerprint.js';
 export { secretsEqual } from './constant-time.js';
 export type { JoinToken } from './join-token.js';
 export { newJoinSecret, formatJoinToken, parseJoinToken } from './join-token.js';
+export type { CaSuccession } from './ca-rotation.js';
+export { createSuccessorCa, verifyCaSuccession } from './ca-rotation.js';

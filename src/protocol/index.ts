@@ -12,6 +12,8 @@ export {
   type AgentMessage,
   type JoinRequest,
   type JoinResponse,
+  type RenewRequest,
+  type RenewResponse,
   type StoreMessage,
   type WireContainer,
   type WireDecision,

@@ -71,6 +71,17 @@ export interface JoinResponse {
   node_id: string;
   certificate_pem: string;
   ca_pem: string;
+  /** During a CA rotation: the active CA cross-signed by the previous one; '' otherwise. */
+  ca_cross_pem?: string;
+}
+export interface RenewRequest {
+  csr_pem: string;
+}
+export interface RenewResponse {
+  certificate_pem: string;
+  /** The issuing (active) CA, and its cross certificate during a rotation; '' from an older store. */
+  ca_pem?: string;
+  ca_cross_pem?: string;
 }
 
 let service: grpc.ServiceDefinition | undefined;

@@ -4,7 +4,7 @@
  * PKI, the node protocol listener, the admin HTTPS listener. Wiring only; the
  * parts live in store/, acl/, pki/, api/, protocol/ and http/.
  */
-import { randomBytes } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -164,6 +164,14 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       const next = pki.serverTls(hosts);
       node.updateTls(next);
       if (httpsServer) updateHttpsTls(httpsServer, next);
+      if (!pki.previousCa) {
+        // Retired: connections opened with a certificate of the old CA were checked only when they opened.
+        const active = new X509Certificate(pki.caPem);
+        const issuedByOld = (cert: X509Certificate) => !(cert.checkIssued(active) && cert.verify(active.publicKey));
+        const admins = clientConnections.cutWhere(issuedByOld);
+        const nodes = d.disconnectWhere((pem) => issuedByOld(new X509Certificate(pem)), 'the CA that issued this certificate was retired; renew or join again');
+        log.info({ admins, nodes }, 'closed connections made with certificates of the retired CA');
+      }
       homeCredentials?.refresh().catch((err: unknown) => log.error({ err: (err as Error).message }, 'moving the admin credentials in HUSH_HOME to the new CA failed; will retry'));
     });
     const nodeAddress = `${splitHostPort(listen).host}:${node.port}`;

@@ -140,7 +140,11 @@ async function run(command: string[], flags: RunFlags): Promise<number> {
     await mkdir(SECRETS_DIR, { recursive: true, mode: 0o755 });
     let secretEnv = await readSecretEnv(container.mount, flags.env, flags.service, flags.user);
     if (flags.env.length > 0 && !flags.reloadSignal && !flags.restartOnRotate) {
-      process.stderr.write(`hush run: ${flags.env.map((e) => e.variable).join(', ')} keep the value they start with; a rotation does not change them (pass --restart-on-rotate, or --reload-signal for a command that re-reads /run/secrets)\n`);
+      const one = flags.env.length === 1;
+      process.stderr.write(
+        `hush run: ${flags.env.map((e) => e.variable).join(', ')} ${one ? 'keeps the value it starts' : 'keep the values they start'} with; a rotation does not change ${one ? 'it' : 'them'} ` +
+          '(pass --restart-on-rotate, or --reload-signal for a command that re-reads /run/secrets)\n',
+      );
     }
     const launch = () =>
       spawn('setpriv', [...launcherArgs(), 'sh', '-c', NAMESPACE_SCRIPT, 'hush-run', container.mount!, String(hidden.length), ...hidden, ...dropPrivileges(flags), ...command], {

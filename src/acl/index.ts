@@ -32,3 +32,4 @@ export {
 } from './entitlement.js';
 export { ACTIONS, actionsOf, assertCan, can, isAction, isRole, ROLES, type Action, type Role } from './rbac.js';
 export { actionForRequest, routePattern } from './routes.js';
+export { assertTemplateInputsGranted, parseTemplate, templateReferences, type TemplatePart } from './templates.js';

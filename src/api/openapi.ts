@@ -154,6 +154,7 @@ const SCHEMAS: Record<string, object> = {
       uid: { type: 'integer', minimum: 0 },
       gid: { type: 'integer', minimum: 0 },
       mode: { type: 'integer', minimum: 0, maximum: 0o777, description: 'default 0444' },
+      template: { type: 'boolean', description: 'render the source as a template: {{ secret "NAME" }} pastes secret NAME, which must be granted to the same service' },
     },
   },
   // Checked by acl.validateServiceSpec (hand-written: its errors name the grant and the rule).

@@ -19,6 +19,8 @@ export interface WireGrant {
   uid: number;
   gid: number;
   mode: number;
+  /** Decoded as false when absent (proto3 default). */
+  template?: boolean;
 }
 export interface WireServiceGrants {
   service: string;

@@ -16,6 +16,8 @@ export interface Grant {
   uid: number;
   gid: number;
   mode: number;
+  /** The source is a template (templates.ts) rendered with the service's other secrets; absent for a plain file. */
+  template?: boolean;
 }
 
 /** Docker's defaults for a secret file: root-owned, world-readable, not writable. */
@@ -30,7 +32,7 @@ export const MAX_MODE = 0o777;
 /** NAME_MAX on Linux, counted in bytes, not characters. */
 export const MAX_TARGET_BYTES = 255;
 
-const GRANT_FIELDS = new Set(['source', 'target', 'uid', 'gid', 'mode']);
+const GRANT_FIELDS = new Set(['source', 'target', 'uid', 'gid', 'mode', 'template']);
 const DECIMAL = /^[0-9]+$/;
 const OCTAL = /^(?:0o)?[0-7]+$/i;
 
@@ -65,7 +67,7 @@ export function parseGrantSpec(spec: string): Grant {
       if (key === 'src') key = 'source';
     }
     if (!GRANT_FIELDS.has(key)) {
-      throw new HushError('bad_request', `--secret "${spec}": unknown option "${key}"; the options are source, target, uid, gid, mode`);
+      throw new HushError('bad_request', `--secret "${spec}": unknown option "${key}"; the options are source, target, uid, gid, mode, template`);
     }
     if (seen.has(key)) throw new HushError('bad_request', `--secret "${spec}": ${key} is given twice`);
     seen.add(key);
@@ -82,9 +84,16 @@ export function parseGrantSpec(spec: string): Grant {
       uid: raw.uid === undefined ? DEFAULT_UID : idFromText(raw.uid, 'uid', where),
       gid: raw.gid === undefined ? DEFAULT_GID : idFromText(raw.gid, 'gid', where),
       mode: raw.mode === undefined ? DEFAULT_MODE : modeFromText(raw.mode, where),
+      ...(templateFromText(raw.template, where) ? { template: true } : {}),
     },
     where,
   );
+}
+
+function templateFromText(value: string | undefined, where: string): boolean {
+  if (value === undefined || value === 'false') return false;
+  if (value === 'true') return true;
+  throw new HushError('bad_request', `${where}: template must be true or false, not "${value}"`);
 }
 
 /**
@@ -122,7 +131,7 @@ function validateGrant(input: unknown, index: number): Grant {
   const obj = input as Record<string, unknown>;
   for (const key of Object.keys(obj)) {
     if (!GRANT_FIELDS.has(key)) {
-      throw new HushError('unknown_field', `${where}: unknown field "${key}"; the fields are source, target, uid, gid, mode`);
+      throw new HushError('unknown_field', `${where}: unknown field "${key}"; the fields are source, target, uid, gid, mode, template`);
     }
   }
   const source = obj.source;
@@ -136,9 +145,16 @@ function validateGrant(input: unknown, index: number): Grant {
       uid: obj.uid === undefined ? DEFAULT_UID : idFromValue(obj.uid, 'uid', where),
       gid: obj.gid === undefined ? DEFAULT_GID : idFromValue(obj.gid, 'gid', where),
       mode: obj.mode === undefined ? DEFAULT_MODE : modeFromValue(obj.mode, where),
+      ...(templateFromValue(obj.template, where) ? { template: true } : {}),
     },
     where,
   );
+}
+
+function templateFromValue(value: unknown, where: string): boolean {
+  if (value === undefined || value === false) return false;
+  if (value === true) return true;
+  throw new HushError('bad_request', `${where}: template must be true or false`);
 }
 
 /** The checks both forms share; `where` names the grant in messages. */

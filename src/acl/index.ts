@@ -25,3 +25,4 @@ export {
 } from './entitlement.js';
 export { ACTIONS, actionsOf, assertCan, can, ROLES, type Action, type Role } from './rbac.js';
 export { actionForRequest, routePattern } from './routes.js';
+export { assertTemplateInputsGranted, parseTemplate, templateReferences } from './templates.js';

@@ -42,6 +42,9 @@ const NATIVE: readonly Rule[] = [
   ['POST', '/join-token', 'token.rotate'],
   ['POST', '/join-token/rotate', 'token.rotate'],
   ['POST', '/key/rotate', 'key.rotate'],
+  // A new cluster CA replaces a key as much as a KEK rotation does; its status shows fingerprints and node names only.
+  ['GET', '/ca', 'cert.read'],
+  ['POST', '/ca/rotate', 'key.rotate'],
   ['GET', '/certs', 'cert.read'],
   ['POST', '/certs', 'cert.issue'],
   ['POST', '/certs/:name/renew', 'cert.issue'],

@@ -10,7 +10,7 @@
 import { unlink } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { closeServer, listenOnUnixSocket } from '../http/index.js';
-import { parseJoinToken } from '../pki/index.js';
+import { certFingerprint, parseJoinToken } from '../pki/index.js';
 import { log as rootLog, type Logger } from '../log/index.js';
 import { nodeClient, type NodeClient } from '../protocol/index.js';
 import { parseStoreAddress } from './address.js';
@@ -53,7 +53,8 @@ export interface AgentStatus {
   nodeId: string;
   store: string;
   session: SessionStatus;
-  certificate: { notAfter: string };
+  /** The node certificate's end, and the fingerprint of the cluster CA the agent trusts (it changes at a CA rotation). */
+  certificate: { notAfter: string; ca: string };
   containers: number;
 }
 
@@ -101,7 +102,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     nodeId: identity?.nodeId ?? '',
     store: address.display,
     session: session.status(),
-    certificate: { notAfter: identity?.notAfter.toISOString() ?? '' },
+    certificate: { notAfter: identity?.notAfter.toISOString() ?? '', ca: identity ? certFingerprint(identity.caPem) : '' },
     containers: registry.list().length,
   });
 

@@ -11,6 +11,7 @@ import type { Grant } from '../acl/index.js';
 import { log } from '../log/index.js';
 import { Sealer } from './sealer.js';
 import { SecretVersion } from './secret-version.js';
+import { TemplateRenderer } from './templates.js';
 
 export interface HeldSecret {
   name: string;
@@ -37,6 +38,10 @@ export class SecretCache {
   #mtimes = new Map<string, number>();
   #revision = 0;
   #listeners = new Set<() => void>();
+  #templates = new TemplateRenderer(
+    { get: (name) => this.#secrets.get(name), seal: (info, plaintext) => new SecretVersion(this.#sealer, info, plaintext) },
+    log.child({ component: 'templates' }),
+  );
 
   /** Revision of the last snapshot or delta applied; 0 before the first. */
   get revision(): number {
@@ -65,6 +70,15 @@ export class SecretCache {
   /** The current version of a secret, if the node holds it. */
   get(name: string): SecretVersion | undefined {
     return this.#secrets.get(name);
+  }
+
+  /**
+   * What the file of `grant` (a grant of `service`) holds now: the secret's
+   * current version, or for a template grant its current rendering.
+   */
+  fileVersion(service: string, grant: Grant): SecretVersion | undefined {
+    if (!grant.template) return this.#secrets.get(grant.source);
+    return this.#templates.render(service, grant, this.grants(service) ?? []);
   }
 
   /** The whole current value in a fresh buffer (zero it when done), or undefined. */
@@ -99,6 +113,7 @@ export class SecretCache {
 
   /** Drops everything held (a revoked node) but stays usable. */
   clear(): void {
+    this.#templates.clear();
     this.#secrets = new Map();
     this.#services = new Map();
     this.#revision = 0;
@@ -131,6 +146,7 @@ export class SecretCache {
   }
 
   #changed(): void {
+    this.#templates.retain(new Set(this.#services.keys()));
     for (const listener of this.#listeners) {
       // A failing reader must not stop the session from applying the store's updates.
       try {
@@ -150,5 +166,5 @@ export class SecretCache {
 }
 
 function byTarget(s: WireServiceGrants): Map<string, Grant> {
-  return new Map(s.grants.map((g: WireGrant) => [g.target, { source: g.source, target: g.target, uid: g.uid, gid: g.gid, mode: g.mode }]));
+  return new Map(s.grants.map((g: WireGrant) => [g.target, { source: g.source, target: g.target, uid: g.uid, gid: g.gid, mode: g.mode, ...(g.template ? { template: true } : {}) }]));
 }

@@ -7,7 +7,7 @@ import { HushError } from '../errors/index.js';
 import { createCsr, fingerprintMatches, generateKeyPairAsync, parseJoinToken } from '../pki/index.js';
 import { grpc, isServiceError, joinClient, unary } from '../protocol/index.js';
 import type { StoreAddress } from './address.js';
-import { acceptCertificate, type NodeIdentity } from './node-identity.js';
+import { acceptCertificate, nextTrustedCa, type NodeIdentity } from './node-identity.js';
 import { fetchVerifiedStoreCa } from './store-ca.js';
 
 export interface JoinOptions {
@@ -38,11 +38,17 @@ export async function joinStore(opts: JoinOptions): Promise<NodeIdentity> {
     }, timeoutMs).catch((err: unknown) => {
       throw joinError(opts.address, err);
     });
-    // The CA the store names must be the one the token vouches for; anything else would let it swap trust after the check.
+    // The CA the store names must be the one the token vouches for, or (during a CA rotation, with a token made before
+    // it) a successor that CA cross-signed: anything else would let the store swap trust after the check.
+    let trusted = caPem;
     if (!fingerprintMatches(token.caFingerprint, response.ca_pem)) {
-      throw new HushError('unauthorized', `the store at ${opts.address.display} answered the join with a CA other than the one in the join token`);
+      try {
+        trusted = nextTrustedCa(caPem, response.ca_pem, response.ca_cross_pem);
+      } catch (err) {
+        throw new HushError('unauthorized', `the store at ${opts.address.display} answered the join with a CA other than the one in the join token (${(err as Error).message})`);
+      }
     }
-    return acceptCertificate(response.node_id, caPem, keyPem, response.certificate_pem);
+    return acceptCertificate(response.node_id, trusted, keyPem, response.certificate_pem);
   } finally {
     client.close();
   }

@@ -5,7 +5,7 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { HushError } from '../errors/index.js';
-import { readCertIdentity, verifyIssuedBy } from '../pki/index.js';
+import { certFingerprint, readCertIdentity, verifyCaSuccession, verifyIssuedBy } from '../pki/index.js';
 import type { NodeCredentials } from '../protocol/index.js';
 
 export interface NodeIdentity extends NodeCredentials {
@@ -36,4 +36,19 @@ export function acceptCertificate(nodeId: string, caPem: string, keyPem: string,
 export function renewalDelayMs(identity: NodeIdentity, now = Date.now()): number {
   const halfLife = (identity.notAfter.getTime() - identity.receivedAt) / 2;
   return Math.max(0, identity.receivedAt + halfLife - now);
+}
+
+/**
+ * The CA the agent trusts after the store answered a Join or Renew with the
+ * CA that issued its certificate. The same CA: nothing changes. Another (a CA
+ * rotation): trusted only if the cross certificate shows that the CA the agent
+ * trusts vouches for exactly that key and name; the agent then trusts the new
+ * CA alone, so the old one's retirement costs it nothing. An empty answer
+ * comes from a store before CA rotation: the CA is unchanged.
+ */
+export function nextTrustedCa(trustedCaPem: string, issuingCaPem: string | undefined, crossPem: string | undefined): string {
+  if (!issuingCaPem || certFingerprint(issuingCaPem) === certFingerprint(trustedCaPem)) return trustedCaPem;
+  if (!crossPem) throw new HushError('unauthorized', 'the store names a cluster CA other than the one this node trusts, without a cross certificate from it');
+  verifyCaSuccession(trustedCaPem, issuingCaPem, crossPem);
+  return issuingCaPem;
 }

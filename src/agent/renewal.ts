@@ -6,10 +6,10 @@
  * Failures retry with backoff; the old certificate stays in use meanwhile.
  */
 import type { Logger } from '../log/index.js';
-import { createCsr, generateKeyPairAsync } from '../pki/index.js';
+import { certFingerprint, createCsr, generateKeyPairAsync } from '../pki/index.js';
 import { isServiceError, unary, type NodeClient } from '../protocol/index.js';
 import { Backoff } from './backoff.js';
-import { acceptCertificate, renewalDelayMs, type NodeIdentity } from './node-identity.js';
+import { acceptCertificate, nextTrustedCa, renewalDelayMs, type NodeIdentity } from './node-identity.js';
 
 export interface RenewerOptions {
   identity: () => NodeIdentity;
@@ -49,7 +49,9 @@ export class CertificateRenewer {
     const { keyPem } = await generateKeyPairAsync();
     const client = this.#opts.client();
     const response = await unary(client.Renew.bind(client), { csr_pem: createCsr(keyPem, current.nodeId) }, this.#opts.timeoutMs ?? 15_000);
-    const renewed = acceptCertificate(current.nodeId, current.caPem, keyPem, response.certificate_pem);
+    // After a CA rotation the new certificate comes from the new CA, which the agent trusts from then on (node-identity.ts).
+    const caPem = nextTrustedCa(current.caPem, response.ca_pem, response.ca_cross_pem);
+    const renewed = acceptCertificate(current.nodeId, caPem, keyPem, response.certificate_pem);
     if (this.#stopped) return renewed;
     this.#opts.onRenewed(renewed);
     return renewed;
@@ -69,7 +71,7 @@ export class CertificateRenewer {
     try {
       const renewed = await this.renewNow();
       this.#backoff.reset();
-      this.#opts.log.info({ nodeId: renewed.nodeId, notAfter: renewed.notAfter.toISOString() }, 'node certificate renewed');
+      this.#opts.log.info({ nodeId: renewed.nodeId, notAfter: renewed.notAfter.toISOString(), ca: certFingerprint(renewed.caPem) }, 'node certificate renewed');
       this.#schedule(renewalDelayMs(renewed));
     } catch (err) {
       if (this.#stopped) return;

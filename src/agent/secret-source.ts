@@ -40,17 +40,18 @@ export interface SecretSource {
 
 export function sourceForService(cache: SecretCache, service: string): SecretSource {
   return {
-    list: () => (cache.grants(service) ?? []).map((grant) => fileFor(cache, grant)).filter((f): f is SecretFile => f !== undefined),
+    list: () => (cache.grants(service) ?? []).map((grant) => fileFor(cache, service, grant)).filter((f): f is SecretFile => f !== undefined),
     lookup: (name) => {
       const grant = cache.grant(service, name);
-      return grant && fileFor(cache, grant);
+      return grant && fileFor(cache, service, grant);
     },
     onChange: (listener) => cache.onChange(listener),
   };
 }
 
-function fileFor(cache: SecretCache, grant: Grant): SecretFile | undefined {
-  const version = cache.get(grant.source);
+function fileFor(cache: SecretCache, service: string, grant: Grant): SecretFile | undefined {
+  // A template grant's file is its current rendering (templates.ts), a version of its own.
+  const version = cache.fileVersion(service, grant);
   // A grant whose secret has not arrived (or was just removed) shows no file rather than an empty one.
   if (!version) return undefined;
   return {

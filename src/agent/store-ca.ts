@@ -1,8 +1,8 @@
 /**
  * Trust without trust-on-first-use: before the agent sends the store anything
  * (not even its token), it looks at the certificate chain the store presents,
- * takes the self-signed root at its end, and accepts that root as the
- * cluster CA only if its SHA-256 fingerprint is the one in the join token.
+ * takes the self-signed root in it, and accepts that root as the cluster CA
+ * only if its SHA-256 fingerprint is the one in the join token.
  * Only then does it speak gRPC, trusting that CA and nothing else.
  */
 import { X509Certificate } from 'node:crypto';
@@ -17,21 +17,24 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 /** The store's CA certificate (PEM) once its fingerprint matched; else a HushError saying what was presented. */
 export async function fetchVerifiedStoreCa(address: StoreAddress, expectedFingerprint: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string> {
   const chain = await presentedChain(address, timeoutMs);
-  const root = chain[chain.length - 1]!;
-  if (!isSelfSigned(root)) {
+  // During a CA rotation the store presents both roots (its leaf, the cross certificate, the old and the new CA):
+  // a token for either CA finds its own among them. Outside a rotation there is one root, at the end.
+  const roots = chain.filter(isSelfSigned);
+  if (roots.length === 0) {
+    const root = chain[chain.length - 1]!;
     throw new HushError(
       'unauthorized',
       `the store at ${address.display} did not present its CA certificate (its chain ends at "${root.subject.replace(/\n/g, ', ')}", which is not self-signed); it cannot be checked against the join token`,
     );
   }
-  const caPem = root.toString();
-  if (!fingerprintMatches(expectedFingerprint, caPem)) {
+  const match = roots.find((root) => fingerprintMatches(expectedFingerprint, root.toString()));
+  if (!match) {
     throw new HushError(
       'unauthorized',
-      `the store at ${address.display} presents CA ${certFingerprint(caPem)}, but the join token expects ${expectedFingerprint.toLowerCase()}: wrong store or an impostor`,
+      `the store at ${address.display} presents CA ${roots.map((r) => certFingerprint(r.toString())).join(' and ')}, but the join token expects ${expectedFingerprint.toLowerCase()}: wrong store or an impostor`,
     );
   }
-  return caPem;
+  return match.toString();
 }
 
 /**

@@ -14,6 +14,7 @@ import type { StoreMetrics } from '../metrics/index.js';
 import type { AdminCertStore, Backend, Keyring, NodeStore, SecretStore, ServiceStore, StackStore } from '../store/index.js';
 import { certRoutes, type AdminCertControl } from './cert-routes.js';
 import { peerCertificateOf } from './client-connections.js';
+import { caRoutes } from './ca-routes.js';
 import { joinTokenRoutes, nodeRoutes, serviceRoutes, type ClusterControl } from './cluster-routes.js';
 import { DEPLOY_PATH, deployBodyParser, deployRoutes } from './deploy-routes.js';
 import { DOCKER_VERSION_PREFIX, dockerRoutes, isDockerPath } from './docker-routes.js';
@@ -142,6 +143,7 @@ export function createAdminExpress(ctx: AdminContext): express.Express {
   };
   app.use('/v1/nodes', nodeRoutes(ctx.nodes, cluster));
   app.use('/v1/join-token', joinTokenRoutes(cluster));
+  app.use('/v1/ca', caRoutes(cluster));
   app.use(
     '/v1/certs',
     certRoutes(() => {

@@ -6,6 +6,7 @@
  * more, not even a request already in flight.
  */
 import type { Server } from 'node:https';
+import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { PeerCertificate } from '../store/index.js';
 
@@ -31,6 +32,22 @@ export class ClientConnections {
     this.bySerial.delete(serial.toLowerCase());
     for (const socket of sockets) socket.destroy();
     return sockets.size;
+  }
+
+  /** Destroys every open connection whose client certificate `drop` picks (a retired CA's); returns how many. */
+  cutWhere(drop: (certificate: X509Certificate) => boolean): number {
+    let n = 0;
+    for (const [serial, sockets] of this.bySerial) {
+      for (const socket of sockets) {
+        const certificate = socket.getPeerX509Certificate();
+        if (!certificate || !drop(certificate)) continue;
+        sockets.delete(socket);
+        socket.destroy();
+        n++;
+      }
+      if (sockets.size === 0) this.bySerial.delete(serial);
+    }
+    return n;
   }
 
   get size(): number {

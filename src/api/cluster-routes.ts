@@ -6,6 +6,7 @@ import { HushError } from '../errors/index.js';
 import { validator } from '../http/index.js';
 import { assertValidLabels, assertValidName } from '../rules/index.js';
 import type { NodeRecord, NodeStore, ServiceStore } from '../store/index.js';
+import type { CaRotationReport, CaStatus } from './ca-routes.js';
 import { serviceUpdateHandler } from './deploy-routes.js';
 
 export interface NodeStatus {
@@ -22,6 +23,10 @@ export interface ClusterControl {
   nodeJoinToken(name: string, options?: { rotate?: boolean }): Promise<string>;
   hasNodeJoinToken(name: string): Promise<boolean>;
   nodeStatus(nodeId: string): NodeStatus;
+  /** The cluster CA and, during a rotation, each node's progress onto the new one. */
+  caStatus(): Promise<CaStatus>;
+  /** Starts a CA rotation (409 while one runs). */
+  rotateCa(): Promise<CaRotationReport>;
 }
 
 interface LabelBody {

@@ -2,5 +2,6 @@
 export { createAdminApp, createAdminExpress, type AdminContext } from './admin-app.js';
 export { documentedOperations, openApiDocument } from './openapi.js';
 export type { ClusterControl, NodeStatus } from './cluster-routes.js';
+export type { CaRotationReport, CaStatus } from './ca-routes.js';
 export { ClientConnections } from './client-connections.js';
 export type { AdminCertControl, AdminCertView, IssuedAdminCert } from './cert-routes.js';

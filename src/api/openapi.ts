@@ -73,6 +73,8 @@ const OPERATIONS: Operation[] = [
   { method: 'get', path: '/v1/join-token', tag: 'cluster', summary: 'The cluster-wide join token', responses: { 200: ok('JoinToken') } },
   { method: 'post', path: '/v1/join-token', tag: 'cluster', summary: 'The join token bound to a node name (or the cluster-wide one)', body: 'join token', responses: { 200: ok('JoinToken') } },
   { method: 'post', path: '/v1/join-token/rotate', tag: 'cluster', summary: 'Replace a join token', body: 'join token', responses: { 200: ok('JoinToken') } },
+  { method: 'get', path: '/v1/ca', tag: 'cluster', summary: 'The cluster CA fingerprint and, during a CA rotation, each node\'s progress onto the new CA', responses: { 200: ok('CaStatus') } },
+  { method: 'post', path: '/v1/ca/rotate', tag: 'cluster', summary: 'Start a CA rotation: a new CA cross-signed by the current one; the old one is retired once every node holds a new certificate', responses: { 201: ok({ type: 'object' }, 'Started'), 409: ok('Error', 'A CA rotation is already running') } },
   { method: 'get', path: '/v1/certs', tag: 'cluster', summary: 'List the admin client certificates issued (name, role, serial, status, expiry)', responses: { 200: ok({ type: 'array', items: { type: 'object' } }) } },
   { method: 'post', path: '/v1/certs', tag: 'cluster', summary: 'Issue an admin client certificate with a role', body: 'issue certificate', responses: { 201: ok(ISSUED_CERT, 'Created'), 409: ok('Error', 'The name has an active certificate') } },
   { method: 'post', path: '/v1/certs/{name}/renew', tag: 'cluster', summary: 'Issue a new certificate for the name; the old serial is superseded', body: 'renew certificate', responses: { 201: ok(ISSUED_CERT, 'Created'), 404: ok('Error', 'No certificate of that name') } },
@@ -152,6 +154,7 @@ const SCHEMAS: Record<string, object> = {
       uid: { type: 'integer', minimum: 0 },
       gid: { type: 'integer', minimum: 0 },
       mode: { type: 'integer', minimum: 0, maximum: 0o777, description: 'default 0444' },
+      template: { type: 'boolean', description: 'render the source as a template: {{ secret "NAME" }} pastes secret NAME, which must be granted to the same service' },
     },
   },
   // Checked by acl.validateServiceSpec (hand-written: its errors name the grant and the rule).
@@ -182,6 +185,14 @@ const SCHEMAS: Record<string, object> = {
     },
   },
   JoinToken: { type: 'object', required: ['token'], properties: { node: { type: 'string' }, token: { type: 'string' } } },
+  CaStatus: {
+    type: 'object',
+    required: ['fingerprint'],
+    properties: {
+      fingerprint: { type: 'string', description: 'SHA-256 of the active CA certificate (what new join tokens carry)' },
+      rotation: { type: 'object', description: 'Present while the previous CA is still trusted', properties: { previousFingerprint: { type: 'string' }, startedAt: { type: 'string' }, moved: { type: 'integer' }, total: { type: 'integer' }, complete: { type: 'boolean' }, nodes: { type: 'array', items: { type: 'object' } } } },
+    },
+  },
   DockerSecret: {
     type: 'object',
     description: 'Docker Engine API Secret object; never carries Data',

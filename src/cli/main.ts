@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { ApiClient } from './client.js';
 import { agentCommand } from './commands/agent.js';
 import { upCommand, storeCommand } from './commands/daemons.js';
+import { caCommand } from './commands/ca.js';
 import { certCommand } from './commands/certs.js';
 import { joinTokenCommand, nodeCommand, serviceCommand } from './commands/cluster.js';
 import { composeCommand } from './commands/compose.js';
@@ -37,6 +38,7 @@ function buildProgram(): Command {
   program.addCommand(certCommand(client));
   program.addCommand(runCommand());
   program.addCommand(keyCommand(client));
+  program.addCommand(caCommand(client));
   applyToAll(program, (command) => command.exitOverride().showHelpAfterError('(run with --help for usage)'));
   return program;
 }

@@ -3,6 +3,6 @@
  * runtime API (src/agent): listeners, request-body validation, and errors as
  * the contract's JSON body. Nothing here knows a route.
  */
-export { closeServer, listenHttps, listenOnUnixSocket, splitHostPort } from './listen.js';
+export { closeServer, listenHttps, updateHttpsTls, listenOnUnixSocket, splitHostPort } from './listen.js';
 export { decodeBase64, requestBodySchema, validator, type Validator } from './validate.js';
 export { errorHandler, notFoundHandler, sendError, toHttpError } from './errors.js';

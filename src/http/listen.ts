@@ -71,6 +71,14 @@ export async function listenHttps(app: RequestListener, address: string, tls: { 
   return server;
 }
 
+/**
+ * New TLS material for an HTTPS listener (a CA rotation): connections from
+ * now on get the new chain and trust; open ones keep what they negotiated.
+ */
+export function updateHttpsTls(server: Server, tls: { caPem: string; keyPem: string; certChainPem: string }): void {
+  (server as HttpsServer).setSecureContext({ minVersion: 'TLSv1.3', ca: tls.caPem, key: tls.keyPem, cert: tls.certChainPem });
+}
+
 export function splitHostPort(address: string): { host: string; port: number } {
   const match = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address);
   if (!match) throw new HushError('bad_request', `"${address}" is not HOST:PORT`);

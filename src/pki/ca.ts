@@ -18,7 +18,7 @@ import { CLOCK_SKEW_MS, checkLifetime, daysToMs } from './validity.js';
 export const DEFAULT_CA_COMMON_NAME = 'hush cluster CA';
 export const DEFAULT_CA_VALIDITY_DAYS = 3650;
 
-export function createClusterCa(opts: { commonName?: string; validityDays?: number } = {}): KeyAndCert {
+export function createClusterCa(opts: { commonName?: string; validityDays?: number; subject?: forge.pki.CertificateField[] } = {}): KeyAndCert {
   const validityDays = opts.validityDays ?? DEFAULT_CA_VALIDITY_DAYS;
   checkLifetime('validityDays', validityDays);
   const { keyPem, publicKeyPem } = generateKeyPair();
@@ -29,7 +29,8 @@ export function createClusterCa(opts: { commonName?: string; validityDays?: numb
   const now = Date.now();
   cert.validity.notBefore = new Date(now - CLOCK_SKEW_MS);
   cert.validity.notAfter = new Date(now + daysToMs(validityDays));
-  const subject = subjectAttributes({ commonName: opts.commonName ?? DEFAULT_CA_COMMON_NAME });
+  // A successor CA takes its predecessor's exact name (ca-rotation.ts says why).
+  const subject = opts.subject ?? subjectAttributes({ commonName: opts.commonName ?? DEFAULT_CA_COMMON_NAME });
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([

@@ -22,3 +22,4 @@ export { verifyIssuedBy } from './verify.js';
 export { certFingerprint, fingerprintMatches } from './fingerprint.js';
 export { secretsEqual } from './constant-time.js';
 export { newJoinSecret, formatJoinToken, parseJoinToken } from './join-token.js';
+export { createSuccessorCa, verifyCaSuccession } from './ca-rotation.js';

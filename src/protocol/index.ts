@@ -12,6 +12,7 @@ export {
   type AgentMessage,
   type JoinRequest,
   type JoinResponse,
+  type RenewResponse,
   type StoreMessage,
   type WireContainer,
   type WireDecision,

@@ -6,19 +6,12 @@
  * cable) within seconds instead of TCP's minutes.
  */
 import * as grpc from '@grpc/grpc-js';
-import { GRPC_MAX_SNAPSHOT_BYTES, STORE_TLS_NAME, nodeServiceClient, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from './node-proto.js';
+import { GRPC_MAX_SNAPSHOT_BYTES, STORE_TLS_NAME, nodeServiceClient, type AgentMessage, type JoinRequest, type JoinResponse, type RenewRequest, type RenewResponse, type StoreMessage } from './node-proto.js';
 import { KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from './timing.js';
 
 /** Where the store's node port is: what grpc-js dials (host:port, an IPv6 host in brackets). */
 export interface NodeTarget {
   target: string;
-}
-
-export interface RenewRequest {
-  csr_pem: string;
-}
-export interface RenewResponse {
-  certificate_pem: string;
 }
 
 /** The generated client's methods, typed. */

@@ -19,6 +19,8 @@ export interface WireGrant {
   uid: number;
   gid: number;
   mode: number;
+  /** Decoded as false when absent (proto3 default). */
+  template?: boolean;
 }
 export interface WireServiceGrants {
   service: string;
@@ -71,6 +73,17 @@ export interface JoinResponse {
   node_id: string;
   certificate_pem: string;
   ca_pem: string;
+  /** During a CA rotation: the active CA cross-signed by the previous one; '' otherwise. */
+  ca_cross_pem?: string;
+}
+export interface RenewRequest {
+  csr_pem: string;
+}
+export interface RenewResponse {
+  certificate_pem: string;
+  /** The issuing (active) CA, and its cross certificate during a rotation; '' from an older store. */
+  ca_pem?: string;
+  ca_cross_pem?: string;
 }
 
 let service: grpc.ServiceDefinition | undefined;

@@ -16,7 +16,7 @@ import { callGate } from './call-gate.js';
 import { ConnectionGate } from './connection-gate.js';
 import { splitHostPort } from '../http/index.js';
 import type { NodeLimits } from './node-limits.js';
-import { GRPC_MAX_SNAPSHOT_BYTES, nodeServiceDefinition, type AgentMessage, type JoinRequest, type JoinResponse, type StoreMessage } from './node-proto.js';
+import { GRPC_MAX_SNAPSHOT_BYTES, nodeServiceDefinition, type AgentMessage, type JoinRequest, type JoinResponse, type RenewRequest, type RenewResponse, type StoreMessage } from './node-proto.js';
 import { KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from './timing.js';
 
 export interface NodeIdentity {
@@ -28,7 +28,7 @@ export interface NodeIdentity {
 /** What the server needs from the store; implemented by the node dispatcher. */
 export interface NodeProtocolHandler {
   join(request: JoinRequest): Promise<JoinResponse>;
-  renew(identity: NodeIdentity, csrPem: string): Promise<string>;
+  renew(identity: NodeIdentity, csrPem: string): Promise<RenewResponse>;
   /** Checks that the node may connect (exists, not revoked); throws a HushError otherwise. */
   authorize(identity: NodeIdentity): Promise<void>;
   openSession(identity: NodeIdentity, stream: grpc.ServerDuplexStream<AgentMessage, StoreMessage>): void;
@@ -41,20 +41,43 @@ export interface TlsMaterial {
 }
 
 /**
- * A certificate provider that hands grpc-js fixed PEMs (and could be updated
- * for CA rotation). Updates are delivered on the next tick: grpc-js registers
- * its watcher only after add*Listener returns, and drops a synchronous update.
+ * A certificate provider that hands grpc-js the store's PEMs and, on a CA
+ * rotation, new ones: grpc-js then sets a new secure context on its server,
+ * so new connections get the new chain and trust while established ones go
+ * on untouched. Deliveries are on the next tick: grpc-js registers its
+ * watcher only after add*Listener returns, and drops a synchronous update.
  */
-class StaticCertificateProvider implements grpc.experimental.CertificateProvider {
-  constructor(private readonly tls: TlsMaterial) {}
+class UpdatableCertificateProvider implements grpc.experimental.CertificateProvider {
+  private readonly caListeners = new Set<grpc.experimental.CaCertificateUpdateListener>();
+  private readonly identityListeners = new Set<grpc.experimental.IdentityCertificateUpdateListener>();
+  constructor(private tls: TlsMaterial) {}
+  update(tls: TlsMaterial): void {
+    this.tls = tls;
+    for (const listener of this.identityListeners) this.sendIdentity(listener);
+    for (const listener of this.caListeners) this.sendCa(listener);
+  }
   addCaCertificateListener(listener: grpc.experimental.CaCertificateUpdateListener): void {
-    setImmediate(() => listener({ caCertificate: Buffer.from(this.tls.caPem) }));
+    this.caListeners.add(listener);
+    this.sendCa(listener);
   }
-  removeCaCertificateListener(): void {}
+  removeCaCertificateListener(listener: grpc.experimental.CaCertificateUpdateListener): void {
+    this.caListeners.delete(listener);
+  }
   addIdentityCertificateListener(listener: grpc.experimental.IdentityCertificateUpdateListener): void {
-    setImmediate(() => listener({ certificate: Buffer.from(this.tls.certChainPem), privateKey: Buffer.from(this.tls.keyPem) }));
+    this.identityListeners.add(listener);
+    this.sendIdentity(listener);
   }
-  removeIdentityCertificateListener(): void {}
+  removeIdentityCertificateListener(listener: grpc.experimental.IdentityCertificateUpdateListener): void {
+    this.identityListeners.delete(listener);
+  }
+  private sendCa(listener: grpc.experimental.CaCertificateUpdateListener): void {
+    const { caPem } = this.tls;
+    setImmediate(() => listener({ caCertificate: Buffer.from(caPem) }));
+  }
+  private sendIdentity(listener: grpc.experimental.IdentityCertificateUpdateListener): void {
+    const { certChainPem, keyPem } = this.tls;
+    setImmediate(() => listener({ certificate: Buffer.from(certChainPem), privateKey: Buffer.from(keyPem) }));
+  }
 }
 
 function identityOf(call: Pick<grpc.ServerInterceptingCallInterface, 'getAuthContext'>): NodeIdentity | undefined {
@@ -95,6 +118,8 @@ const UNAUTHENTICATED = { code: grpc.status.UNAUTHENTICATED, details: 'a valid n
 
 export interface NodeServer {
   port: number;
+  /** New TLS material (a CA rotation) for connections from now on; open connections keep theirs. */
+  updateTls(tls: TlsMaterial): void;
   close(): Promise<void>;
 }
 
@@ -122,20 +147,20 @@ export async function startNodeServer(address: string, tls: TlsMaterial, handler
       }),
     ],
   });
-  const provider = new StaticCertificateProvider(tls);
+  const provider = new UpdatableCertificateProvider(tls);
   const credentials = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
 
   server.addService(nodeServiceDefinition(), {
     Join: (call: grpc.ServerUnaryCall<JoinRequest, JoinResponse>, callback: grpc.sendUnaryData<JoinResponse>) => {
       handler.join(call.request).then((reply) => callback(null, reply), (err) => callback(grpcStatusOf(err)));
     },
-    Renew: (call: grpc.ServerUnaryCall<{ csr_pem: string }, { certificate_pem: string }>, callback: grpc.sendUnaryData<{ certificate_pem: string }>) => {
+    Renew: (call: grpc.ServerUnaryCall<RenewRequest, RenewResponse>, callback: grpc.sendUnaryData<RenewResponse>) => {
       const identity = identityOf(call);
       if (!identity) return callback(UNAUTHENTICATED);
       handler
         .authorize(identity)
         .then(() => handler.renew(identity, call.request.csr_pem))
-        .then((certificate_pem) => callback(null, { certificate_pem }), (err) => callback(grpcStatusOf(err)));
+        .then((reply) => callback(null, reply), (err) => callback(grpcStatusOf(err)));
     },
     Session: (stream: grpc.ServerDuplexStream<AgentMessage, StoreMessage>) => {
       const identity = identityOf(stream);
@@ -155,6 +180,7 @@ export async function startNodeServer(address: string, tls: TlsMaterial, handler
   });
   return {
     port: bound,
+    updateTls: (next) => provider.update(next),
     async close() {
       await gate.close();
       injector.destroy();

@@ -13,7 +13,7 @@ import type { Role } from '../acl/index.js';
 import { HushError } from '../errors/index.js';
 import * as pki from '../pki/index.js';
 import { assertValidName } from '../rules/index.js';
-import { CaRecords, type Backend, type SecretStore } from '../store/index.js';
+import { CaRecords, keys, type Backend, type PreviousCaRecord, type SecretStore } from '../store/index.js';
 
 /** Sealed name of the join secret bound to one node name. */
 const nodeJoinSecretName = (node: string) => `join-secret/node/${node}`;
@@ -21,14 +21,28 @@ const nodeJoinSecretName = (node: string) => `join-secret/node/${node}`;
 /** What a join token grants: any fresh name (the cluster-wide token), or one node name. */
 type JoinGrant = { kind: 'cluster' } | { kind: 'node'; name: string };
 
+/** The store's TLS material for both listeners: what it presents, and which CAs its clients' certificates may come from. */
+export interface ServerTls {
+  caPem: string;
+  keyPem: string;
+  certChainPem: string;
+}
+
 export class ClusterPki {
   /** Serializes changes to join secrets, so two first requests for a name's token cannot hand out two different ones. */
   private tokenChanges: Promise<unknown> = Promise.resolve();
+  /** Serializes CA rotation and retirement. */
+  private caChanges: Promise<unknown> = Promise.resolve();
+  private readonly caListeners = new Set<() => void>();
 
   private constructor(
-    private readonly ca: pki.KeyAndCert,
+    private ca: pki.KeyAndCert,
+    /** The CA being retired, while a rotation runs (see ca-rotation.ts in src/pki). */
+    private previous: PreviousCaRecord | undefined,
     private joinSecret: string,
     private readonly secrets: SecretStore,
+    private readonly backend: Backend,
+    private readonly records: CaRecords,
     readonly nodeCertSeconds: number,
   ) {}
 
@@ -45,15 +59,86 @@ export class ClusterPki {
       joinSecret = pki.newJoinSecret();
       await secrets.putSealed('join-secret', Buffer.from(joinSecret));
     }
-    return new ClusterPki(ca, joinSecret, secrets, options.nodeCertSeconds);
+    return new ClusterPki(ca, await records.loadPrevious(), joinSecret, secrets, backend, records, options.nodeCertSeconds);
   }
 
+  /** The active CA: it signs everything issued from now on, and new join tokens carry its fingerprint. */
   get caPem(): string {
     return this.ca.certPem;
   }
 
   get caFingerprint(): string {
     return pki.certFingerprint(this.ca.certPem);
+  }
+
+  /** The CA being retired, while a rotation runs. */
+  get previousCa(): (PreviousCaRecord & { fingerprint: string }) | undefined {
+    return this.previous && { ...this.previous, fingerprint: pki.certFingerprint(this.previous.certPem) };
+  }
+
+  /** CAs whose certificates the store accepts from clients: the active one, and the previous one until it is retired. */
+  get trustedCaPems(): string[] {
+    return this.previous ? [this.ca.certPem, this.previous.certPem] : [this.ca.certPem];
+  }
+
+  /** Called after the CA changed (rotated or retired): the listeners take new TLS material. */
+  onCaChange(listener: () => void): () => void {
+    this.caListeners.add(listener);
+    return () => this.caListeners.delete(listener);
+  }
+
+  /**
+   * Starts a CA rotation: a new CA key, cross-signed by the current one,
+   * becomes the active CA at once (one commit). Refused while a rotation
+   * runs: a second one would need a chain of cross certificates.
+   */
+  rotateCa(): Promise<{ previous: PreviousCaRecord; fingerprint: string }> {
+    const change = this.caChanges.then(async () => {
+      if (this.previous) {
+        throw new HushError('conflict', `a CA rotation is already running (started ${this.previous.startedAt}); it ends when every node holds a certificate of the new CA (\`hush ca status\`)`);
+      }
+      const { next, crossPem } = pki.createSuccessorCa(this.ca);
+      const previous: PreviousCaRecord = { certPem: this.ca.certPem, crossPem, startedAt: new Date().toISOString() };
+      await this.records.saveRotation(next, previous);
+      this.ca = next;
+      this.previous = previous;
+      this.emitCaChange();
+      return { previous, fingerprint: this.caFingerprint };
+    });
+    this.caChanges = change.catch(() => undefined);
+    return change;
+  }
+
+  /** Ends a rotation: the previous CA is no longer trusted, for TLS, admin certificates or join tokens. */
+  retirePreviousCa(): Promise<boolean> {
+    const change = this.caChanges.then(async () => {
+      if (!this.previous) return false;
+      await this.records.retirePrevious();
+      this.previous = undefined;
+      this.emitCaChange();
+      return true;
+    });
+    this.caChanges = change.catch(() => undefined);
+    return change;
+  }
+
+  private emitCaChange(): void {
+    for (const listener of this.caListeners) listener();
+  }
+
+  /** Records which CA issued a node's certificate (what the rotation's progress counts). */
+  recordNodeCert(nodeId: string): Promise<void> {
+    return this.records.recordNodeCert(nodeId, { ca: this.caFingerprint, issuedAt: new Date().toISOString() });
+  }
+
+  nodeCertIssuers(): ReturnType<CaRecords['nodeCerts']> {
+    return this.records.nodeCerts();
+  }
+
+  /** Names that have a join token of their own (`hush join-token --node NAME`). */
+  async namesWithJoinTokens(): Promise<string[]> {
+    const prefix = keys.sealedKey(nodeJoinSecretName(''));
+    return (await this.backend.list(prefix)).map((e) => e.key.slice(prefix.length)).sort();
   }
 
   joinToken(): string {
@@ -100,7 +185,10 @@ export class ClusterPki {
    */
   async checkJoinToken(token: string, name: string): Promise<JoinGrant> {
     const parsed = pki.parseJoinToken(token);
-    if (!pki.secretsEqual(parsed.caFingerprint, this.caFingerprint)) throw new HushError('forbidden', 'join token is for another cluster (its CA fingerprint does not match)');
+    // Tokens made before a CA rotation carry the previous CA's fingerprint: good until that CA is retired.
+    const previous = this.previousCa?.fingerprint;
+    const knownCa = pki.secretsEqual(parsed.caFingerprint, this.caFingerprint) || (previous !== undefined && pki.secretsEqual(parsed.caFingerprint, previous));
+    if (!knownCa) throw new HushError('forbidden', 'join token is for another cluster (its CA fingerprint does not match)');
     if (pki.secretsEqual(parsed.secret, this.joinSecret)) return { kind: 'cluster' };
     const bound = await this.nodeJoinSecret(name);
     if (bound !== undefined && pki.secretsEqual(parsed.secret, bound)) return { kind: 'node', name };
@@ -120,10 +208,17 @@ export class ClusterPki {
     return pki.signNodeCsr(this.ca, csrPem, { nodeId, role: pki.NODE_ROLE, validitySeconds: this.nodeCertSeconds });
   }
 
-  /** The store's TLS certificate: made in memory at each start, chained to the CA so agents can check the CA fingerprint. */
-  serverCredentials(extraHosts: string[]): { keyPem: string; certChainPem: string } {
+  /**
+   * The store's TLS material: a server certificate made in memory (at each
+   * start and each CA change), chained to the CA so agents can check the CA
+   * fingerprint. During a rotation the chain is new leaf, cross certificate,
+   * previous CA, new CA: a peer trusting either CA verifies it, and a joining
+   * agent finds the root its token names (agent/store-ca.ts).
+   */
+  serverTls(extraHosts: string[]): ServerTls {
     const server = pki.issueServerCert(this.ca, { hosts: [STORE_TLS_NAME, hostname(), ...extraHosts] });
-    return { keyPem: server.keyPem, certChainPem: server.certPem + this.ca.certPem };
+    const chain = this.previous ? [server.certPem, this.previous.crossPem, this.previous.certPem, this.ca.certPem] : [server.certPem, this.ca.certPem];
+    return { caPem: this.trustedCaPems.join(''), keyPem: server.keyPem, certChainPem: chain.join('') };
   }
 
   /** An admin client certificate; record it (admin-certs.ts) before handing it out, or it is refused. */
@@ -131,8 +226,14 @@ export class ClusterPki {
     return { ...pki.issueClientCert(this.ca, { commonName, role, validitySeconds }), caPem: this.ca.certPem };
   }
 
+  /** Accepts a certificate of the active CA, or of the previous one until it is retired. */
   verifyClient(certPem: string): pki.CertIdentity {
-    pki.verifyIssuedBy(this.ca, certPem);
+    try {
+      pki.verifyIssuedBy(this.ca, certPem);
+    } catch (err) {
+      if (!this.previous) throw err;
+      pki.verifyIssuedBy(this.previous.certPem, certPem);
+    }
     return pki.readCertIdentity(certPem);
   }
 }

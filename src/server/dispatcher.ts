@@ -70,6 +70,17 @@ export class Dispatcher {
     return { state, lastHeartbeat: session.lastHeartbeat.toISOString(), ackedRevision: session.ackedRevision };
   }
 
+  /**
+   * Ends the sessions whose certificate `drop` picks (those of a CA just
+   * retired: TLS checked them when they connected, and an open connection is
+   * never checked again). The agent reconnects with what it holds now.
+   */
+  disconnectWhere(drop: (certPem: string) => boolean, reason: string): number {
+    const picked = [...this.sessions.values()].filter((s) => drop(s.certPem));
+    for (const session of picked) this.closeSession(session, { code: grpc.status.UNAUTHENTICATED, details: reason });
+    return picked.length;
+  }
+
   /** Open node sessions, for metrics. */
   openSessions(): number {
     return this.sessions.size;
@@ -86,7 +97,7 @@ export class Dispatcher {
 
   openSession(identity: NodeIdentity, stream: grpc.ServerDuplexStream<AgentMessage, StoreMessage>): void {
     this.disconnect(identity.nodeId, 'replaced by a new session');
-    const session = new NodeSession(identity.nodeId, stream, this.heartbeatPeriodMs);
+    const session = new NodeSession(identity.nodeId, identity.certPem, stream, this.heartbeatPeriodMs);
     this.sessions.set(identity.nodeId, session);
     this.log.info({ node: identity.nodeId }, 'node session opened');
     const end = () => {

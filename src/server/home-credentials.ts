@@ -30,7 +30,8 @@ export class HomeCredentials {
   constructor(
     private readonly home: string,
     private readonly authority: AdminCertAuthority,
-    private readonly caPem: string,
+    /** The active cluster CA: after a CA rotation the credentials move to the new one. */
+    private readonly caPem: () => string,
     private readonly ttlSeconds: number,
     private readonly log: Logger,
   ) {}
@@ -60,7 +61,7 @@ export class HomeCredentials {
     const current = await readFile(join(this.home, 'cert.pem'), 'utf8').catch(() => undefined);
     const record = current === undefined ? undefined : this.authority.admitted(current);
     const caOnDisk = await readFile(join(this.home, 'ca.pem'), 'utf8').catch(() => undefined);
-    if (record && record.name === HOME_CERT_NAME && !dueForRenewal(record) && caOnDisk === this.caPem) return 'kept';
+    if (record && record.name === HOME_CERT_NAME && !dueForRenewal(record) && caOnDisk === this.caPem()) return 'kept';
 
     let outcome: RefreshOutcome = 'renewed';
     const issued = await this.authority.renew(HOME_CERT_NAME, this.ttlSeconds).catch((err: unknown) => {

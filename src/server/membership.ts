@@ -11,7 +11,7 @@
  * the name, and the nodes that held it before are retired (revoked).
  */
 import { hostname as localHostname } from 'node:os';
-import type { JoinRequest, JoinResponse, NodeIdentity } from '../protocol/index.js';
+import type { JoinRequest, JoinResponse, NodeIdentity, RenewResponse } from '../protocol/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import { assertValidName } from '../rules/index.js';
@@ -29,6 +29,8 @@ export class Membership {
     /** Whether the node has a live session (the dispatcher knows). */
     private readonly isConnected: (nodeId: string) => boolean,
     private readonly log: Logger,
+    /** Told after a node got a certificate (a CA rotation counts the nodes that moved). */
+    private readonly onCertificate: (nodeId: string) => void = () => {},
   ) {}
 
   async join(request: JoinRequest): Promise<JoinResponse> {
@@ -43,16 +45,26 @@ export class Membership {
       if (grant.kind === 'cluster') await this.assertFreshName(name);
       const node = await this.nodes.register({ name, hostname: host, engineLabels });
       const certificate = this.pki.signNode(request.csr_pem, node.id);
+      await this.pki.recordNodeCert(node.id);
       if (grant.kind === 'node') await this.retireOtherHolders(node);
       this.log.info({ node: node.id, name: node.name, token: grant.kind }, 'node joined');
-      return { node_id: node.id, certificate_pem: certificate, ca_pem: this.pki.caPem };
+      this.onCertificate(node.id);
+      return { node_id: node.id, certificate_pem: certificate, ...this.caForAgent() };
     });
     this.joins = joined.catch(() => undefined);
     return joined;
   }
 
-  async renew(identity: NodeIdentity, csrPem: string): Promise<string> {
-    return this.pki.signNode(csrPem, identity.nodeId);
+  async renew(identity: NodeIdentity, csrPem: string): Promise<RenewResponse> {
+    const certificate = this.pki.signNode(csrPem, identity.nodeId);
+    await this.pki.recordNodeCert(identity.nodeId);
+    this.onCertificate(identity.nodeId);
+    return { certificate_pem: certificate, ...this.caForAgent() };
+  }
+
+  /** The CA that signed what we hand out, and during a CA rotation the cross certificate by which the agent's trusted CA vouches for it. */
+  private caForAgent(): { ca_pem: string; ca_cross_pem: string } {
+    return { ca_pem: this.pki.caPem, ca_cross_pem: this.pki.previousCa?.crossPem ?? '' };
   }
 
   /** Whether the node may open a session: a node certificate, not revoked, still on record. */

@@ -28,6 +28,8 @@ export class NodeSession {
 
   constructor(
     readonly nodeId: string,
+    /** The client certificate the session was opened with (a CA retirement ends sessions of the retired CA). */
+    readonly certPem: string,
     readonly stream: grpc.ServerDuplexStream<AgentMessage, StoreMessage>,
     /** Sent with the snapshot: the agent beats at this period. */
     private readonly heartbeatPeriodMs: number,

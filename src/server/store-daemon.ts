@@ -4,7 +4,7 @@
  * PKI, the node protocol listener, the admin HTTPS listener. Wiring only; the
  * parts live in store/, acl/, pki/, api/, protocol/ and http/.
  */
-import { randomBytes } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,7 +12,7 @@ import tls from 'node:tls';
 import { ClientConnections, createAdminApp, type ClusterControl } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import { updateHomeConfig } from '../home/index.js';
-import { closeServer, listenHttps, listenOnUnixSocket, splitHostPort } from '../http/index.js';
+import { closeServer, listenHttps, listenOnUnixSocket, splitHostPort, updateHttpsTls } from '../http/index.js';
 import { log } from '../log/index.js';
 import { StoreMetrics } from '../metrics/index.js';
 import {
@@ -29,6 +29,7 @@ import { PropagationTracker } from '../rotation/index.js';
 import { openStore, type NodeRecord } from '../store/index.js';
 import { DEFAULT_ADMIN_CERT_SECONDS } from '../rules/index.js';
 import { AdminCertAuthority } from './admin-certs.js';
+import { CaRotation } from './ca-rotation.js';
 import { ClusterPki } from './cluster-pki.js';
 import { Dispatcher } from './dispatcher.js';
 import { HomeCredentials } from './home-credentials.js';
@@ -117,6 +118,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   let nodeServer: NodeServer | undefined;
   let httpsServer: Server | undefined;
   let homeCredentials: HomeCredentials | undefined;
+  let caRotation: CaRotation | undefined;
   const clientConnections = new ClientConnections();
   // Which nodes acknowledged which secret versions, fed by the dispatcher.
   const propagation = new PropagationTracker();
@@ -128,7 +130,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   const clusterReady = storage.keyring.whenUnlocked().then(async () => {
     const pki = await ClusterPki.open(storage.backend, storage.secrets, { nodeCertSeconds: options.nodeCertSeconds ?? 24 * 3600 });
     const authority = new AdminCertAuthority(pki, storage.adminCerts);
-    homeCredentials = new HomeCredentials(options.home, authority, pki.caPem, options.adminCertSeconds ?? DEFAULT_ADMIN_CERT_SECONDS, log);
+    homeCredentials = new HomeCredentials(options.home, authority, () => pki.caPem, options.adminCertSeconds ?? DEFAULT_ADMIN_CERT_SECONDS, log);
     await homeCredentials.refresh();
     homeCredentials.start();
     certs = authority;
@@ -136,7 +138,13 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     const d = new Dispatcher(storage, log, limits, propagation, metrics, heartbeatPeriodMs);
     dispatcher = d;
     await d.start();
-    const membership = new Membership(storage.nodes, pki, (id) => d.status(id).state === 'ready', log);
+    const rotation = new CaRotation(pki, storage.nodes, storage.adminCerts, (id) => d.status(id).state, log);
+    caRotation = rotation;
+    const membership = new Membership(storage.nodes, pki, (id) => d.status(id).state === 'ready', log, () => rotation.checkSoon());
+    // A removed node no longer holds a CA rotation up.
+    storage.changes.subscribe((batch) => {
+      if (pki.previousCa && batch.changes.some((c) => c.kind === 'revoked')) rotation.checkSoon();
+    });
     // The node protocol: membership answers who may join and connect, the dispatcher serves the sessions.
     const handler: NodeProtocolHandler = {
       join: (request) => membership.join(request),
@@ -147,9 +155,25 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     const listen = options.listen ?? DEFAULT_NODE_LISTEN;
     const admin = options.admin ?? DEFAULT_ADMIN_LISTEN;
     const hosts = [listen, admin].filter(Boolean).map((a) => splitHostPort(a).host).filter((h) => h !== '0.0.0.0' && h !== '::');
-    const serverTls = { caPem: pki.caPem, ...pki.serverCredentials(hosts) };
+    const serverTls = pki.serverTls(hosts);
     const node = await startNodeServer(listen, serverTls, handler, limits);
     nodeServer = node;
+    // A CA rotation or retirement: both listeners present the new chain and trust from the next connection on
+    // (open connections keep theirs), and HUSH_HOME's admin credentials move to the active CA.
+    pki.onCaChange(() => {
+      const next = pki.serverTls(hosts);
+      node.updateTls(next);
+      if (httpsServer) updateHttpsTls(httpsServer, next);
+      if (!pki.previousCa) {
+        // Retired: connections opened with a certificate of the old CA were checked only when they opened.
+        const active = new X509Certificate(pki.caPem);
+        const issuedByOld = (cert: X509Certificate) => !(cert.checkIssued(active) && cert.verify(active.publicKey));
+        const admins = clientConnections.cutWhere(issuedByOld);
+        const nodes = d.disconnectWhere((pem) => issuedByOld(new X509Certificate(pem)), 'the CA that issued this certificate was retired; renew or join again');
+        log.info({ admins, nodes }, 'closed connections made with certificates of the retired CA');
+      }
+      homeCredentials?.refresh().catch((err: unknown) => log.error({ err: (err as Error).message }, 'moving the admin credentials in HUSH_HOME to the new CA failed; will retry'));
+    });
     const nodeAddress = `${splitHostPort(listen).host}:${node.port}`;
     let adminAddress: string | undefined;
     if (admin) {
@@ -162,7 +186,10 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       nodeJoinToken: (name, opts) => pki.nodeJoinToken(name, opts),
       hasNodeJoinToken: (name) => pki.hasNodeJoinToken(name),
       nodeStatus: (id) => d.status(id),
+      caStatus: () => rotation.status(),
+      rotateCa: () => rotation.rotate(),
     };
+    await rotation.start();
     await updateHomeConfig(options.home, { nodeAddress, adminAddress: adminAddress && `https://${adminAddress}` });
     log.info({ nodeAddress, adminAddress, caFingerprint: pki.caFingerprint }, 'cluster listeners ready');
     return { nodeAddress, adminAddress, joinToken: () => pki.joinToken(), nodeJoinToken: (name: string) => pki.nodeJoinToken(name) };
@@ -177,6 +204,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       // these closes and keep the process alive: let it finish first. A locked store never starts it.
       if (!storage.keyring.locked) await clusterReady.catch(() => undefined);
       homeCredentials?.stop();
+      caRotation?.stop();
       dispatcher?.stop();
       await nodeServer?.close();
       if (httpsServer) await closeServer(httpsServer);

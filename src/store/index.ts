@@ -19,7 +19,7 @@ export {
 export { NodeStore, type NodeRecord } from './nodes.js';
 export * as keys from './keys.js';
 export { type ChangeBatch, type StoreChange } from './change-feed.js';
-export { CaRecords } from './ca-records.js';
+export { CaRecords, type PreviousCaRecord } from './ca-records.js';
 export { openStore, type OpenedStore } from './open.js';
 export {
   AdminCertStore,

@@ -16,6 +16,8 @@
  *   admin-certs/<serial>           admin client certificate record (never a key)
  *   admin-cert-names/<name>        → serial of the name's current certificate (text)
  *   pki/ca-cert                    the cluster CA certificate (PEM text; its key is sealed/ca-key)
+ *   pki/ca-previous                during a CA rotation: the previous CA certificate and the cross certificate (JSON)
+ *   pki/node-certs/<id>            which CA issued the node's latest certificate, and when
  *   meta/keyring                   the sealed keyring of KEKs
  */
 
@@ -31,6 +33,8 @@ export const REVOKED_PREFIX = 'revoked/';
 export const ADMIN_CERT_PREFIX = 'admin-certs/';
 export const ADMIN_CERT_NAME_PREFIX = 'admin-cert-names/';
 export const CA_CERT_KEY = 'pki/ca-cert';
+export const CA_PREVIOUS_KEY = 'pki/ca-previous';
+export const NODE_CERT_PREFIX = 'pki/node-certs/';
 export const KEYRING_KEY = 'meta/keyring';
 
 export const secretKey = (name: string): string => SECRET_PREFIX + name;

@@ -4,6 +4,7 @@
  * locked, its backend serving nothing until `keyring.unlock` has verified it.
  */
 import { join } from 'node:path';
+import { templateReferences } from '../acl/index.js';
 import { log } from '../log/index.js';
 import { AdminCertStore } from './admin-certs.js';
 import type { Backend } from './backend.js';
@@ -56,7 +57,15 @@ export async function openStore(options: OpenStoreOptions): Promise<OpenedStore>
   const { keyring, newUnlockKey } = await Keyring.open(sodium, backend, { keyFile: join(options.dataDir, 'master.key'), autolock: options.autolock ?? false });
   const envelope = new Envelope(sodium);
   const secrets = new SecretStore(backend, keyring, envelope, options);
-  const services = new ServiceStore(backend);
+  // A template grant is checked against what the template references: its latest version, read (and parsed) here only.
+  const services = new ServiceStore(backend, async (name) => {
+    const { data } = await secrets.reveal(name);
+    try {
+      return templateReferences(Buffer.from(data).toString('utf8'), name);
+    } finally {
+      data.fill(0);
+    }
+  });
   const nodes = new NodeStore(backend);
   const changes = new ChangeFeed(backend);
   const adminCerts = new AdminCertStore(backend, changes);

@@ -307,6 +307,15 @@ export class SecretStore {
     });
   }
 
+  /** Internal values sealed under the KEK and plain `ops`, in one commit: all or nothing (a CA's new key and its certificate). */
+  async commitSealed(values: { name: string; data: Uint8Array }[], ops: KvOp[]): Promise<void> {
+    await this.keyring.withActiveKek(async () => {
+      const { term, kek } = this.keyring.activeKek();
+      const sealedOps: KvOp[] = values.map(({ name, data }) => ({ type: 'put', key: sealedKey(name), value: JSON.stringify(this.envelope.seal(data, sealedBinding(name), kek, term)) }));
+      await this.backend.commit({ conditions: [this.keyring.condition()], ops: [...sealedOps, ...ops] });
+    });
+  }
+
   async getSealed(name: string): Promise<Uint8Array | undefined> {
     this.keyring.assertUnlocked();
     const entry = await this.backend.get(sealedKey(name));

@@ -9,7 +9,7 @@
  * delete is conditioned on that key (secrets.ts), so "in use" is decided
  * inside the delete's transaction, as swarmkit does.
  */
-import type { Grant } from '../acl/index.js';
+import { assertTemplateInputsGranted, type Grant } from '../acl/index.js';
 import { HushError } from '../errors/index.js';
 import { ConflictError, type Backend, type KvOp } from './backend.js';
 import { SECRET_USERS_PREFIX, SERVICE_PREFIX, secretKey, secretUseKey, secretUserKey, serviceKey } from './keys.js';
@@ -32,8 +32,22 @@ const COMMIT_RETRIES = 5;
 /** What a service update may change; the result is validated by the caller (acl) before it is stored. */
 export type ServiceSpecChange = (current: { name: string; grants: Grant[]; constraints: string[] }) => { name: string; grants: Grant[]; constraints: string[] };
 
+/** The secrets the latest version of a template secret references (open.ts reads it through the secret store). */
+export type TemplateReferences = (secret: string) => Promise<string[]>;
+
 export class ServiceStore {
-  constructor(private readonly backend: Backend) {}
+  constructor(
+    private readonly backend: Backend,
+    private readonly templateReferences?: TemplateReferences,
+  ) {}
+
+  /** Every template grant references only secrets the same spec grants (acl's rule), read from the template's latest version. */
+  private async assertTemplates(spec: { name: string; grants: Grant[] }): Promise<void> {
+    for (const grant of spec.grants.filter((g) => g.template)) {
+      if (!this.templateReferences) throw new HushError('internal', 'this store cannot check templates');
+      assertTemplateInputsGranted(spec.name, grant, await this.templateReferences(grant.source), spec.grants);
+    }
+  }
 
   /** Creates or replaces a service (like `docker service create`/`update`). */
   async put(spec: { name: string; grants: Grant[]; constraints: string[] }, options: { replace?: boolean } = {}): Promise<ServiceRecord> {
@@ -46,6 +60,8 @@ export class ServiceStore {
     const secrets = await Promise.all(spec.grants.map(async (g) => ({ source: g.source, entry: await this.backend.get(secretKey(g.source)) })));
     const missing = secrets.filter((s) => !s.entry).map((s) => s.source);
     if (missing.length > 0) throw new HushError('not_found', `service "${spec.name}" is granted secrets that do not exist: ${missing.join(', ')}; create them first`);
+    // Read before the commit, which is conditioned on each granted secret (the template too): a rotation of the template meanwhile retries.
+    await this.assertTemplates(spec);
     const now = new Date().toISOString();
     const record: ServiceRecord = {
       name: spec.name,
@@ -83,6 +99,7 @@ export class ServiceStore {
       const secrets = await Promise.all(spec.grants.map(async (g) => ({ source: g.source, entry: await this.backend.get(secretKey(g.source)) })));
       const missing = [...new Set(secrets.filter((s) => !s.entry).map((s) => s.source))];
       if (missing.length > 0) throw new HushError('not_found', `service "${name}" would be granted secrets that do not exist: ${missing.join(', ')}; create them first`);
+      await this.assertTemplates({ name, grants: spec.grants });
       const record: ServiceRecord = { ...current, grants: spec.grants, constraints: spec.constraints, updatedAt: new Date().toISOString() };
       try {
         await this.backend.commit({

@@ -109,8 +109,8 @@ describe('acl rbac: actionForRequest', () => {
     ['POST', '/v1/join-token/rotate', 'token.rotate'],
     ['POST', '/v1/join-token', 'token.rotate'],
     ['POST', '/v1/key/rotate', 'key.rotate'],
-    // no handler until CA rotation lands, so no rule: closed to all but admin, and answered 404
-    ['POST', '/v1/ca/rotate', 'unclassified'],
+    ['POST', '/v1/ca/rotate', 'key.rotate'],
+    ['GET', '/v1/ca', 'cert.read'],
     ['GET', '/v1/certs', 'cert.read'],
     ['POST', '/v1/certs', 'cert.issue'],
     ['POST', '/v1/certs/alice/renew', 'cert.issue'],

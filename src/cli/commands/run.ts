@@ -1,5 +1,5 @@
 /**
- * `hush run --service S [--user UID[:GID]] [--reload-signal SIG] [--cap-add CAP] [--cap-drop CAP] [--env-clear] -- CMD [ARGS]`
+ * `hush run --service S [--user UID[:GID]] [--reload-signal SIG | --restart-on-rotate] [--env VAR=TARGET] [--cap-add CAP] [--cap-drop CAP] [--env-clear] -- CMD [ARGS]`
  *
  * Registers a container with the local agent (runtime API), then runs CMD
  * with the container's mount bound read-only at /run/secrets, in namespaces
@@ -11,24 +11,29 @@
  *   container's process does not exist there;
  * - Docker's default capabilities (--cap-add/--cap-drop), no_new_privs, and
  *   the given user;
- * - an environment without hush's own variables (--env-clear: a minimal one).
+ * - an environment without hush's own variables (--env-clear: a minimal one),
+ *   plus, opt-in, secret values as variables (--env VAR=TARGET, read from the
+ *   container's mount by this process; run-secret-env.ts); on rotation the
+ *   command gets --reload-signal, or is restarted (--restart-on-rotate), or
+ *   keeps the value it started with (said on stderr at start).
  * Signals are forwarded (the agent sends the reload signal to this process
  * on rotation, and it reaches CMD the same way); the exit code is passed
  * through; the container is unregistered on exit, and the agent unmounts. If
  * this process is killed with -9, CMD dies with it and the agent notices
  * through the pid it was given.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { constants } from 'node:os';
 import { dirname, relative } from 'node:path';
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { HushError } from '../../errors/index.js';
 import { DEFAULT_AGENT_SOCKET, hushHome, readHomeConfig } from '../../home/index.js';
 import { ApiClient } from '../client.js';
 import { capabilityArgs, collectCapability, effectiveCapabilities } from './run-capabilities.js';
 import { inheritedEnvironment, minimalEnvironment } from './run-environment.js';
+import { collectSecretEnv, envChanged, readSecretEnv, type SecretEnv } from './run-secret-env.js';
 
 interface RunFlags {
   service: string;
@@ -38,7 +43,19 @@ interface RunFlags {
   capAdd: string[];
   capDrop: string[];
   envClear?: boolean;
+  env: SecretEnv[];
+  restartOnRotate?: boolean;
 }
+
+/**
+ * With --restart-on-rotate the agent signals this process (not the command)
+ * when one of the service's secrets has a new version: this signal, which is
+ * then not forwarded. The agent sends one signal of the registrant's choice;
+ * SIGUSR2 is the one programs least often expect from a terminal.
+ */
+const ROTATION_NOTICE: NodeJS.Signals = 'SIGUSR2';
+/** A command that ignores SIGTERM on a restart is killed after this long. */
+const RESTART_GRACE_MS = 10_000;
 
 /** Where the secrets appear inside the command's mount namespace. */
 const SECRETS_DIR = '/run/secrets';
@@ -93,10 +110,13 @@ export function runCommand(): Command {
     .option('--cap-add <cap>', 'add a capability to Docker\'s default set (repeatable; ALL for every one)', collectCapability, [])
     .option('--cap-drop <cap>', 'drop a capability from Docker\'s default set (repeatable; ALL for every one)', collectCapability, [])
     .option('--env-clear', 'give the command only PATH, HOME and TERM instead of this environment (hush\'s own HUSH_* never pass)')
+    .option('--env <VAR=TARGET>', 'put the value of the service\'s grant with this target file into the command\'s environment as VAR (repeatable; opt-in: a file at /run/secrets is safer)', collectSecretEnv, [])
+    .addOption(new Option('--restart-on-rotate', 'restart the command with the new values when a secret given with --env has a new version').conflicts('reloadSignal'))
     .option('--agent-socket <path>', 'the agent\'s runtime API socket (default: $HUSH_AGENT_SOCKET, then HUSH_HOME, then /run/hush/agent.sock)')
     .argument('<command...>', 'the command and its arguments (after --)')
     .passThroughOptions()
-    .action(async (command: string[], flags: RunFlags) => {
+    .action(async (command: string[], flags: RunFlags, self: Command) => {
+      if (flags.restartOnRotate && flags.env.length === 0) self.error('error: --restart-on-rotate restarts the command when a value given with --env changes: pass --env VAR=TARGET', { exitCode: 2 });
       process.exitCode = await run(command, flags);
     });
 }
@@ -108,7 +128,7 @@ async function run(command: string[], flags: RunFlags): Promise<number> {
   const id = `run-${randomBytes(6).toString('hex')}`;
   // The agent reads this process's start time while it waits for the reply, so the pid cannot have been reused yet.
   const container = await agent
-    .post<{ mount: string | null }>('/v1/containers', { id, service: flags.service, pid: process.pid, reloadSignal: flags.reloadSignal })
+    .post<{ mount: string | null }>('/v1/containers', { id, service: flags.service, pid: process.pid, reloadSignal: flags.reloadSignal ?? (flags.restartOnRotate ? ROTATION_NOTICE : undefined) })
     .catch((err: unknown) => {
       if (err instanceof HushError && err.code === 'unavailable') throw new HushError('unavailable', `cannot reach the hush agent at ${socket}: is it running (\`hush up\` or \`hush agent\`)? Or pass --agent-socket`);
       throw err;
@@ -118,18 +138,54 @@ async function run(command: string[], flags: RunFlags): Promise<number> {
     const hidden = hiddenDirectories(container.mount);
     // The bind target must exist on the host; an empty directory on /run (tmpfs) holds nothing.
     await mkdir(SECRETS_DIR, { recursive: true, mode: 0o755 });
-    const child = spawn('setpriv', [...launcherArgs(), 'sh', '-c', NAMESPACE_SCRIPT, 'hush-run', container.mount, String(hidden.length), ...hidden, ...dropPrivileges(flags), ...command], {
-      stdio: 'inherit',
-      env,
-    });
+    let secretEnv = await readSecretEnv(container.mount, flags.env, flags.service, flags.user);
+    if (flags.env.length > 0 && !flags.reloadSignal && !flags.restartOnRotate) {
+      const one = flags.env.length === 1;
+      process.stderr.write(
+        `hush run: ${flags.env.map((e) => e.variable).join(', ')} ${one ? 'keeps the value it starts' : 'keep the values they start'} with; a rotation does not change ${one ? 'it' : 'them'} ` +
+          '(pass --restart-on-rotate, or --reload-signal for a command that re-reads /run/secrets)\n',
+      );
+    }
+    const launch = () =>
+      spawn('setpriv', [...launcherArgs(), 'sh', '-c', NAMESPACE_SCRIPT, 'hush-run', container.mount!, String(hidden.length), ...hidden, ...dropPrivileges(flags), ...command], {
+        stdio: 'inherit',
+        // The values travel in the environment only, never in the argument list.
+        env: { ...env, ...secretEnv },
+      });
+    let child: ChildProcess = launch();
+    let restarting = false;
+    const forwarded = flags.restartOnRotate ? FORWARDED.filter((s) => s !== ROTATION_NOTICE) : FORWARDED;
     const forward = (signal: NodeJS.Signals) => child.kill(signal);
-    for (const signal of FORWARDED) process.on(signal, forward);
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
-      child.once('error', reject);
-      child.once('exit', (c, s) => resolve([c, s]));
-    });
-    for (const s of FORWARDED) process.off(s, forward);
-    return code ?? 128 + (constants.signals[signal!] ?? 0);
+    for (const signal of forwarded) process.on(signal, forward);
+    const onRotation = () => {
+      void readSecretEnv(container.mount!, flags.env, flags.service, flags.user).then(
+        (next) => {
+          if (restarting || !envChanged(secretEnv, next)) return;
+          secretEnv = next;
+          restarting = true;
+          process.stderr.write('hush run: a secret in the environment has a new version; restarting the command\n');
+          child.kill('SIGTERM');
+          const running = child;
+          setTimeout(() => running.kill('SIGKILL'), RESTART_GRACE_MS).unref();
+        },
+        (err: unknown) => process.stderr.write(`hush run: not restarting: ${(err as Error).message}\n`),
+      );
+    };
+    if (flags.restartOnRotate) process.on(ROTATION_NOTICE, onRotation);
+    try {
+      for (;;) {
+        const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+          child.once('error', reject);
+          child.once('exit', (c, s) => resolve([c, s]));
+        });
+        if (!restarting) return code ?? 128 + (constants.signals[signal!] ?? 0);
+        restarting = false;
+        child = launch();
+      }
+    } finally {
+      for (const s of forwarded) process.off(s, forward);
+      process.off(ROTATION_NOTICE, onRotation);
+    }
   } finally {
     await agent.delete(`/v1/containers/${encodeURIComponent(id)}`).catch(() => undefined);
   }

@@ -4,7 +4,7 @@
  * it is sent sealed in RAM, and serves the runtime API for containers.
  */
 export { startAgent, type AgentOptions, type AgentStatus, type RunningAgent } from './agent.js';
-export { parseStoreAddress, DEFAULT_NODE_PORT, type StoreAddress } from './address.js';
+export { parseStoreAddress, parseStoreAddresses, DEFAULT_NODE_PORT, type StoreAddress } from './address.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { SecretCache, type HeldSecret, type HeldService, type HeldView } from './cache.js';
 export { ContainerRegistry, DEFAULT_DECISION_TIMEOUT_MS, type ContainerView, type RegistryOptions } from './containers.js';

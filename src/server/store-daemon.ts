@@ -26,16 +26,23 @@ import {
   type NodeServer,
 } from '../protocol/index.js';
 import { PropagationTracker } from '../rotation/index.js';
-import { openStore, type NodeRecord } from '../store/index.js';
+import { openStore, type EtcdOptions, type NodeRecord } from '../store/index.js';
 import { DEFAULT_ADMIN_CERT_SECONDS } from '../rules/index.js';
 import { AdminCertAuthority } from './admin-certs.js';
 import { ClusterPki } from './cluster-pki.js';
 import { Dispatcher } from './dispatcher.js';
 import { HomeCredentials } from './home-credentials.js';
 import { Membership } from './membership.js';
+import { ReplicaPresence } from './presence.js';
+import { replicaIdIn } from './replica-id.js';
 
 export interface StoreDaemonOptions {
+  /** The embedded engine's files; with `etcd`, only this replica's own files (key file, replica id). */
   dataDir: string;
+  /** Keep the store in etcd, shared by every replica started with the same endpoints and prefix. */
+  etcd?: EtcdOptions;
+  /** This replica's name among those sharing etcd (default: made once and kept in the data directory). */
+  replicaId?: string;
   socket: string;
   home: string;
   /** Node protocol listener, HOST:PORT (port 0 picks one). */
@@ -75,7 +82,8 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   if (!Number.isInteger(heartbeatPeriodMs) || heartbeatPeriodMs < MIN_HEARTBEAT_PERIOD_MS || heartbeatPeriodMs > MAX_HEARTBEAT_PERIOD_MS) {
     throw new HushError('bad_request', `heartbeat period must be ${MIN_HEARTBEAT_PERIOD_MS} to ${MAX_HEARTBEAT_PERIOD_MS} ms, not ${heartbeatPeriodMs}`);
   }
-  const storage = await openStore({ dataDir: options.dataDir, autolock: options.autolock, maxValueBytes: options.maxValueBytes });
+  const storage = await openStore({ dataDir: options.dataDir, etcd: options.etcd, autolock: options.autolock, maxValueBytes: options.maxValueBytes });
+  const replicaId = options.etcd ? (options.replicaId ?? (await replicaIdIn(options.dataDir))) : undefined;
   const announce = options.announce ?? ((text: string) => process.stdout.write(text));
   if (storage.newUnlockKey) {
     announce(
@@ -112,7 +120,10 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   });
   const unixServer = await listenOnUnixSocket(app, options.socket);
   await updateHomeConfig(options.home, { host: `unix://${options.socket}` });
-  log.info({ dataDir: options.dataDir, socket: options.socket, revision: storage.backend.revision(), locked: storage.keyring.locked }, 'store ready');
+  log.info(
+    { dataDir: options.dataDir, socket: options.socket, revision: storage.backend.revision(), locked: storage.keyring.locked, ...(options.etcd ? { etcd: options.etcd.endpoints, replica: replicaId } : {}) },
+    'store ready',
+  );
 
   let nodeServer: NodeServer | undefined;
   let httpsServer: Server | undefined;
@@ -133,7 +144,8 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     homeCredentials.start();
     certs = authority;
     const limits = resolveNodeLimits(options.nodeLimits);
-    const d = new Dispatcher(storage, log, limits, propagation, metrics, heartbeatPeriodMs);
+    const presence = replicaId ? new ReplicaPresence(replicaId, storage.backend, heartbeatPeriodMs, log) : undefined;
+    const d = new Dispatcher(storage, log, limits, propagation, metrics, heartbeatPeriodMs, presence);
     dispatcher = d;
     await d.start();
     const membership = new Membership(storage.nodes, pki, (id) => d.status(id).state === 'ready', log);
@@ -157,12 +169,16 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       adminAddress = `${splitHostPort(admin).host}:${(httpsServer.address() as AddressInfo).port}`;
     }
     cluster = {
-      joinToken: () => pki.joinToken(),
+      joinToken: async () => {
+        await pki.refreshJoinSecret();
+        return pki.joinToken();
+      },
       rotateJoinToken: () => pki.rotateJoinToken(),
       nodeJoinToken: (name, opts) => pki.nodeJoinToken(name, opts),
       hasNodeJoinToken: (name) => pki.hasNodeJoinToken(name),
       nodeStatus: (id) => d.status(id),
     };
+    presence?.setNodeAddress(nodeAddress);
     await updateHomeConfig(options.home, { nodeAddress, adminAddress: adminAddress && `https://${adminAddress}` });
     log.info({ nodeAddress, adminAddress, caFingerprint: pki.caFingerprint }, 'cluster listeners ready');
     return { nodeAddress, adminAddress, joinToken: () => pki.joinToken(), nodeJoinToken: (name: string) => pki.nodeJoinToken(name) };

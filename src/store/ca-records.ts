@@ -28,4 +28,16 @@ export class CaRecords {
     await this.secrets.putSealed(CA_KEY_NAME, Buffer.from(ca.keyPem));
     await this.backend.commit({ ops: [{ type: 'put', key: CA_CERT_KEY, value: ca.certPem }] });
   }
+
+  /**
+   * Records a first CA, key and certificate in one commit, unless a
+   * certificate is on record already (replicas on shared storage starting
+   * together: one CA wins, and the others load it). Resolves with the CA on record.
+   */
+  async saveFirst(ca: { certPem: string; keyPem: string }): Promise<{ certPem: string; keyPem: string }> {
+    await this.secrets.putSealedIfAbsent(CA_KEY_NAME, Buffer.from(ca.keyPem), CA_CERT_KEY, [{ type: 'put', key: CA_CERT_KEY, value: ca.certPem }]);
+    const stored = await this.load();
+    if (!stored) throw new Error('the cluster CA was saved but cannot be read back');
+    return stored;
+  }
 }

@@ -25,7 +25,7 @@ export {
 } from './stacks.js';
 export { NodeStore, type NodeContainer, type NodeRecord } from './nodes.js';
 export * as keys from './keys.js';
-export { ChangeFeed, type ChangeBatch, type StoreChange } from './change-feed.js';
+export { ChangeFeed, type ChangeBatch, type NodeSessionRecord, type ReplicaRecord, type StoreChange } from './change-feed.js';
 export { CaRecords } from './ca-records.js';
 export { openStore, type OpenStoreOptions, type OpenedStore } from './open.js';
 export {

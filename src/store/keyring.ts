@@ -26,9 +26,9 @@
  * once, and its keyring marked.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import { HushError } from '../errors/index.js';
-import { CorruptionError, type KeyedBackend, type PeekedValue } from './backend.js';
+import { ConflictError, CorruptionError, type KeyedBackend, type PeekedValue } from './backend.js';
 import { b64, unb64 } from './envelope.js';
 import { writeFileAtomic } from '../files/index.js';
 import { SharedExclusiveGate } from './gate.js';
@@ -241,7 +241,14 @@ export class Keyring {
     if (!options.autolock) await writeFileAtomic(options.keyFile, b64(root) + '\n', 0o600);
     const kek = s.crypto_aead_xchacha20poly1305_ietf_keygen();
     const record = this.seal({ active: 1, terms: { 1: b64(kek) }, log: 'keyed' }, root, header);
-    await this.backend.commit({ conditions: [{ key: KEYRING_KEY, modRevision: 0 }], ops: [{ type: 'put', key: KEYRING_KEY, value: JSON.stringify(record) }] });
+    try {
+      await this.backend.commit({ conditions: [{ key: KEYRING_KEY, modRevision: 0 }], ops: [{ type: 'put', key: KEYRING_KEY, value: JSON.stringify(record) }] });
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      // Shared storage (etcd): another replica made the store's key at the same moment. Ours opens nothing: take it back.
+      if (!options.autolock) await unlink(options.keyFile).catch(() => undefined);
+      throw new HushError('conflict', 'another store replica created this store\'s keyring at the same moment: copy its key file (master.key) here, or unlock with its unlock key, and start again');
+    }
     this.record = record;
     await this.openWith(root);
     return { keyring: this, newUnlockKey };

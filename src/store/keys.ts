@@ -17,6 +17,8 @@
  *   admin-cert-names/<name>        → serial of the name's current certificate (text)
  *   pki/ca-cert                    the cluster CA certificate (PEM text; its key is sealed/ca-key)
  *   meta/keyring                   the sealed keyring of KEKs
+ *   replicas/<replica id>          a store replica on shared storage (etcd): last seen, node address
+ *   node-sessions/<node id>        which replica the node's session is open on (shared storage only)
  */
 
 export const SECRET_PREFIX = 'secrets/';
@@ -32,6 +34,8 @@ export const ADMIN_CERT_PREFIX = 'admin-certs/';
 export const ADMIN_CERT_NAME_PREFIX = 'admin-cert-names/';
 export const CA_CERT_KEY = 'pki/ca-cert';
 export const KEYRING_KEY = 'meta/keyring';
+export const REPLICA_PREFIX = 'replicas/';
+export const NODE_SESSION_PREFIX = 'node-sessions/';
 
 export const secretKey = (name: string): string => SECRET_PREFIX + name;
 export const secretIdKey = (id: string): string => SECRET_ID_PREFIX + id;
@@ -46,3 +50,5 @@ export const nodeLabelsKey = (name: string): string => NODE_LABELS_PREFIX + name
 export const revokedKey = (id: string): string => REVOKED_PREFIX + id;
 export const adminCertKey = (serial: string): string => ADMIN_CERT_PREFIX + serial;
 export const adminCertNameKey = (name: string): string => ADMIN_CERT_NAME_PREFIX + name;
+export const replicaKey = (id: string): string => REPLICA_PREFIX + id;
+export const nodeSessionKey = (nodeId: string): string => NODE_SESSION_PREFIX + nodeId;

@@ -26,7 +26,7 @@ import {
   type NodeServer,
 } from '../protocol/index.js';
 import { PropagationTracker } from '../rotation/index.js';
-import { openStore, type EtcdOptions, type NodeRecord } from '../store/index.js';
+import { EtcdBackend, etcdLeadership, openStore, soleLeadership, type EtcdOptions, type Leadership, type NodeRecord } from '../store/index.js';
 import { DEFAULT_ADMIN_CERT_SECONDS } from '../rules/index.js';
 import { AdminCertAuthority } from './admin-certs.js';
 import { ClusterPki } from './cluster-pki.js';
@@ -43,6 +43,8 @@ export interface StoreDaemonOptions {
   etcd?: EtcdOptions;
   /** This replica's name among those sharing etcd (default: made once and kept in the data directory). */
   replicaId?: string;
+  /** Lease of the singleton-jobs election among replicas, in seconds (default 10): how long a dead leader holds it. */
+  leaderLeaseSeconds?: number;
   socket: string;
   home: string;
   /** Node protocol listener, HOST:PORT (port 0 picks one). */
@@ -69,6 +71,8 @@ export interface RunningStore {
   clusterReady: Promise<{ nodeAddress: string; adminAddress?: string; joinToken: () => string; nodeJoinToken: (name: string) => Promise<string> }>;
   /** Removes a node and revokes its certificate identity (as `hush node rm`); its session closes at once. */
   retireNode(idOrName: string): Promise<NodeRecord>;
+  /** Whether this replica runs the singleton jobs (scheduled work); a lone store always does. */
+  leadership: Leadership;
   close(): Promise<void>;
 }
 
@@ -84,6 +88,8 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   }
   const storage = await openStore({ dataDir: options.dataDir, etcd: options.etcd, autolock: options.autolock, maxValueBytes: options.maxValueBytes });
   const replicaId = options.etcd ? (options.replicaId ?? (await replicaIdIn(options.dataDir))) : undefined;
+  // Replicas elect the one that runs singleton jobs; it campaigns only once unlocked (a locked replica can run nothing).
+  const leadership: Leadership = storage.backend instanceof EtcdBackend ? lazyLeadership() : soleLeadership();
   const announce = options.announce ?? ((text: string) => process.stdout.write(text));
   if (storage.newUnlockKey) {
     announce(
@@ -144,6 +150,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     homeCredentials.start();
     certs = authority;
     const limits = resolveNodeLimits(options.nodeLimits);
+    if (storage.backend instanceof EtcdBackend && replicaId) (leadership as LazyLeadership).start(etcdLeadership(storage.backend, replicaId, options.leaderLeaseSeconds ?? 10, log));
     const presence = replicaId ? new ReplicaPresence(replicaId, storage.backend, heartbeatPeriodMs, log) : undefined;
     const d = new Dispatcher(storage, log, limits, propagation, metrics, heartbeatPeriodMs, presence);
     dispatcher = d;
@@ -188,16 +195,49 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   return {
     clusterReady,
     retireNode: (idOrName) => storage.nodes.revoke(idOrName),
+    leadership,
     async close() {
       // A cluster side still starting (CA key generation is slow) would open its listeners after
       // these closes and keep the process alive: let it finish first. A locked store never starts it.
       if (!storage.keyring.locked) await clusterReady.catch(() => undefined);
       homeCredentials?.stop();
       dispatcher?.stop();
+      await leadership.close();
       await nodeServer?.close();
       if (httpsServer) await closeServer(httpsServer);
       await closeServer(unixServer);
       await storage.backend.close();
+    },
+  };
+}
+
+interface LazyLeadership extends Leadership {
+  start(inner: Leadership): void;
+}
+
+/** A leadership that campaigns from `start` on (after unlock), and is not the leader before. */
+function lazyLeadership(): LazyLeadership {
+  let inner: Leadership | undefined;
+  let closed = false;
+  const listeners = new Set<(leader: boolean) => void>();
+  return {
+    get leader() {
+      return inner?.leader ?? false;
+    },
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    start(started) {
+      if (closed) return void started.close();
+      inner = started;
+      started.onChange((leader) => {
+        for (const listener of [...listeners]) listener(leader);
+      });
+    },
+    async close() {
+      closed = true;
+      await inner?.close();
     },
   };
 }

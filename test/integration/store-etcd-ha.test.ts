@@ -55,6 +55,8 @@ describe('store HA: two replicas on a 3-member etcd cluster, agents failing over
     '--admin', '',
     // Quick "down" judgement for node ls after a kill (the store tells agents the period).
     '--heartbeat-period', '500',
+    // A dead leader's election lease runs out after 2 s (default 10).
+    '--leader-lease', '2',
   ];
   const startReplica = async (r: Replica) => {
     r.process = await startStoreProcess({ data: r.data, socket: r.socket, home: r.home, extraArgs: storeArgs(r) });
@@ -241,6 +243,19 @@ describe('store HA: two replicas on a 3-member etcd cluster, agents failing over
     } finally {
       for (const [i, member] of etcd.members.entries()) if (member.child?.exitCode !== null || member.child?.signalCode !== null) await etcd.start(i).catch(() => undefined);
     }
+  });
+
+  it('elects exactly one replica to run the singleton jobs; after kill -9 of it, the other takes over once the lease expires', async () => {
+    const elected = (r: Replica) => (r.process!.output().match(/now runs the singleton jobs/g) ?? []).length;
+    await until(() => elected(replicas[0]!) + elected(replicas[1]!) === 1, 'one replica elected');
+    const leader = elected(replicas[0]!) === 1 ? replicas[0]! : replicas[1]!;
+    const other = replicas.find((r) => r !== leader)!;
+    // Still one, a while later: the other is waiting, not elected too.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(elected(other)).to.equal(0);
+    leader.process!.child.kill('SIGKILL');
+    await leader.process!.exited;
+    await until(() => elected(other) === 1, 'the other replica elected after the lease expired', 20_000);
   });
 
   it('refuses loudly a record written into etcd without the store\'s key', async () => {

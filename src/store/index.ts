@@ -3,6 +3,7 @@ export { ConflictError, CorruptionError } from './backend.js';
 export type { Backend, KeyedBackend, KvCondition, KvEntry, KvEvent, KvOp, KvTxn, PeekedValue } from './backend.js';
 export { EmbeddedBackend, type EmbeddedOptions } from './embedded.js';
 export { DEFAULT_ETCD_PREFIX, EtcdBackend, type EtcdOptions, type EtcdTls } from './etcd.js';
+export { migrateToEtcd, type MigrateResult } from './migrate.js';
 export { etcdLeadership, soleLeadership, type Leadership } from './leadership.js';
 export { Envelope, b64, unb64, type SealedValue } from './envelope.js';
 

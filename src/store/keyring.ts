@@ -33,7 +33,7 @@ import { b64, unb64 } from './envelope.js';
 import { writeFileAtomic } from '../files/index.js';
 import { SharedExclusiveGate } from './gate.js';
 import { KEYRING_KEY } from './keys.js';
-import { deriveLogAuth } from './log-auth.js';
+import { deriveLogAuth, type LogAuth } from './log-auth.js';
 import type { Sodium } from './sodium.js';
 
 const KEYRING_AAD = new TextEncoder().encode('hush/keyring/v1');
@@ -168,6 +168,12 @@ export class Keyring {
   activeKek(): { term: number; kek: Uint8Array } {
     this.assertUnlocked();
     return { term: this.activeTerm, kek: this.kek(this.activeTerm) };
+  }
+
+  /** The log key of this store (to authenticate another copy of its storage: `hush store migrate`). */
+  logAuth(): LogAuth {
+    this.assertUnlocked();
+    return deriveLogAuth(this.sodium, this.currentRoot!);
   }
 
   assertUnlocked(): void {

@@ -81,7 +81,8 @@ export function storeCommand(): Command {
   return withNodeLimits(withStoreListeners(
     new Command('store')
       .description('run the central store: encrypted, durable secrets behind the admin API and the node protocol')
-      .requiredOption('--data <dir>', 'data directory (write-ahead log, snapshots, key file; with --backend etcd, the key file only)'),
+      // Not required by commander: it would be required of `hush store migrate` too (checked in the action).
+      .option('--data <dir>', 'data directory (write-ahead log, snapshots, key file; with --backend etcd, the key file only)'),
     '0.0.0.0:2477',
   ))
     .addOption(new Option('--backend <kind>', 'where the store keeps its records: embedded (the data directory) or etcd (shared by replicas)').choices(['embedded', 'etcd']).default('embedded'))
@@ -99,14 +100,16 @@ export function storeCommand(): Command {
     .option('--unlock-key-file <file>', 'unlock an autolocked store at start with the key in this file')
     // Hidden: for tests that need a node to be judged down quickly. The store tells its agents the period; 100 to 60000.
     .addOption(new Option('--heartbeat-period <ms>', 'how often agents send a heartbeat (default 5000)').argParser(positiveInt).hideHelp())
-    .action(async (flags: StoreFlags & { data: string }, command: Command) => {
+    .addCommand(storeMigrateCommand())
+    .action(async (flags: StoreFlags & { data?: string }, command: Command) => {
+      if (!flags.data) command.error("error: required option '--data <dir>' not specified", { exitCode: 2 });
       try {
         await etcdOptionsFrom(flags);
       } catch (err) {
         if (err instanceof InvalidArgumentError) command.error(`error: ${err.message}`, { exitCode: 2 });
         throw err;
       }
-      const running = await startStoreFrom(flags.data, flags);
+      const running = await startStoreFrom(flags.data!, flags);
       // Once unlocked, a store whose listeners cannot start (port taken, ...) stops instead of half-running.
       const failed = running.clusterReady.then(
         () => new Promise<never>(() => {}),
@@ -115,6 +118,38 @@ export function storeCommand(): Command {
       const outcome = await Promise.race([untilSignal(), failed]);
       await running.close();
       if (outcome instanceof Error) throw outcome;
+    });
+}
+
+/** `hush store migrate`: an embedded store's data directory into an empty etcd prefix (src/store/migrate.ts). */
+export function storeMigrateCommand(): Command {
+  return new Command('migrate')
+    .description('copy a stopped embedded store (its data directory) into an empty etcd prefix, then verify the copy')
+    .requiredOption('--from <dir>', 'the data directory of the embedded store (stop that store first)')
+    .option('--etcd-endpoints <urls>', 'etcd client URLs, comma-separated', parseEndpoints)
+    .option('--etcd-prefix <prefix>', 'key prefix of the store in etcd (default hush/)')
+    .option('--etcd-ca <file>', 'CA certificate that signed the etcd members\' certificates (https endpoints)')
+    .option('--etcd-cert <file>', 'client certificate for etcd, when it asks for one')
+    .option('--etcd-key <file>', 'key of --etcd-cert')
+    .option('--unlock-key-file <file>', 'the unlock key of an autolocked store')
+    .action(async (_own: unknown, command: Command) => {
+      // The etcd flags share their names with `hush store`'s, so commander may hand them to the parent: read both.
+      const flags = command.optsWithGlobals<Omit<StoreFlags, 'backend' | 'socket'> & { from: string }>();
+      let etcd;
+      try {
+        etcd = await etcdOptionsFrom({ ...flags, backend: 'etcd' });
+      } catch (err) {
+        if (err instanceof InvalidArgumentError) command.error(`error: ${err.message}`, { exitCode: 2 });
+        throw err;
+      }
+      const { readFile } = await import('node:fs/promises');
+      const { migrateToEtcd } = await import('../../store/index.js');
+      const unlockKey = flags.unlockKeyFile ? await readFile(flags.unlockKeyFile, 'utf8') : undefined;
+      const result = await migrateToEtcd({ dataDir: flags.from, etcd: etcd!, unlockKey });
+      process.stdout.write(
+        `migrated ${result.keys} keys (${result.secrets} secrets, ${result.services} services, ${result.nodes} nodes) to etcd; verified every key and value.\n` +
+          `Start the replicas with --backend etcd and the same endpoints and prefix; give each one ${flags.from}/master.key (or its unlock key).\n`,
+      );
     });
 }
 
@@ -175,7 +210,7 @@ export async function etcdOptionsFrom(flags: Pick<StoreFlags, 'backend' | 'etcdE
     if (etcdFlags !== undefined) throw new InvalidArgumentError('--etcd-* options need --backend etcd.');
     return undefined;
   }
-  if (!flags.etcdEndpoints) throw new InvalidArgumentError('--backend etcd needs --etcd-endpoints URL[,URL...].');
+  if (!flags.etcdEndpoints) throw new InvalidArgumentError('give the etcd cluster with --etcd-endpoints URL[,URL...].');
   if ((flags.etcdCert === undefined) !== (flags.etcdKey === undefined)) throw new InvalidArgumentError('--etcd-cert and --etcd-key go together.');
   if ((flags.etcdCert ?? flags.etcdCa) !== undefined && flags.etcdEndpoints.some((u) => u.startsWith('http://'))) {
     throw new InvalidArgumentError('TLS options for etcd need https:// endpoints.');

@@ -23,3 +23,19 @@ export function parseStoreAddress(text: string): StoreAddress {
   if (port < 1 || port > 65535) throw new HushError('bad_request', `store address "${text}": port ${port} is out of range`);
   return { host, port, target: `${isIP(host) === 6 ? `[${host}]` : host}:${port}`, display };
 }
+
+/**
+ * `--store`: one address, or several store replicas (sharing etcd) separated
+ * by commas; the agent fails over from one to the next.
+ */
+export function parseStoreAddresses(text: string): StoreAddress[] {
+  const parts = text.split(',').map((p) => p.trim());
+  if (parts.some((p) => p === '')) throw new HushError('bad_request', `store addresses "${text}": an empty address between commas`);
+  const addresses = parts.map(parseStoreAddress);
+  const seen = new Set<string>();
+  for (const a of addresses) {
+    if (seen.has(a.target)) throw new HushError('bad_request', `store addresses "${text}": ${a.display} is given twice`);
+    seen.add(a.target);
+  }
+  return addresses;
+}

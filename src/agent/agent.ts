@@ -13,7 +13,7 @@ import { closeServer, listenOnUnixSocket } from '../http/index.js';
 import { certFingerprint, parseJoinToken } from '../pki/index.js';
 import { log as rootLog, type Logger } from '../log/index.js';
 import { nodeClient, type NodeClient } from '../protocol/index.js';
-import { parseStoreAddress } from './address.js';
+import { parseStoreAddresses, type StoreAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
 import { SecretCache } from './cache.js';
 import { ContainerRegistry } from './containers.js';
@@ -27,7 +27,7 @@ import { sourceForService, type SecretSource } from './secret-source.js';
 import { StoreSession, type SessionStatus } from './session.js';
 
 export interface AgentOptions {
-  /** The store's node-protocol address, HOST:PORT. */
+  /** The store's node-protocol address, HOST:PORT; several replicas (sharing etcd) comma-separated, failed over in turn. */
   store: string;
   token: string;
   name?: string;
@@ -51,7 +51,10 @@ export interface AgentOptions {
 
 export interface AgentStatus {
   nodeId: string;
+  /** The store replica the session is with (or tried next). */
   store: string;
+  /** Every replica given in --store. */
+  stores: string[];
   session: SessionStatus;
   /** The node certificate's end, and the fingerprint of the cluster CA the agent trusts (it changes at a CA rotation). */
   certificate: { notAfter: string; ca: string };
@@ -73,16 +76,28 @@ export interface RunningAgent {
 }
 
 export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
-  const address = parseStoreAddress(opts.store);
+  const addresses = parseStoreAddresses(opts.store);
   parseJoinToken(opts.token); // a malformed token is a usage error; fail before touching the network
   const log = opts.log ?? rootLog.child({ component: 'agent' });
   const mounts = opts.mounts ?? noMounts;
 
   let identity: NodeIdentity | undefined;
-  let client: NodeClient | undefined;
+  // One client per replica, for the current certificate; the session uses the one at `at`.
+  let clients = new Map<number, NodeClient>();
+  let at = 0;
+  const address = () => addresses[at]!;
   const current = () => {
-    if (!identity || !client) throw new Error('the agent has not joined yet');
+    if (!identity) throw new Error('the agent has not joined yet');
+    let client = clients.get(at);
+    if (!client) clients.set(at, (client = nodeClient(address(), identity)));
     return { identity, client };
+  };
+  // The session to a replica failed: the next attempt goes to the next replica (the session's backoff, with jitter, spaces them).
+  const failover = () => {
+    if (addresses.length < 2) return;
+    const from = address().display;
+    at = (at + 1) % addresses.length;
+    log.info({ from, to: address().display }, 'trying the next store replica');
   };
 
   const cache = new SecretCache();
@@ -95,12 +110,14 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     connectWaitMs: opts.connectWaitMs,
     snapshotTimeoutMs: opts.snapshotTimeoutMs,
     backoff: opts.backoff,
+    onDisconnected: failover,
   });
   const registry: ContainerRegistry = new ContainerRegistry({ link: session, cache, mounts, log, decisionTimeoutMs: opts.decisionTimeoutMs });
 
   const status = (): AgentStatus => ({
     nodeId: identity?.nodeId ?? '',
-    store: address.display,
+    store: address().display,
+    stores: addresses.map((a) => a.display),
     session: session.status(),
     certificate: { notAfter: identity?.notAfter.toISOString() ?? '', ca: identity ? certFingerprint(identity.caPem) : '' },
     containers: registry.list().length,
@@ -111,14 +128,13 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const server = await listenOnUnixSocket(app, opts.socket);
 
   try {
-    identity = await joinStore({ address, token: opts.token, name: opts.name, hostname: opts.hostname, labels: opts.labels });
+    identity = await joinAny(addresses, (a) => joinStore({ address: a, token: opts.token, name: opts.name, hostname: opts.hostname, labels: opts.labels }), (index) => (at = index), log);
   } catch (err) {
     await closeRuntimeApi(server, opts.socket);
     cache.destroy();
     throw err;
   }
-  client = nodeClient(address, identity);
-  log.info({ nodeId: identity.nodeId, store: address.display, notAfter: identity.notAfter.toISOString(), socket: opts.socket }, 'joined the cluster');
+  log.info({ nodeId: identity.nodeId, store: address().display, notAfter: identity.notAfter.toISOString(), socket: opts.socket }, 'joined the cluster');
   session.start();
 
   let plugin: DockerPlugin | undefined;
@@ -129,7 +145,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       session.close();
       await closeRuntimeApi(server, opts.socket);
       registry.close();
-      client.close();
+      for (const client of clients.values()) client.close();
       cache.destroy();
       throw err;
     }
@@ -139,12 +155,12 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     identity: () => current().identity,
     client: () => current().client,
     onRenewed: (renewed) => {
-      const old = client;
+      const old = clients;
       identity = renewed;
-      client = nodeClient(address, renewed);
+      clients = new Map();
       session.restartSoon('node certificate renewed');
-      // Calls already running on the old channel finish; new ones use the new certificate.
-      old?.close();
+      // Calls already running on the old channels finish; new ones use the new certificate.
+      for (const client of old.values()) client.close();
     },
     log,
   });
@@ -173,11 +189,33 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         await closeRuntimeApi(server, opts.socket);
         registry.close();
         await mounts.close();
-        client?.close();
+        for (const client of clients.values()) client.close();
         cache.destroy();
         log.info({ nodeId: identity?.nodeId }, 'agent stopped');
       })()),
   };
+}
+
+/**
+ * Joins through the first replica that answers: a replica that cannot be
+ * reached (or is locked, or busy) is skipped; a refusal (bad token, name
+ * taken) is the cluster's answer and is final.
+ */
+async function joinAny(addresses: StoreAddress[], join: (address: StoreAddress) => Promise<NodeIdentity>, joinedAt: (index: number) => void, log: Logger): Promise<NodeIdentity> {
+  let last: unknown;
+  for (const [index, address] of addresses.entries()) {
+    try {
+      const identity = await join(address);
+      joinedAt(index);
+      return identity;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (addresses.length === 1 || code === 'forbidden' || code === 'bad_request' || code === 'unauthorized') throw err;
+      log.warn({ store: address.display, err: (err as Error).message }, 'could not join through this store replica; trying the next');
+      last = err;
+    }
+  }
+  throw last;
 }
 
 async function closeRuntimeApi(server: Server, socket: string): Promise<void> {

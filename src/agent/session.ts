@@ -5,7 +5,9 @@
  * here, and the store answers with a full Snapshot, so a reconnect needs no
  * memory of what was missed. While the stream is down the cache keeps
  * serving what it holds; reconnects back off exponentially with full jitter.
- * A store that says the node is revoked ends the session for good.
+ * A store that says the node is revoked ends the session for good. With
+ * several store replicas, each failure moves the next attempt to the next
+ * replica (`onDisconnected`), while the cache keeps serving.
  */
 import { randomUUID } from 'node:crypto';
 import { HushError } from '../errors/index.js';
@@ -42,6 +44,8 @@ export interface SessionOptions {
   snapshotTimeoutMs?: number;
   backoff?: BackoffOptions;
   onRevoked?: (reason: string) => void;
+  /** The stream failed or ended (not revoked): the agent may point `client` at another store replica before the retry. */
+  onDisconnected?: () => void;
 }
 
 export interface SessionStatus {
@@ -281,6 +285,7 @@ export class StoreSession implements StoreLink {
     this.#teardown(new HushError('unavailable', `store unreachable: ${reason}`));
     this.#state = 'backoff';
     this.#failuresSinceReady++;
+    this.#opts.onDisconnected?.();
     const delay = this.#backoff.next();
     const fields = { reason, retryInMs: delay, attempt: this.#backoff.attempts, revision: this.#opts.cache.revision };
     if (this.#certificateExpired()) {

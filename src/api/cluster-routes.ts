@@ -13,11 +13,14 @@ export interface NodeStatus {
   state: 'ready' | 'down';
   lastHeartbeat?: string;
   ackedRevision?: number;
+  /** The store replica the node's session is open on (replicas sharing etcd). */
+  replica?: string;
 }
 
 /** The cluster side of the store (PKI, sessions): present once the store is unlocked. */
 export interface ClusterControl {
-  joinToken(): string;
+  /** The current cluster-wide token (re-read: another replica may have rotated it). */
+  joinToken(): Promise<string>;
   rotateJoinToken(): Promise<string>;
   /** The token bound to one node name, made on first request. */
   nodeJoinToken(name: string, options?: { rotate?: boolean }): Promise<string>;
@@ -121,14 +124,14 @@ const tokenBody = validator<TokenBody>('join token', {
 
 export function joinTokenRoutes(cluster: () => ClusterControl): Router {
   const router = Router();
-  router.get('/', (_req, res) => {
-    res.json({ token: cluster().joinToken() });
+  router.get('/', async (_req, res) => {
+    res.json({ token: await cluster().joinToken() });
   });
   // {node}: the token bound to that node name (made on first request); {}: the cluster-wide token.
   // A missing body counts as {}, as it did before node-bound tokens.
   router.post('/', async (req, res) => {
     const { node } = tokenBody(req.body ?? {});
-    res.json(node === undefined ? { token: cluster().joinToken() } : { node, token: await cluster().nodeJoinToken(node) });
+    res.json(node === undefined ? { token: await cluster().joinToken() } : { node, token: await cluster().nodeJoinToken(node) });
   });
   router.post('/rotate', async (req, res) => {
     const { node } = tokenBody(req.body ?? {});

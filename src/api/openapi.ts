@@ -181,7 +181,7 @@ const SCHEMAS: Record<string, object> = {
       engineLabels: labels,
       role: { type: 'string' },
       containers: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, service: { type: 'string' } } } },
-      status: { type: 'object', properties: { state: { type: 'string', enum: ['ready', 'down'] }, lastHeartbeat: timestamp, ackedRevision: { type: 'integer' } } },
+      status: { type: 'object', properties: { state: { type: 'string', enum: ['ready', 'down'] }, lastHeartbeat: timestamp, ackedRevision: { type: 'integer' }, replica: { type: 'string' } } },
     },
   },
   JoinToken: { type: 'object', required: ['token'], properties: { node: { type: 'string' }, token: { type: 'string' } } },

@@ -76,6 +76,8 @@ export class Assignments {
           break;
         case 'revoked':
         case 'admin-cert':
+        case 'replica':
+        case 'node-session':
           break;
       }
     }

@@ -15,6 +15,9 @@ import * as pki from '../pki/index.js';
 import { assertValidName } from '../rules/index.js';
 import { CaRecords, keys, type Backend, type PreviousCaRecord, type SecretStore } from '../store/index.js';
 
+const JOIN_SECRET = 'join-secret';
+const sealedKeyOf = (name: string) => keys.sealedKey(name);
+
 /** Sealed name of the join secret bound to one node name. */
 const nodeJoinSecretName = (node: string) => `join-secret/node/${node}`;
 
@@ -48,18 +51,21 @@ export class ClusterPki {
 
   static async open(backend: Backend, secrets: SecretStore, options: { nodeCertSeconds: number }): Promise<ClusterPki> {
     const records = new CaRecords(backend, secrets);
-    let ca = await records.load();
-    if (!ca) {
-      ca = pki.createClusterCa();
-      await records.save(ca);
-    }
-    const storedSecret = await secrets.getSealed('join-secret');
-    let joinSecret = storedSecret && Buffer.from(storedSecret).toString('utf8');
-    if (!joinSecret) {
-      joinSecret = pki.newJoinSecret();
-      await secrets.putSealed('join-secret', Buffer.from(joinSecret));
-    }
+    // Replicas on shared storage may start together: the first CA and join secret recorded win, and every replica uses those.
+    const ca = (await records.load()) ?? (await records.saveFirst(pki.createClusterCa()));
+    if (!(await secrets.getSealed(JOIN_SECRET))) await secrets.putSealedIfAbsent(JOIN_SECRET, Buffer.from(pki.newJoinSecret()), sealedKeyOf(JOIN_SECRET));
+    const joinSecret = Buffer.from((await secrets.getSealed(JOIN_SECRET))!).toString('utf8');
     return new ClusterPki(ca, await records.loadPrevious(), joinSecret, secrets, backend, records, options.nodeCertSeconds);
+  }
+
+  /**
+   * Re-reads the cluster-wide join secret: another replica may have rotated
+   * it (shared storage). Done before each join is checked and each token is
+   * handed out, so every replica takes and gives the current token.
+   */
+  async refreshJoinSecret(): Promise<void> {
+    const stored = await this.secrets.getSealed(JOIN_SECRET);
+    if (stored) this.joinSecret = Buffer.from(stored).toString('utf8');
   }
 
   /** The active CA: it signs everything issued from now on, and new join tokens carry its fingerprint. */
@@ -148,7 +154,7 @@ export class ClusterPki {
   /** A new join secret: old tokens stop working for new joins; joined nodes are unaffected. */
   async rotateJoinToken(): Promise<string> {
     const secret = pki.newJoinSecret();
-    await this.secrets.putSealed('join-secret', Buffer.from(secret));
+    await this.secrets.putSealed(JOIN_SECRET, Buffer.from(secret));
     this.joinSecret = secret;
     return this.joinToken();
   }
@@ -185,6 +191,7 @@ export class ClusterPki {
    */
   async checkJoinToken(token: string, name: string): Promise<JoinGrant> {
     const parsed = pki.parseJoinToken(token);
+    await this.refreshJoinSecret();
     // Tokens made before a CA rotation carry the previous CA's fingerprint: good until that CA is retired.
     const previous = this.previousCa?.fingerprint;
     const knownCa = pki.secretsEqual(parsed.caFingerprint, this.caFingerprint) || (previous !== undefined && pki.secretsEqual(parsed.caFingerprint, previous));

@@ -20,6 +20,7 @@ import type { ChangeBatch, NodeRecord, OpenedStore } from '../store/index.js';
 import { assertValidContainer, assertValidHello, tooManyContainers } from './agent-input.js';
 import { Assignments } from './assignments.js';
 import { NodeSession, type DesiredState } from './node-session.js';
+import type { ReplicaPresence } from './presence.js';
 
 export interface DispatcherLimits {
   /** Containers one node may report or register (NodeLimits.maxContainersPerNode). */
@@ -40,21 +41,26 @@ export class Dispatcher {
     private readonly metrics?: StoreMetrics,
     /** Sent to every agent at session start, and what "down" is judged by. */
     private readonly heartbeatPeriodMs: number = DEFAULT_HEARTBEAT_PERIOD_MS,
+    /** Replicas on shared storage: where every node's session is (presence.ts); absent for a lone store. */
+    private readonly presence?: ReplicaPresence,
   ) {}
 
   /** Subscribes to the store's changes, then loads the index (changes that arrive meanwhile are newer than the load, and win). */
   async start(): Promise<void> {
     this.unsubscribe = this.store.changes.subscribe((batch) => this.onChange(batch));
     this.assignments.load(await this.store.services.list(), await this.store.nodes.list());
+    await this.presence?.start();
   }
 
   stop(): void {
     this.unsubscribe?.();
+    void this.presence?.stop();
     for (const id of [...this.sessions.keys()]) this.disconnect(id, 'store shutting down');
   }
 
   /** The sessions a change touches: those of the nodes it affects, and no other. */
   private onChange(batch: ChangeBatch): void {
+    this.presence?.onChange(batch);
     for (const change of batch.changes) if (change.kind === 'revoked') this.disconnect(change.id, 'node revoked');
     for (const nodeId of this.assignments.apply(batch.changes)) {
       const session = this.sessions.get(nodeId);
@@ -64,10 +70,14 @@ export class Dispatcher {
 
   status(nodeId: string): NodeStatus {
     const session = this.sessions.get(nodeId);
-    if (!session) return { state: 'down' };
+    if (!session) {
+      // Connected to another replica (shared storage), as long as that replica is alive.
+      const remote = this.presence?.remote(nodeId);
+      return remote && remote.replica !== this.presence?.replicaId ? { state: 'ready', replica: remote.replica } : { state: 'down' };
+    }
     // Agents beat at the period this store sent them; missed beats mean a node that is gone even if its connection is not closed yet.
     const state = Date.now() - session.lastHeartbeat.getTime() > MISSED_HEARTBEATS_BEFORE_DOWN * this.heartbeatPeriodMs ? 'down' : 'ready';
-    return { state, lastHeartbeat: session.lastHeartbeat.toISOString(), ackedRevision: session.ackedRevision };
+    return { state, lastHeartbeat: session.lastHeartbeat.toISOString(), ackedRevision: session.ackedRevision, ...(this.presence ? { replica: this.presence.replicaId } : {}) };
   }
 
   /**
@@ -99,6 +109,7 @@ export class Dispatcher {
     this.disconnect(identity.nodeId, 'replaced by a new session');
     const session = new NodeSession(identity.nodeId, identity.certPem, stream, this.heartbeatPeriodMs);
     this.sessions.set(identity.nodeId, session);
+    this.presence?.opened(identity.nodeId);
     this.log.info({ node: identity.nodeId }, 'node session opened');
     const end = () => {
       session.closed = true;
@@ -172,13 +183,14 @@ export class Dispatcher {
       const services = await this.serviceIndex();
       const decision = acl.decideContainerStart({ service: container.service, node: await this.nodeView(node), services, nodeRevoked: await this.store.nodes.isRevoked(node.id) });
       if (!decision.allowed) return await decide(false, decision.reason);
-      // Committing the container triggers a sync (the watch listener runs before the commit resolves),
-      // so it is queued ahead of the decision below: the secrets reach the node first.
       await this.store.nodes.update(node.id, (n) => {
         const others = n.containers.filter((c) => c.id !== container.id);
         if (others.length >= this.limits.maxContainersPerNode) throw tooManyContainers(this.limits.maxContainersPerNode);
         return { ...n, containers: [...others, { id: container.id, service: container.service }] };
       });
+      // Queued ahead of the decision, so the secrets reach the node first. The commit's own watch event may
+      // come after the commit resolves (etcd), so this sync does not wait for it; the event's later sync sends nothing new.
+      void this.sync(session);
       await decide(true, '');
     } catch (err) {
       // Answer rather than let the agent wait for its timeout.
@@ -254,6 +266,7 @@ export class Dispatcher {
   /** The node has no session any more: what it holds is unknown until it reconnects. */
   private forget(session: NodeSession): void {
     this.sessions.delete(session.nodeId);
+    this.presence?.closed(session.nodeId);
     this.acks.forget(session.nodeId);
   }
 }

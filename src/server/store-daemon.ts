@@ -26,7 +26,7 @@ import {
   type NodeServer,
 } from '../protocol/index.js';
 import { PropagationTracker } from '../rotation/index.js';
-import { openStore, type NodeRecord } from '../store/index.js';
+import { EtcdBackend, etcdLeadership, openStore, soleLeadership, type EtcdOptions, type Leadership, type NodeRecord } from '../store/index.js';
 import { DEFAULT_ADMIN_CERT_SECONDS } from '../rules/index.js';
 import { AdminCertAuthority } from './admin-certs.js';
 import { CaRotation } from './ca-rotation.js';
@@ -34,9 +34,18 @@ import { ClusterPki } from './cluster-pki.js';
 import { Dispatcher } from './dispatcher.js';
 import { HomeCredentials } from './home-credentials.js';
 import { Membership } from './membership.js';
+import { ReplicaPresence } from './presence.js';
+import { replicaIdIn } from './replica-id.js';
 
 export interface StoreDaemonOptions {
+  /** The embedded engine's files; with `etcd`, only this replica's own files (key file, replica id). */
   dataDir: string;
+  /** Keep the store in etcd, shared by every replica started with the same endpoints and prefix. */
+  etcd?: EtcdOptions;
+  /** This replica's name among those sharing etcd (default: made once and kept in the data directory). */
+  replicaId?: string;
+  /** Lease of the singleton-jobs election among replicas, in seconds (default 10): how long a dead leader holds it. */
+  leaderLeaseSeconds?: number;
   socket: string;
   home: string;
   /** Node protocol listener, HOST:PORT (port 0 picks one). */
@@ -63,6 +72,8 @@ export interface RunningStore {
   clusterReady: Promise<{ nodeAddress: string; adminAddress?: string; joinToken: () => string; nodeJoinToken: (name: string) => Promise<string> }>;
   /** Removes a node and revokes its certificate identity (as `hush node rm`); its session closes at once. */
   retireNode(idOrName: string): Promise<NodeRecord>;
+  /** Whether this replica runs the singleton jobs (scheduled work); a lone store always does. */
+  leadership: Leadership;
   close(): Promise<void>;
 }
 
@@ -76,7 +87,10 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   if (!Number.isInteger(heartbeatPeriodMs) || heartbeatPeriodMs < MIN_HEARTBEAT_PERIOD_MS || heartbeatPeriodMs > MAX_HEARTBEAT_PERIOD_MS) {
     throw new HushError('bad_request', `heartbeat period must be ${MIN_HEARTBEAT_PERIOD_MS} to ${MAX_HEARTBEAT_PERIOD_MS} ms, not ${heartbeatPeriodMs}`);
   }
-  const storage = await openStore({ dataDir: options.dataDir, autolock: options.autolock, maxValueBytes: options.maxValueBytes });
+  const storage = await openStore({ dataDir: options.dataDir, etcd: options.etcd, autolock: options.autolock, maxValueBytes: options.maxValueBytes });
+  const replicaId = options.etcd ? (options.replicaId ?? (await replicaIdIn(options.dataDir))) : undefined;
+  // Replicas elect the one that runs singleton jobs; it campaigns only once unlocked (a locked replica can run nothing).
+  const leadership: Leadership = storage.backend instanceof EtcdBackend ? lazyLeadership() : soleLeadership();
   const announce = options.announce ?? ((text: string) => process.stdout.write(text));
   if (storage.newUnlockKey) {
     announce(
@@ -113,7 +127,10 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   });
   const unixServer = await listenOnUnixSocket(app, options.socket);
   await updateHomeConfig(options.home, { host: `unix://${options.socket}` });
-  log.info({ dataDir: options.dataDir, socket: options.socket, revision: storage.backend.revision(), locked: storage.keyring.locked }, 'store ready');
+  log.info(
+    { dataDir: options.dataDir, socket: options.socket, revision: storage.backend.revision(), locked: storage.keyring.locked, ...(options.etcd ? { etcd: options.etcd.endpoints, replica: replicaId } : {}) },
+    'store ready',
+  );
 
   let nodeServer: NodeServer | undefined;
   let httpsServer: Server | undefined;
@@ -135,7 +152,9 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     homeCredentials.start();
     certs = authority;
     const limits = resolveNodeLimits(options.nodeLimits);
-    const d = new Dispatcher(storage, log, limits, propagation, metrics, heartbeatPeriodMs);
+    if (storage.backend instanceof EtcdBackend && replicaId) (leadership as LazyLeadership).start(etcdLeadership(storage.backend, replicaId, options.leaderLeaseSeconds ?? 10, log));
+    const presence = replicaId ? new ReplicaPresence(replicaId, storage.backend, heartbeatPeriodMs, log) : undefined;
+    const d = new Dispatcher(storage, log, limits, propagation, metrics, heartbeatPeriodMs, presence);
     dispatcher = d;
     await d.start();
     const rotation = new CaRotation(pki, storage.nodes, storage.adminCerts, (id) => d.status(id).state, log);
@@ -181,7 +200,10 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       adminAddress = `${splitHostPort(admin).host}:${(httpsServer.address() as AddressInfo).port}`;
     }
     cluster = {
-      joinToken: () => pki.joinToken(),
+      joinToken: async () => {
+        await pki.refreshJoinSecret();
+        return pki.joinToken();
+      },
       rotateJoinToken: () => pki.rotateJoinToken(),
       nodeJoinToken: (name, opts) => pki.nodeJoinToken(name, opts),
       hasNodeJoinToken: (name) => pki.hasNodeJoinToken(name),
@@ -190,6 +212,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       rotateCa: () => rotation.rotate(),
     };
     await rotation.start();
+    presence?.setNodeAddress(nodeAddress);
     await updateHomeConfig(options.home, { nodeAddress, adminAddress: adminAddress && `https://${adminAddress}` });
     log.info({ nodeAddress, adminAddress, caFingerprint: pki.caFingerprint }, 'cluster listeners ready');
     return { nodeAddress, adminAddress, joinToken: () => pki.joinToken(), nodeJoinToken: (name: string) => pki.nodeJoinToken(name) };
@@ -199,6 +222,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   return {
     clusterReady,
     retireNode: (idOrName) => storage.nodes.revoke(idOrName),
+    leadership,
     async close() {
       // A cluster side still starting (CA key generation is slow) would open its listeners after
       // these closes and keep the process alive: let it finish first. A locked store never starts it.
@@ -206,10 +230,42 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       homeCredentials?.stop();
       caRotation?.stop();
       dispatcher?.stop();
+      await leadership.close();
       await nodeServer?.close();
       if (httpsServer) await closeServer(httpsServer);
       await closeServer(unixServer);
       await storage.backend.close();
+    },
+  };
+}
+
+interface LazyLeadership extends Leadership {
+  start(inner: Leadership): void;
+}
+
+/** A leadership that campaigns from `start` on (after unlock), and is not the leader before. */
+function lazyLeadership(): LazyLeadership {
+  let inner: Leadership | undefined;
+  let closed = false;
+  const listeners = new Set<(leader: boolean) => void>();
+  return {
+    get leader() {
+      return inner?.leader ?? false;
+    },
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    start(started) {
+      if (closed) return void started.close();
+      inner = started;
+      started.onChange((leader) => {
+        for (const listener of [...listeners]) listener(leader);
+      });
+    },
+    async close() {
+      closed = true;
+      await inner?.close();
     },
   };
 }

@@ -40,7 +40,12 @@ export interface Backend {
   commit(txn: KvTxn): Promise<number>;
   /** The revision of the latest durable commit. */
   revision(): number;
-  /** Called after each durable commit, in revision order. Returns an unsubscribe function. */
+  /**
+   * Called after each durable commit, in revision order (possibly after the
+   * commit's promise resolved: etcd's watch runs behind its acknowledgements).
+   * A delete of a key that was absent may be left out of the event.
+   * Returns an unsubscribe function.
+   */
   watch(listener: (event: KvEvent) => void): () => void;
   close(): Promise<void>;
 }

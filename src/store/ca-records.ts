@@ -82,4 +82,16 @@ export class CaRecords {
     const entries = await this.backend.list(NODE_CERT_PREFIX);
     return new Map(entries.map((e) => [e.key.slice(NODE_CERT_PREFIX.length), JSON.parse(e.value) as NodeCertRecord]));
   }
+
+  /**
+   * Records a first CA, key and certificate in one commit, unless a
+   * certificate is on record already (replicas on shared storage starting
+   * together: one CA wins, and the others load it). Resolves with the CA on record.
+   */
+  async saveFirst(ca: { certPem: string; keyPem: string }): Promise<{ certPem: string; keyPem: string }> {
+    await this.secrets.putSealedIfAbsent(CA_KEY_NAME, Buffer.from(ca.keyPem), CA_CERT_KEY, [{ type: 'put', key: CA_CERT_KEY, value: ca.certPem }]);
+    const stored = await this.load();
+    if (!stored) throw new Error('the cluster CA was saved but cannot be read back');
+    return stored;
+  }
 }

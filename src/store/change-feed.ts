@@ -8,7 +8,7 @@
  */
 import type { AdminCertRecord } from './admin-certs.js';
 import type { Backend, KvEvent, KvOp } from './backend.js';
-import { ADMIN_CERT_PREFIX, NODE_LABELS_PREFIX, NODE_PREFIX, REVOKED_PREFIX, SECRET_PREFIX, SERVICE_PREFIX } from './keys.js';
+import { ADMIN_CERT_PREFIX, NODE_LABELS_PREFIX, NODE_PREFIX, NODE_SESSION_PREFIX, REPLICA_PREFIX, REVOKED_PREFIX, SECRET_PREFIX, SERVICE_PREFIX } from './keys.js';
 import type { NodeRecord } from './nodes.js';
 import type { ServiceRecord } from './services.js';
 
@@ -24,7 +24,25 @@ export type StoreChange =
   /** A node was revoked. */
   | { kind: 'revoked'; id: string }
   /** An admin certificate record was written (issued, revoked, superseded) or removed (no record). */
-  | { kind: 'admin-cert'; serial: string; record?: AdminCertRecord };
+  | { kind: 'admin-cert'; serial: string; record?: AdminCertRecord }
+  /** A store replica on shared storage said it is alive (`record`), or left (no record). */
+  | { kind: 'replica'; id: string; record?: ReplicaRecord }
+  /** A node's session opened on a replica (`record`), or closed (no record). */
+  | { kind: 'node-session'; nodeId: string; record?: NodeSessionRecord };
+
+/** A store replica on shared storage (etcd), rewritten every heartbeat period while it runs. */
+export interface ReplicaRecord {
+  id: string;
+  /** Its node-protocol address, as it listens. */
+  nodeAddress?: string;
+  seenAt: string;
+}
+
+/** Where a node's session is open (shared storage only: each replica serves its own sessions). */
+export interface NodeSessionRecord {
+  replica: string;
+  openedAt: string;
+}
 
 export interface ChangeBatch {
   /** The revision of the commit. */
@@ -50,6 +68,8 @@ function decode(op: KvOp): StoreChange | undefined {
   if (op.key.startsWith(NODE_PREFIX)) return { kind: 'node', id: rest(NODE_PREFIX), record: value === undefined ? undefined : (JSON.parse(value) as NodeRecord) };
   if (op.key.startsWith(NODE_LABELS_PREFIX)) return { kind: 'node-labels', name: rest(NODE_LABELS_PREFIX) };
   if (op.key.startsWith(REVOKED_PREFIX) && op.type === 'put') return { kind: 'revoked', id: rest(REVOKED_PREFIX) };
+  if (op.key.startsWith(REPLICA_PREFIX)) return { kind: 'replica', id: rest(REPLICA_PREFIX), record: value === undefined ? undefined : (JSON.parse(value) as ReplicaRecord) };
+  if (op.key.startsWith(NODE_SESSION_PREFIX)) return { kind: 'node-session', nodeId: rest(NODE_SESSION_PREFIX), record: value === undefined ? undefined : (JSON.parse(value) as NodeSessionRecord) };
   if (op.key.startsWith(ADMIN_CERT_PREFIX)) return { kind: 'admin-cert', serial: rest(ADMIN_CERT_PREFIX), record: value === undefined ? undefined : (JSON.parse(value) as AdminCertRecord) };
   return undefined;
 }

@@ -2,6 +2,9 @@
 export { ConflictError, CorruptionError } from './backend.js';
 export type { Backend, KvEvent, KvOp, KvTxn } from './backend.js';
 export { EmbeddedBackend } from './embedded.js';
+export { EtcdBackend, type EtcdOptions } from './etcd.js';
+export { migrateToEtcd } from './migrate.js';
+export { etcdLeadership, soleLeadership, type Leadership } from './leadership.js';
 export { Envelope, b64 } from './envelope.js';
 
 export { Keyring } from './keyring.js';
@@ -18,7 +21,7 @@ export {
 } from './stacks.js';
 export { NodeStore, type NodeRecord } from './nodes.js';
 export * as keys from './keys.js';
-export { type ChangeBatch, type StoreChange } from './change-feed.js';
+export { type ChangeBatch, type NodeSessionRecord, type ReplicaRecord, type StoreChange } from './change-feed.js';
 export { CaRecords, type PreviousCaRecord } from './ca-records.js';
 export { openStore, type OpenedStore } from './open.js';
 export {

@@ -26,14 +26,14 @@
  * once, and its keyring marked.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, unlink } from 'node:fs/promises';
 import { HushError } from '../errors/index.js';
-import { CorruptionError, type KeyedBackend, type PeekedValue } from './backend.js';
+import { ConflictError, CorruptionError, type KeyedBackend, type PeekedValue } from './backend.js';
 import { b64, unb64 } from './envelope.js';
 import { writeFileAtomic } from '../files/index.js';
 import { SharedExclusiveGate } from './gate.js';
 import { KEYRING_KEY } from './keys.js';
-import { deriveLogAuth } from './log-auth.js';
+import { deriveLogAuth, type LogAuth } from './log-auth.js';
 import type { Sodium } from './sodium.js';
 
 const KEYRING_AAD = new TextEncoder().encode('hush/keyring/v1');
@@ -170,6 +170,12 @@ export class Keyring {
     return { term: this.activeTerm, kek: this.kek(this.activeTerm) };
   }
 
+  /** The log key of this store (to authenticate another copy of its storage: `hush store migrate`). */
+  logAuth(): LogAuth {
+    this.assertUnlocked();
+    return deriveLogAuth(this.sodium, this.currentRoot!);
+  }
+
   assertUnlocked(): void {
     if (this.locked) throw new HushError('locked', 'the store is locked; run `hush unlock` and paste the unlock key');
   }
@@ -241,7 +247,14 @@ export class Keyring {
     if (!options.autolock) await writeFileAtomic(options.keyFile, b64(root) + '\n', 0o600);
     const kek = s.crypto_aead_xchacha20poly1305_ietf_keygen();
     const record = this.seal({ active: 1, terms: { 1: b64(kek) }, log: 'keyed' }, root, header);
-    await this.backend.commit({ conditions: [{ key: KEYRING_KEY, modRevision: 0 }], ops: [{ type: 'put', key: KEYRING_KEY, value: JSON.stringify(record) }] });
+    try {
+      await this.backend.commit({ conditions: [{ key: KEYRING_KEY, modRevision: 0 }], ops: [{ type: 'put', key: KEYRING_KEY, value: JSON.stringify(record) }] });
+    } catch (err) {
+      if (!(err instanceof ConflictError)) throw err;
+      // Shared storage (etcd): another replica made the store's key at the same moment. Ours opens nothing: take it back.
+      if (!options.autolock) await unlink(options.keyFile).catch(() => undefined);
+      throw new HushError('conflict', 'another store replica created this store\'s keyring at the same moment: copy its key file (master.key) here, or unlock with its unlock key, and start again');
+    }
     this.record = record;
     await this.openWith(root);
     return { keyring: this, newUnlockKey };

@@ -19,6 +19,8 @@
  *   pki/ca-previous                during a CA rotation: the previous CA certificate and the cross certificate (JSON)
  *   pki/node-certs/<id>            which CA issued the node's latest certificate, and when
  *   meta/keyring                   the sealed keyring of KEKs
+ *   replicas/<replica id>          a store replica on shared storage (etcd): last seen, node address
+ *   node-sessions/<node id>        which replica the node's session is open on (shared storage only)
  */
 
 export const SECRET_PREFIX = 'secrets/';
@@ -36,6 +38,8 @@ export const CA_CERT_KEY = 'pki/ca-cert';
 export const CA_PREVIOUS_KEY = 'pki/ca-previous';
 export const NODE_CERT_PREFIX = 'pki/node-certs/';
 export const KEYRING_KEY = 'meta/keyring';
+export const REPLICA_PREFIX = 'replicas/';
+export const NODE_SESSION_PREFIX = 'node-sessions/';
 
 export const secretKey = (name: string): string => SECRET_PREFIX + name;
 export const secretIdKey = (id: string): string => SECRET_ID_PREFIX + id;
@@ -50,3 +54,5 @@ export const nodeLabelsKey = (name: string): string => NODE_LABELS_PREFIX + name
 export const revokedKey = (id: string): string => REVOKED_PREFIX + id;
 export const adminCertKey = (serial: string): string => ADMIN_CERT_PREFIX + serial;
 export const adminCertNameKey = (name: string): string => ADMIN_CERT_NAME_PREFIX + name;
+export const replicaKey = (id: string): string => REPLICA_PREFIX + id;
+export const nodeSessionKey = (nodeId: string): string => NODE_SESSION_PREFIX + nodeId;

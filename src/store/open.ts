@@ -1,8 +1,12 @@
 /**
- * Opens the embedded store in a data directory: backend, keyring, secrets.
- * With a key file the log is verified here; an autolocked store comes back
- * locked, its backend serving nothing until `keyring.unlock` has verified it.
+ * Opens the store: backend, keyring, secrets. The backend is the embedded
+ * engine in the data directory, or (`etcd`) a key prefix of an etcd cluster,
+ * shared by every replica; the data directory then holds only this
+ * replica's key file. With a key file the storage is verified here; an
+ * autolocked store comes back locked, its backend serving nothing until
+ * `keyring.unlock` has verified it.
  */
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { templateReferences } from '../acl/index.js';
 import { log } from '../log/index.js';
@@ -11,6 +15,7 @@ import type { Backend } from './backend.js';
 import { CaRecords } from './ca-records.js';
 import { ChangeFeed } from './change-feed.js';
 import { EmbeddedBackend } from './embedded.js';
+import { EtcdBackend, type EtcdOptions } from './etcd.js';
 import { Envelope } from './envelope.js';
 import { rotateKek } from './kek-rotation.js';
 import { Keyring } from './keyring.js';
@@ -22,6 +27,8 @@ import { loadSodium } from './sodium.js';
 
 export interface OpenStoreOptions extends SecretsOptions {
   dataDir: string;
+  /** Keep everything shared in etcd instead of the embedded engine in `dataDir`. */
+  etcd?: EtcdOptions;
   autolock?: boolean;
   snapshotAfterBytes?: number;
 }
@@ -48,13 +55,24 @@ export interface OpenedStore {
 export async function openStore(options: OpenStoreOptions): Promise<OpenedStore> {
   const sodium = await loadSodium();
   // Reads nothing yet: the keyring finds its sealed record, and the engine serves only once the key has verified the log.
-  const backend = EmbeddedBackend.at({
-    dir: options.dataDir,
-    snapshotAfterBytes: options.snapshotAfterBytes,
-    onTornTail: (file, bytes) => log.warn({ file, bytes }, 'cut off a torn tail of the write-ahead log (a write interrupted by a crash, never acknowledged)'),
-    onUpgrade: (revision) => log.info({ dataDir: options.dataDir, revision }, 'rewrote the data directory with a keyed log (it was written before the log was keyed)'),
-  });
-  const { keyring, newUnlockKey } = await Keyring.open(sodium, backend, { keyFile: join(options.dataDir, 'master.key'), autolock: options.autolock ?? false });
+  // With etcd, the data directory holds this replica's own files only (the key file): make it, private.
+  if (options.etcd) await mkdir(options.dataDir, { recursive: true, mode: 0o700 });
+  const backend = options.etcd
+    ? EtcdBackend.at(options.etcd)
+    : EmbeddedBackend.at({
+        dir: options.dataDir,
+        snapshotAfterBytes: options.snapshotAfterBytes,
+        onTornTail: (file, bytes) => log.warn({ file, bytes }, 'cut off a torn tail of the write-ahead log (a write interrupted by a crash, never acknowledged)'),
+        onUpgrade: (revision) => log.info({ dataDir: options.dataDir, revision }, 'rewrote the data directory with a keyed log (it was written before the log was keyed)'),
+      });
+  let opened: Awaited<ReturnType<typeof Keyring.open>>;
+  try {
+    opened = await Keyring.open(sodium, backend, { keyFile: join(options.dataDir, 'master.key'), autolock: options.autolock ?? false });
+  } catch (err) {
+    await backend.close();
+    throw err;
+  }
+  const { keyring, newUnlockKey } = opened;
   const envelope = new Envelope(sodium);
   const secrets = new SecretStore(backend, keyring, envelope, options);
   // A template grant is checked against what the template references: its latest version, read (and parsed) here only.

@@ -316,6 +316,28 @@ export class SecretStore {
     });
   }
 
+  /**
+   * Writes an internal sealed value, with `ops`, only while `absentKey` is
+   * absent (replicas racing to make the same first value: one wins). Resolves
+   * with whether this call wrote it.
+   */
+  async putSealedIfAbsent(name: string, data: Uint8Array, absentKey: string, ops: KvOp[] = []): Promise<boolean> {
+    return this.keyring.withActiveKek(async () => {
+      const { term, kek } = this.keyring.activeKek();
+      const sealed = this.envelope.seal(data, sealedBinding(name), kek, term);
+      try {
+        await this.backend.commit({
+          conditions: [this.keyring.condition(), { key: absentKey, modRevision: 0 }],
+          ops: [{ type: 'put', key: sealedKey(name), value: JSON.stringify(sealed) }, ...ops],
+        });
+        return true;
+      } catch (err) {
+        if (err instanceof ConflictError && err.key === absentKey) return false;
+        throw err;
+      }
+    });
+  }
+
   async getSealed(name: string): Promise<Uint8Array | undefined> {
     this.keyring.assertUnlocked();
     const entry = await this.backend.get(sealedKey(name));

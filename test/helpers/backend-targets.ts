@@ -1,9 +1,12 @@
 /**
  * The `Backend` implementations the conformance suite runs against
- * (backend-conformance.ts). An etcd target goes here too: its context an
- * endpoint and a key prefix, `destroy` deleting the prefix.
+ * (backend-conformance.ts). The etcd target's context is the endpoints of a
+ * real cluster (started by the test file, `useEtcdEndpoints`) and a fresh key
+ * prefix per test; `destroy` deletes the prefix.
  */
-import { deriveLogAuth, EmbeddedBackend, loadSodium, type Backend } from '../../src/store/index.js';
+import { randomBytes } from 'node:crypto';
+import { Etcd3 } from 'etcd3';
+import { deriveLogAuth, EmbeddedBackend, EtcdBackend, loadSodium, type Backend } from '../../src/store/index.js';
 import type { ConformanceTarget } from './backend-conformance.js';
 import { removeDir, tempDir } from './tmp.js';
 
@@ -33,4 +36,33 @@ export const embeddedSnapshottingTarget: ConformanceTarget<EmbeddedContext> = {
   open: openEmbedded,
   destroy: (context) => removeDir(context.dir),
   module: { url: import.meta.url, exportName: 'embeddedSnapshottingTarget' },
+};
+
+interface EtcdContext {
+  endpoints: string[];
+  prefix: string;
+}
+
+let etcdEndpoints: string[] | undefined;
+/** The cluster the etcd target makes its prefixes on (set by the test file once it has started one). */
+export function useEtcdEndpoints(endpoints: string[]): void {
+  etcdEndpoints = endpoints;
+}
+
+/** The etcd backend, each test under its own prefix of one real cluster. */
+export const etcdTarget: ConformanceTarget<EtcdContext> = {
+  create: async () => {
+    if (!etcdEndpoints) throw new Error('no etcd cluster: call useEtcdEndpoints() in a before hook');
+    return { endpoints: etcdEndpoints, prefix: `conformance/${randomBytes(6).toString('hex')}/` };
+  },
+  open: async (context) => EtcdBackend.open({ endpoints: context.endpoints, prefix: context.prefix, auth: deriveLogAuth(await loadSodium(), LOG_ROOT_KEY) }),
+  destroy: async (context) => {
+    const client = new Etcd3({ hosts: context.endpoints });
+    try {
+      await client.delete().prefix(context.prefix);
+    } finally {
+      client.close();
+    }
+  },
+  module: { url: import.meta.url, exportName: 'etcdTarget' },
 };

@@ -115,7 +115,7 @@ describe('keyring', () => {
     });
 
     it('refuses to make a new key over records that have no keyring', async () => {
-      const db = await EmbeddedBackend.open({ dir, auth: { chain: () => Buffer.alloc(32), snapshot: () => Buffer.alloc(32) } });
+      const db = await EmbeddedBackend.open({ dir, auth: { chain: () => Buffer.alloc(32), snapshot: () => Buffer.alloc(32), value: () => Buffer.alloc(32) } });
       await db.commit({ ops: [{ type: 'put', key: 'secrets/x', value: '{}' }] });
       await db.close();
       const err = await refusal(openKeyring());

@@ -20,7 +20,7 @@ interface AgentFlags {
 export function agentCommand(): Command {
   const command = new Command('agent')
     .description('run the node agent: join the store with a token, hold entitled secrets in RAM only, serve containers')
-    .requiredOption('--store <host:port>', "the store's node-protocol address (`hush store --listen`)")
+    .requiredOption('--store <host:port>', "the store's node-protocol address (`hush store --listen`); replicas sharing etcd: H:P,H:P,... (fails over in turn)")
     // Also from the environment: a token on the command line is visible to every user in `ps`.
     .option('--token <token>', 'join token from `hush join-token` (default: $HUSH_JOIN_TOKEN)')
     .option('--name <name>', 'node name (default: the hostname); a name with admin labels needs its own token (`hush join-token --node NAME`)')

@@ -79,10 +79,11 @@ export function nodeCommand(client: () => Promise<ApiClient>): Command {
   const kind = { plural: 'nodes', collection: '/v1/nodes', argument: 'node ids or names' };
   const pairs = (labels: Record<string, string>) => Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',') || '-';
   node.addCommand(
-    listCommand<NodeRecord>(client, kind, ['ID', 'NAME', 'STATUS', 'LABELS', 'ENGINE LABELS', 'CONTAINERS', 'HEARTBEAT', 'ACKED'], (n) => [
+    listCommand<NodeRecord>(client, kind, ['ID', 'NAME', 'STATUS', 'REPLICA', 'LABELS', 'ENGINE LABELS', 'CONTAINERS', 'HEARTBEAT', 'ACKED'], (n) => [
       n.id,
       n.name,
       n.status.state,
+      n.status.replica ?? '-',
       pairs(n.labels),
       pairs(n.engineLabels),
       String(n.containers.length),

@@ -26,6 +26,14 @@ interface StoreFlags {
   nodeMaxStreams?: number;
   nodeMaxContainers?: number;
   heartbeatPeriod?: number;
+  backend?: 'embedded' | 'etcd';
+  etcdEndpoints?: string[];
+  etcdPrefix?: string;
+  etcdCert?: string;
+  etcdKey?: string;
+  etcdCa?: string;
+  replicaId?: string;
+  leaderLease?: number;
 }
 
 interface UpFlags extends StoreFlags {
@@ -76,17 +84,35 @@ export function storeCommand(): Command {
   return withNodeLimits(withStoreListeners(
     new Command('store')
       .description('run the central store: encrypted, durable secrets behind the admin API and the node protocol')
-      .requiredOption('--data <dir>', 'data directory (write-ahead log, snapshots, key file)'),
+      // Not required by commander: it would be required of `hush store migrate` too (checked in the action).
+      .option('--data <dir>', 'data directory (write-ahead log, snapshots, key file; with --backend etcd, the key file only)'),
     '0.0.0.0:2477',
   ))
+    .addOption(new Option('--backend <kind>', 'where the store keeps its records: embedded (the data directory) or etcd (shared by replicas)').choices(['embedded', 'etcd']).default('embedded'))
+    .option('--etcd-endpoints <urls>', 'etcd client URLs, comma-separated (with --backend etcd)', parseEndpoints)
+    .option('--etcd-prefix <prefix>', 'key prefix of this store in etcd (default hush/)')
+    .option('--etcd-ca <file>', 'CA certificate that signed the etcd members\' certificates (https endpoints)')
+    .option('--etcd-cert <file>', 'client certificate for etcd, when it asks for one')
+    .option('--etcd-key <file>', 'key of --etcd-cert')
+    .option('--replica-id <id>', 'this replica\'s name among those sharing etcd (default: made once, kept in --data)')
+    // Hidden: for tests that need a dead leader replaced quickly. Seconds a dead leader keeps the singleton-jobs lease.
+    .addOption(new Option('--leader-lease <seconds>', 'lease of the singleton-jobs election (default 10)').argParser(positiveInt).hideHelp())
     .option('--node-cert-ttl <seconds>', 'lifetime of node certificates (agents renew at half-life)', toInt, 86400)
     .option('--home <dir>', 'HUSH_HOME to record how clients reach this store (default $HUSH_HOME or ~/.hush)')
     .option('--autolock', 'derive the key-encryption key from an unlock key that is shown once and must be given after each restart')
     .option('--unlock-key-file <file>', 'unlock an autolocked store at start with the key in this file')
     // Hidden: for tests that need a node to be judged down quickly. The store tells its agents the period; 100 to 60000.
     .addOption(new Option('--heartbeat-period <ms>', 'how often agents send a heartbeat (default 5000)').argParser(positiveInt).hideHelp())
-    .action(async (flags: StoreFlags & { data: string }) => {
-      const running = await startStoreFrom(flags.data, flags);
+    .addCommand(storeMigrateCommand())
+    .action(async (flags: StoreFlags & { data?: string }, command: Command) => {
+      if (!flags.data) command.error("error: required option '--data <dir>' not specified", { exitCode: 2 });
+      try {
+        await etcdOptionsFrom(flags);
+      } catch (err) {
+        if (err instanceof InvalidArgumentError) command.error(`error: ${err.message}`, { exitCode: 2 });
+        throw err;
+      }
+      const running = await startStoreFrom(flags.data!, flags);
       // Once unlocked, a store whose listeners cannot start (port taken, ...) stops instead of half-running.
       const failed = running.clusterReady.then(
         () => new Promise<never>(() => {}),
@@ -95,6 +121,38 @@ export function storeCommand(): Command {
       const outcome = await Promise.race([untilSignal(), failed]);
       await running.close();
       if (outcome instanceof Error) throw outcome;
+    });
+}
+
+/** `hush store migrate`: an embedded store's data directory into an empty etcd prefix (src/store/migrate.ts). */
+export function storeMigrateCommand(): Command {
+  return new Command('migrate')
+    .description('copy a stopped embedded store (its data directory) into an empty etcd prefix, then verify the copy')
+    .requiredOption('--from <dir>', 'the data directory of the embedded store (stop that store first)')
+    .option('--etcd-endpoints <urls>', 'etcd client URLs, comma-separated', parseEndpoints)
+    .option('--etcd-prefix <prefix>', 'key prefix of the store in etcd (default hush/)')
+    .option('--etcd-ca <file>', 'CA certificate that signed the etcd members\' certificates (https endpoints)')
+    .option('--etcd-cert <file>', 'client certificate for etcd, when it asks for one')
+    .option('--etcd-key <file>', 'key of --etcd-cert')
+    .option('--unlock-key-file <file>', 'the unlock key of an autolocked store')
+    .action(async (_own: unknown, command: Command) => {
+      // The etcd flags share their names with `hush store`'s, so commander may hand them to the parent: read both.
+      const flags = command.optsWithGlobals<Omit<StoreFlags, 'backend' | 'socket'> & { from: string }>();
+      let etcd;
+      try {
+        etcd = await etcdOptionsFrom({ ...flags, backend: 'etcd' });
+      } catch (err) {
+        if (err instanceof InvalidArgumentError) command.error(`error: ${err.message}`, { exitCode: 2 });
+        throw err;
+      }
+      const { readFile } = await import('node:fs/promises');
+      const { migrateToEtcd } = await import('../../store/index.js');
+      const unlockKey = flags.unlockKeyFile ? await readFile(flags.unlockKeyFile, 'utf8') : undefined;
+      const result = await migrateToEtcd({ dataDir: flags.from, etcd: etcd!, unlockKey });
+      process.stdout.write(
+        `migrated ${result.keys} keys (${result.secrets} secrets, ${result.services} services, ${result.nodes} nodes) to etcd; verified every key and value.\n` +
+          `Start the replicas with --backend etcd and the same endpoints and prefix; give each one ${flags.from}/master.key (or its unlock key).\n`,
+      );
     });
 }
 
@@ -142,10 +200,41 @@ export function upCommand(): Command {
     });
 }
 
+/** etcd client URLs: http(s)://HOST:PORT, comma-separated. */
+export function parseEndpoints(value: string): string[] {
+  const urls = value.split(',').map((u) => u.trim()).filter(Boolean);
+  if (urls.length === 0) throw new InvalidArgumentError('give at least one etcd client URL, e.g. http://127.0.0.1:2379.');
+  for (const url of urls) {
+    if (!/^https?:\/\/[^/\s]+:\d{1,5}\/?$/.test(url)) throw new InvalidArgumentError(`"${url}" is not an etcd client URL (http://HOST:PORT or https://HOST:PORT).`);
+  }
+  return urls;
+}
+
+/** The etcd connection the flags describe, or undefined for the embedded engine; a usage error when they contradict. */
+export async function etcdOptionsFrom(flags: Pick<StoreFlags, 'backend' | 'etcdEndpoints' | 'etcdPrefix' | 'etcdCa' | 'etcdCert' | 'etcdKey'>) {
+  const etcdFlags = flags.etcdEndpoints ?? flags.etcdPrefix ?? flags.etcdCa ?? flags.etcdCert ?? flags.etcdKey;
+  if (flags.backend !== 'etcd') {
+    if (etcdFlags !== undefined) throw new InvalidArgumentError('--etcd-* options need --backend etcd.');
+    return undefined;
+  }
+  if (!flags.etcdEndpoints) throw new InvalidArgumentError('give the etcd cluster with --etcd-endpoints URL[,URL...].');
+  if ((flags.etcdCert === undefined) !== (flags.etcdKey === undefined)) throw new InvalidArgumentError('--etcd-cert and --etcd-key go together.');
+  if ((flags.etcdCert ?? flags.etcdCa) !== undefined && flags.etcdEndpoints.some((u) => u.startsWith('http://'))) {
+    throw new InvalidArgumentError('TLS options for etcd need https:// endpoints.');
+  }
+  const { readFile } = await import('node:fs/promises');
+  const read = async (file: string | undefined) => (file === undefined ? undefined : readFile(file));
+  const tls = flags.etcdCa !== undefined || flags.etcdCert !== undefined ? { ca: await read(flags.etcdCa), cert: await read(flags.etcdCert), key: await read(flags.etcdKey) } : undefined;
+  return { endpoints: flags.etcdEndpoints, prefix: flags.etcdPrefix, tls };
+}
+
 async function startStoreFrom(dataDir: string, flags: StoreFlags) {
   const { startStore } = await import('../../server/index.js');
   return startStore({
     dataDir,
+    etcd: await etcdOptionsFrom(flags),
+    replicaId: flags.replicaId,
+    leaderLeaseSeconds: flags.leaderLease,
     socket: flags.socket,
     home: hushHome(flags.home),
     autolock: flags.autolock,

@@ -1,0 +1,362 @@
+/**
+ * The etcd backend: the store's key space under one key prefix of an etcd
+ * cluster, so that several store replicas share it (etcd is the replicated,
+ * durable part; a replica keeps nothing of its own but its key file).
+ *
+ * The mapping is direct: a commit is one etcd transaction (conditions become
+ * compares on mod_revision; 0 compares equal for an absent key, as etcd
+ * compares a missing key against a zero key-value), revisions are etcd's
+ * cluster revision (so an acknowledged revision means the same on every
+ * replica), and `watch` is one etcd watch on the prefix, from the revision
+ * the backend was authenticated at, fanned out here.
+ *
+ * etcd holds only what the embedded engine writes to disk: records whose
+ * secrets are sealed already. Each value is stored framed with a tag keyed by
+ * the log key's value subkey (log-auth.ts) and bound to its key:
+ *
+ *   byte 0     format (1)
+ *   bytes 1-32 keyed BLAKE2b-256(len(key) ‖ key ‖ value), key without the prefix
+ *   bytes 33-  the value (UTF-8)
+ *
+ * Every read and watch event is checked against the tag: a value written or
+ * edited by someone with etcd access but without the store's key, or moved
+ * from another key, is refused loudly (an error naming the key, and a log
+ * line). What the tags cannot show (docs/security.md, "Store on etcd"): a
+ * key deleted by such a writer (a delete has no value to tag), and an older
+ * value of the same key written back (it carries a valid tag); etcd's own
+ * authentication and RBAC must keep writers out, as the file system's
+ * permissions do for the embedded engine's dropped tail.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import type { CallOptions } from '@grpc/grpc-js';
+import { Etcd3, type IKeyValue, type IOptions, type IRequestOp, type ITxnResponse, type IWatchResponse, type Watcher } from 'etcd3';
+import { HushError } from '../errors/index.js';
+import { log } from '../log/index.js';
+import { ConflictError, type KeyedBackend, type KvEntry, type KvEvent, type KvOp, type KvTxn, type PeekedValue } from './backend.js';
+import type { LogAuth } from './log-auth.js';
+
+export interface EtcdTls {
+  /** CA that signed the etcd members' certificates (PEM). */
+  ca?: Buffer;
+  /** Client certificate and key, when etcd asks for one (PEM). */
+  cert?: Buffer;
+  key?: Buffer;
+}
+
+export interface EtcdOptions {
+  /** Client URLs of the members, e.g. http://10.0.0.1:2379. */
+  endpoints: string[];
+  /** Every key lives under this prefix (default `hush/`), so one etcd can hold other data, or several stores. */
+  prefix?: string;
+  tls?: EtcdTls;
+  /** How long one request may take before it fails as unavailable (default 5000 ms: etcd's own election takes ~1 s). */
+  requestTimeoutMs?: number;
+}
+
+export const DEFAULT_ETCD_PREFIX = 'hush/';
+const FRAME_FORMAT = 1;
+const TAG_BYTES = 32;
+const PAGE = 500;
+
+interface Listener {
+  listener: (event: KvEvent) => void;
+  /** The backend's revision when it subscribed: it is told about later commits only. */
+  after: number;
+}
+
+/** The end of the key range holding every key that starts with `prefix` (etcd's range_end). */
+export function prefixEnd(prefix: Buffer): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++;
+      return end.subarray(0, i + 1);
+    }
+  }
+  // All 0xff: to the end of the key space.
+  return Buffer.from([0]);
+}
+
+export class EtcdBackend implements KeyedBackend {
+  readonly prefix: string;
+  private readonly client: Etcd3;
+  private auth: LogAuth | undefined;
+  private latest = 0;
+  private watcher: Watcher | undefined;
+  private readonly listeners = new Set<Listener>();
+  private readonly timeoutMs: number;
+  private closed = false;
+
+  private constructor(options: EtcdOptions) {
+    if (options.endpoints.length === 0) throw new HushError('bad_request', 'no etcd endpoint given');
+    const prefix = options.prefix ?? DEFAULT_ETCD_PREFIX;
+    if (prefix === '' || prefix === '/') throw new HushError('bad_request', 'the etcd prefix must not be empty (it is where this store\'s keys live, e.g. hush/)');
+    this.prefix = prefix.endsWith('/') ? prefix : `${prefix}/`;
+    this.timeoutMs = options.requestTimeoutMs ?? 5000;
+    const clientOptions: IOptions = {
+      hosts: options.endpoints,
+      // Values of 256 KiB and pages of 500 of them: above grpc-js's 4 MiB default.
+      grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024 },
+    };
+    if (options.tls?.ca) clientOptions.credentials = { rootCertificate: options.tls.ca, privateKey: options.tls.key, certChain: options.tls.cert };
+    this.client = new Etcd3(clientOptions);
+  }
+
+  /** A backend connected to etcd that has read nothing yet: `peek`, then `authenticate`. */
+  static at(options: EtcdOptions): EtcdBackend {
+    return new EtcdBackend(options);
+  }
+
+  /** Both steps at once, for callers that hold the key from the start. */
+  static async open(options: EtcdOptions & { auth: LogAuth }): Promise<EtcdBackend> {
+    const backend = new EtcdBackend(options);
+    try {
+      await backend.authenticate(options.auth);
+    } catch (err) {
+      await backend.close();
+      throw err;
+    }
+    return backend;
+  }
+
+  get authenticated(): boolean {
+    return this.auth !== undefined;
+  }
+
+  /** Where a key lives in etcd, for messages. */
+  describe(key: string): string {
+    return `etcd key ${this.prefix}${key}`;
+  }
+
+  async peek(key: string): Promise<PeekedValue> {
+    const res = await this.call((o) => this.client.kv.range({ key: this.full(key) }, o));
+    const count = await this.call((o) => this.client.kv.range({ key: this.full(''), range_end: prefixEnd(this.full('')), count_only: true }, o));
+    const kv = res.kvs[0];
+    const found: PeekedValue = { hasData: Number(count.count) > 0 };
+    if (kv) Object.assign(found, { value: unframe(kv.value)?.value.toString('utf8'), file: this.describe(key), offset: Number(kv.mod_revision) });
+    return found;
+  }
+
+  /**
+   * Verifies every value under the prefix with the key and starts serving
+   * (and watching) from the revision it read them at. There is no unkeyed
+   * format to upgrade: etcd storage was keyed from its first write.
+   */
+  async authenticate(auth: LogAuth): Promise<{ upgraded: boolean }> {
+    if (this.auth) return { upgraded: false };
+    const { revision } = await this.readRange('', auth);
+    this.auth = auth;
+    this.latest = Math.max(this.latest, revision);
+    this.startWatch(revision + 1);
+    return { upgraded: false };
+  }
+
+  async get(key: string): Promise<KvEntry | undefined> {
+    const auth = this.assertAuthenticated();
+    const res = await this.call((o) => this.client.kv.range({ key: this.full(key) }, o));
+    this.saw(Number(res.header.revision));
+    const kv = res.kvs[0];
+    return kv && this.verified(kv, auth);
+  }
+
+  async list(prefix: string): Promise<KvEntry[]> {
+    const auth = this.assertAuthenticated();
+    const { entries, revision } = await this.readRange(prefix, auth);
+    this.saw(revision);
+    return entries;
+  }
+
+  revision(): number {
+    return this.latest;
+  }
+
+  watch(listener: (event: KvEvent) => void): () => void {
+    const entry = { listener, after: this.latest };
+    this.listeners.add(entry);
+    return () => this.listeners.delete(entry);
+  }
+
+  async commit(txn: KvTxn): Promise<number> {
+    const auth = this.assertAuthenticated();
+    const conditions = txn.conditions ?? [];
+    const compare = conditions.map((c) => ({ key: this.full(c.key), target: 'Mod' as const, result: 'Equal' as const, mod_revision: c.modRevision }));
+    const success: IRequestOp[] = dedupe(txn.ops).map((op) =>
+      op.type === 'put'
+        ? { request_put: { key: this.full(op.key), value: frame(auth, op.key, op.value) } }
+        : { request_delete_range: { key: this.full(op.key) } },
+    );
+    // On failure the same transaction reads the conditioned keys, at the revision the compares saw: etcd does not say which compare failed.
+    const failure: IRequestOp[] = conditions.map((c) => ({ request_range: { key: this.full(c.key), keys_only: true } }));
+    const res: ITxnResponse = await this.call((o) => this.client.kv.txn({ compare, success, failure }, o));
+    const revision = Number(res.header.revision);
+    this.saw(revision);
+    if (!res.succeeded) throw new ConflictError(failingCondition(conditions, res));
+    return revision;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.listeners.clear();
+    await this.watcher?.cancel().catch(() => undefined);
+    this.client.close();
+  }
+
+  /** For the election (and tools) that need etcd beyond the key-value interface. */
+  get etcd(): Etcd3 {
+    return this.client;
+  }
+
+  private full(key: string): Buffer {
+    return Buffer.from(this.prefix + key, 'utf8');
+  }
+
+  private assertAuthenticated(): LogAuth {
+    if (this.closed) throw new HushError('unavailable', 'the store\'s etcd connection is closed');
+    if (!this.auth) throw new HushError('locked', 'the store is locked: what etcd holds is verified with the key before anything in it is served');
+    return this.auth;
+  }
+
+  private saw(revision: number): void {
+    if (revision > this.latest) this.latest = revision;
+  }
+
+  /** A stored key-value, verified: the entry, or a loud refusal naming the key. */
+  private verified(kv: IKeyValue, auth: LogAuth): KvEntry {
+    const key = kv.key.toString('utf8').slice(this.prefix.length);
+    const framed = unframe(kv.value);
+    if (!framed || !tagsEqual(framed.tag, auth.value(key, framed.value))) {
+      const message = `${this.describe(key)} fails its authentication (written by someone without this store's key, moved from another key, or damaged): refusing to serve it`;
+      log.error({ key: this.prefix + key, modRevision: Number(kv.mod_revision) }, message);
+      throw new HushError('internal', message);
+    }
+    return { key, value: framed.value.toString('utf8'), modRevision: Number(kv.mod_revision) };
+  }
+
+  /** Every key under `prefix`, verified, in key order, read in pages at one revision. */
+  private async readRange(prefix: string, auth: LogAuth): Promise<{ entries: KvEntry[]; revision: number }> {
+    const end = prefixEnd(this.full(prefix));
+    const entries: KvEntry[] = [];
+    let start = this.full(prefix);
+    let revision = 0;
+    for (;;) {
+      const res = await this.call((o) => this.client.kv.range({ key: start, range_end: end, limit: PAGE, revision: revision || undefined }, o));
+      if (revision === 0) revision = Number(res.header.revision);
+      for (const kv of res.kvs) entries.push(this.verified(kv, auth));
+      if (!res.more || res.kvs.length === 0) break;
+      start = Buffer.concat([res.kvs.at(-1)!.key, Buffer.from([0])]);
+    }
+    return { entries, revision };
+  }
+
+  /** One request with a deadline; etcd's failures become `unavailable` (503) with etcd's reason. */
+  private async call<T>(request: (options: CallOptions) => Promise<T>): Promise<T> {
+    try {
+      return await request({ deadline: Date.now() + this.timeoutMs });
+    } catch (err) {
+      if (err instanceof ConflictError || err instanceof HushError) throw err;
+      throw new HushError('unavailable', `etcd did not complete the request (${(err as Error).message}); is a majority of its members up?`);
+    }
+  }
+
+  private startWatch(fromRevision: number): void {
+    if (this.closed) return;
+    const watcher = this.client.watch().prefix(this.full('')).startRevision(String(fromRevision)).watcher();
+    this.watcher = watcher;
+    watcher.on('data', (res: IWatchResponse) => this.onWatch(res));
+    watcher.on('disconnected', (err: Error) => log.warn({ err: err.message }, 'lost the etcd watch; reconnecting (it resumes where it stopped)'));
+    watcher.on('error', (err: Error) => {
+      // Cancelled by etcd (a compaction past where the watch stood): watch again from now, and tell listeners everything as it is.
+      log.error({ err: err.message }, 'etcd cancelled the watch; re-reading the whole store');
+      void this.resync();
+    });
+  }
+
+  private async resync(): Promise<void> {
+    await this.watcher?.cancel().catch(() => undefined);
+    if (this.closed || !this.auth) return;
+    try {
+      const { entries, revision } = await this.readRange('', this.auth);
+      this.saw(revision);
+      this.publish({ revision, ops: entries.map((e) => ({ type: 'put', key: e.key, value: e.value })) });
+      this.startWatch(revision + 1);
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'could not re-read the store after losing the etcd watch; retrying in 1 s');
+      setTimeout(() => void this.resync(), 1000).unref();
+    }
+  }
+
+  /** A watch response: its events grouped by revision (a transaction's events share one, in the order of its operations). */
+  private onWatch(res: IWatchResponse): void {
+    if (!res.events?.length || !this.auth) return;
+    let current: KvEvent | undefined;
+    const flush = () => {
+      if (current) this.publish(current);
+      current = undefined;
+    };
+    for (const event of res.events) {
+      const revision = Number(event.kv.mod_revision);
+      if (current && current.revision !== revision) flush();
+      current ??= { revision, ops: [] };
+      const key = event.kv.key.toString('utf8').slice(this.prefix.length);
+      if (event.type === 'Delete') {
+        current.ops.push({ type: 'delete', key });
+        continue;
+      }
+      try {
+        current.ops.push({ type: 'put', key, value: this.verified(event.kv, this.auth).value });
+      } catch {
+        // Refused and logged by verified(); the listeners re-read the key and are refused again.
+        current.ops.push({ type: 'delete', key });
+      }
+    }
+    flush();
+  }
+
+  private publish(event: KvEvent): void {
+    this.saw(event.revision);
+    for (const entry of [...this.listeners]) {
+      if (event.revision <= entry.after || !this.listeners.has(entry)) continue;
+      try {
+        entry.listener(event);
+      } catch (err) {
+        log.error({ revision: event.revision, err: (err as Error).message }, 'a watcher of the store failed on a commit');
+      }
+    }
+  }
+}
+
+function frame(auth: LogAuth, key: string, value: string): Buffer {
+  const bytes = Buffer.from(value, 'utf8');
+  return Buffer.concat([Buffer.from([FRAME_FORMAT]), auth.value(key, bytes), bytes]);
+}
+
+function unframe(stored: Buffer): { tag: Buffer; value: Buffer } | undefined {
+  if (stored.length < 1 + TAG_BYTES || stored[0] !== FRAME_FORMAT) return undefined;
+  return { tag: stored.subarray(1, 1 + TAG_BYTES), value: stored.subarray(1 + TAG_BYTES) };
+}
+
+function tagsEqual(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** etcd refuses a transaction that names a key twice; the last operation on a key is the one that counts. */
+function dedupe(ops: KvOp[]): KvOp[] {
+  const last = new Map<string, KvOp>();
+  for (const op of ops) {
+    last.delete(op.key);
+    last.set(op.key, op);
+  }
+  return last.size === ops.length ? ops : [...last.values()];
+}
+
+/** The first condition that the failed transaction's reads (its failure branch, one range per condition) show does not hold. */
+function failingCondition(conditions: { key: string; modRevision: number }[], res: ITxnResponse): string {
+  for (const [i, condition] of conditions.entries()) {
+    const kv = res.responses[i]?.response_range?.kvs[0];
+    const actual = kv ? Number(kv.mod_revision) : 0;
+    if (actual !== condition.modRevision) return condition.key;
+  }
+  // The compares failed but the reads say they hold: impossible in one etcd transaction; name the first.
+  return conditions[0]?.key ?? '';
+}

@@ -34,3 +34,4 @@ export {
   type AdminCertStatus,
   type PeerCertificate,
 } from './admin-certs.js';
+export { LocalLeases, type HeldLease, type LeaseProvider } from './lease.js';

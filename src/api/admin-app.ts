@@ -11,7 +11,9 @@ import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
 import { errorHandler, notFoundHandler, sendError, validator } from '../http/index.js';
 import type { StoreMetrics } from '../metrics/index.js';
-import type { AdminCertStore, Backend, Keyring, NodeStore, SecretStore, ServiceStore, StackStore } from '../store/index.js';
+import type { AdminCertStore, AuditLog, Backend, Keyring, NodeStore, SecretStore, ServiceStore, StackStore } from '../store/index.js';
+import { auditRoutes } from './audit-routes.js';
+import { actorOf, recordResponse } from './audit-trail.js';
 import { certRoutes, type AdminCertControl } from './cert-routes.js';
 import { peerCertificateOf } from './client-connections.js';
 import { joinTokenRoutes, nodeRoutes, serviceRoutes, type ClusterControl } from './cluster-routes.js';
@@ -38,6 +40,8 @@ export interface AdminContext {
   certs: () => AdminCertControl | undefined;
   randomBytes: (n: number) => Uint8Array;
   metrics: StoreMetrics;
+  /** Every change and refusal is appended here (audit-trail.ts). */
+  audit: AuditLog;
 }
 
 const unlockBody = validator<{ key: string }>('unlock', {
@@ -65,7 +69,7 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
       assertRole(ctx, req, createAction);
       assertOpen(ctx, CREATE_SECRET_PATH);
     },
-    create: (body) => createSecret(ctx.secrets, body),
+    create: (body, req) => createSecret(ctx.secrets, body, actorOf(req)),
   });
   return (req, res) => {
     const started = process.hrtime.bigint();
@@ -76,6 +80,7 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
       const route = acl.routePattern(method, url);
       ctx.metrics.observeRequest(method, route, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
     });
+    recordResponse(req, res, (entry) => ctx.audit.append(entry));
     if (isPlainCreateRequest(req, bodyLimit)) fastCreate(req, res);
     else app(req, res);
   };
@@ -132,7 +137,8 @@ export function createAdminExpress(ctx: AdminContext): express.Express {
     res.json(await ctx.rotateKek());
   });
 
-  app.use('/v1/secrets', secretRoutes(ctx.secrets, ctx.randomBytes));
+  app.use('/v1/secrets', secretRoutes(ctx.secrets, ctx.randomBytes, () => ctx.cluster()?.propagation));
+  app.use('/v1/audit', auditRoutes(ctx.audit));
   app.use('/v1/services', serviceRoutes(ctx.services));
   app.use('/v1', deployRoutes(ctx.stacks));
   const cluster = (): ClusterControl => {

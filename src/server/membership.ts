@@ -14,6 +14,7 @@ import { hostname as localHostname } from 'node:os';
 import type { JoinRequest, JoinResponse, NodeIdentity } from '../protocol/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import type { AuditEntry } from '../rotation/index.js';
 import { assertValidName } from '../rules/index.js';
 import type { NodeRecord, NodeStore } from '../store/index.js';
 import { assertValidJoin } from './agent-input.js';
@@ -29,9 +30,27 @@ export class Membership {
     /** Whether the node has a live session (the dispatcher knows). */
     private readonly isConnected: (nodeId: string) => boolean,
     private readonly log: Logger,
+    /** Joins (granted or refused) and certificate renewals go to the audit log. */
+    private readonly audit: (entry: AuditEntry) => Promise<unknown> = async () => undefined,
   ) {}
 
   async join(request: JoinRequest): Promise<JoinResponse> {
+    const object = `node/${(request.name || request.hostname || '?').slice(0, 200)}`;
+    try {
+      const joined = await this.joinChecked(request);
+      await this.record({ actor: 'join-token holder', action: 'node.join', object, result: 'ok', detail: `node id ${joined.node_id}` });
+      return joined;
+    } catch (err) {
+      await this.record({ actor: 'join-token holder', action: 'node.join', object, result: (err as HushError).code ?? 'error', detail: (err as Error).message.slice(0, 500) });
+      throw err;
+    }
+  }
+
+  private async record(entry: Omit<AuditEntry, 'time'>): Promise<void> {
+    await this.audit({ time: new Date().toISOString(), ...entry }).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'could not append to the audit log'));
+  }
+
+  private async joinChecked(request: JoinRequest): Promise<JoinResponse> {
     assertValidJoin(request);
     const host = request.hostname || localHostname();
     const name = request.name || host;
@@ -52,7 +71,16 @@ export class Membership {
   }
 
   async renew(identity: NodeIdentity, csrPem: string): Promise<string> {
-    return this.pki.signNode(csrPem, identity.nodeId);
+    const node = await this.nodes.find(identity.nodeId);
+    const actor = `node:${node?.name ?? identity.nodeId}`;
+    try {
+      const certificate = this.pki.signNode(csrPem, identity.nodeId);
+      await this.record({ actor, action: 'node.cert-renew', object: `node/${identity.nodeId}`, result: 'ok' });
+      return certificate;
+    } catch (err) {
+      await this.record({ actor, action: 'node.cert-renew', object: `node/${identity.nodeId}`, result: (err as HushError).code ?? 'error', detail: (err as Error).message.slice(0, 500) });
+      throw err;
+    }
   }
 
   /** Whether the node may open a session: a node certificate, not revoked, still on record. */

@@ -25,14 +25,15 @@ import {
   type NodeProtocolHandler,
   type NodeServer,
 } from '../protocol/index.js';
-import { PropagationTracker } from '../rotation/index.js';
-import { openStore, type NodeRecord } from '../store/index.js';
+import { assertKeepVersions, PropagationTracker, type AuditEntry } from '../rotation/index.js';
+import { LocalLeases, openStore, type LeaseProvider, type NodeRecord } from '../store/index.js';
 import { DEFAULT_ADMIN_CERT_SECONDS } from '../rules/index.js';
 import { AdminCertAuthority } from './admin-certs.js';
 import { ClusterPki } from './cluster-pki.js';
 import { Dispatcher } from './dispatcher.js';
 import { HomeCredentials } from './home-credentials.js';
 import { Membership } from './membership.js';
+import { RotationScheduler } from './rotation-scheduler.js';
 
 export interface StoreDaemonOptions {
   dataDir: string;
@@ -45,6 +46,10 @@ export interface StoreDaemonOptions {
   autolock?: boolean;
   unlockKeyFile?: string;
   maxValueBytes?: number;
+  /** Versions each secret keeps unless it sets its own (`--keep`); rotation's default when unset. */
+  keepVersions?: number;
+  /** Who runs the scheduled rotations when several store processes share a backend; the embedded store's single process by default. */
+  leases?: LeaseProvider;
   nodeCertSeconds?: number;
   /** Lifetime of the admin certificate the store keeps (and renews) in HUSH_HOME. */
   adminCertSeconds?: number;
@@ -75,7 +80,9 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   if (!Number.isInteger(heartbeatPeriodMs) || heartbeatPeriodMs < MIN_HEARTBEAT_PERIOD_MS || heartbeatPeriodMs > MAX_HEARTBEAT_PERIOD_MS) {
     throw new HushError('bad_request', `heartbeat period must be ${MIN_HEARTBEAT_PERIOD_MS} to ${MAX_HEARTBEAT_PERIOD_MS} ms, not ${heartbeatPeriodMs}`);
   }
-  const storage = await openStore({ dataDir: options.dataDir, autolock: options.autolock, maxValueBytes: options.maxValueBytes });
+  if (options.keepVersions !== undefined) assertKeepVersions(options.keepVersions);
+  const storage = await openStore({ dataDir: options.dataDir, autolock: options.autolock, maxValueBytes: options.maxValueBytes, keepVersions: options.keepVersions });
+  const audit = (entry: AuditEntry) => storage.audit.append(entry);
   const announce = options.announce ?? ((text: string) => process.stdout.write(text));
   if (storage.newUnlockKey) {
     announce(
@@ -88,6 +95,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   let cluster: ClusterControl | undefined;
   let certs: AdminCertAuthority | undefined;
   let dispatcher: Dispatcher | undefined;
+  let scheduler: RotationScheduler | undefined;
   const metrics = new StoreMetrics();
   metrics.setSources({
     locked: () => storage.keyring.locked,
@@ -109,6 +117,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     certs: () => certs,
     randomBytes: (n) => new Uint8Array(randomBytes(n)),
     metrics,
+    audit: storage.audit,
   });
   const unixServer = await listenOnUnixSocket(app, options.socket);
   await updateHomeConfig(options.home, { host: `unix://${options.socket}` });
@@ -136,7 +145,11 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     const d = new Dispatcher(storage, log, limits, propagation, metrics, heartbeatPeriodMs);
     dispatcher = d;
     await d.start();
-    const membership = new Membership(storage.nodes, pki, (id) => d.status(id).state === 'ready', log);
+    const membership = new Membership(storage.nodes, pki, (id) => d.status(id).state === 'ready', log, audit);
+    // Scheduled rotations: run by whichever store process holds the lease (this one, for the embedded store).
+    const s = new RotationScheduler(storage, options.leases ?? new LocalLeases(), (n) => new Uint8Array(randomBytes(n)), audit, log);
+    scheduler = s;
+    void s.start().catch((err: unknown) => log.error({ err: (err as Error).message }, 'rotation scheduler failed to start'));
     // The node protocol: membership answers who may join and connect, the dispatcher serves the sessions.
     const handler: NodeProtocolHandler = {
       join: (request) => membership.join(request),
@@ -162,6 +175,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       nodeJoinToken: (name, opts) => pki.nodeJoinToken(name, opts),
       hasNodeJoinToken: (name) => pki.hasNodeJoinToken(name),
       nodeStatus: (id) => d.status(id),
+      propagation: (secret, versions) => d.propagation(secret, versions),
     };
     await updateHomeConfig(options.home, { nodeAddress, adminAddress: adminAddress && `https://${adminAddress}` });
     log.info({ nodeAddress, adminAddress, caFingerprint: pki.caFingerprint }, 'cluster listeners ready');
@@ -177,6 +191,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       // these closes and keep the process alive: let it finish first. A locked store never starts it.
       if (!storage.keyring.locked) await clusterReady.catch(() => undefined);
       homeCredentials?.stop();
+      await scheduler?.stop();
       dispatcher?.stop();
       await nodeServer?.close();
       if (httpsServer) await closeServer(httpsServer);

@@ -7,7 +7,8 @@ export { Envelope, b64, unb64, type SealedValue } from './envelope.js';
 export { newObjectId } from './ids.js';
 export { Keyring, type KeyringOptions } from './keyring.js';
 export { deriveLogAuth, type LogAuth } from './log-auth.js';
-export { SecretStore, type RevisionedSecret, type SecretDetail, type SecretSummary, type SecretsOptions } from './secrets.js';
+export { SecretStore, type RevisionedSecret, type SecretDetail, type SecretSummary, type SecretsOptions, type VersionMeta, type VersionOptions } from './secrets.js';
+export { AuditLog, type AuditQuery } from './audit-log.js';
 export { loadSodium, type Sodium } from './sodium.js';
 
 export { ServiceStore, type ServiceRecord, type ServiceSpecChange } from './services.js';

@@ -17,6 +17,8 @@
  *   admin-cert-names/<name>        → serial of the name's current certificate (text)
  *   pki/ca-cert                    the cluster CA certificate (PEM text; its key is sealed/ca-key)
  *   meta/keyring                   the sealed keyring of KEKs
+ *   audit/<seq, 20 digits>         one audit record, chained (rotation/audit-chain.ts); never a value
+ *   audit-head                     {seq, tag} of the last audit record: appends are conditioned on it
  */
 
 export const SECRET_PREFIX = 'secrets/';
@@ -46,3 +48,7 @@ export const nodeLabelsKey = (name: string): string => NODE_LABELS_PREFIX + name
 export const revokedKey = (id: string): string => REVOKED_PREFIX + id;
 export const adminCertKey = (serial: string): string => ADMIN_CERT_PREFIX + serial;
 export const adminCertNameKey = (name: string): string => ADMIN_CERT_NAME_PREFIX + name;
+export const AUDIT_PREFIX = 'audit/';
+export const AUDIT_HEAD_KEY = 'audit-head';
+/** Zero-padded, so the keys list in record order. */
+export const auditKey = (seq: number): string => AUDIT_PREFIX + String(seq).padStart(20, '0');

@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { ApiClient } from './client.js';
 import { agentCommand } from './commands/agent.js';
+import { auditCommand } from './commands/audit.js';
 import { upCommand, storeCommand } from './commands/daemons.js';
 import { certCommand } from './commands/certs.js';
 import { joinTokenCommand, nodeCommand, serviceCommand } from './commands/cluster.js';
@@ -35,6 +36,7 @@ function buildProgram(): Command {
   program.addCommand(certCommand(client));
   program.addCommand(runCommand());
   program.addCommand(keyCommand(client));
+  program.addCommand(auditCommand(client));
   applyToAll(program, (command) => command.exitOverride().showHelpAfterError('(run with --help for usage)'));
   return program;
 }

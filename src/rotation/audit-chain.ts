@@ -96,7 +96,10 @@ export function verifyAuditLog(stored: readonly { position: number; record: Audi
   let prev: Buffer = GENESIS_TAG;
   let expected = 1;
   let last: AuditRecord | undefined;
+  // Tags by the number their record claims: after two records swap places, the one after them still chains from the right tag, so only the swap is reported.
+  const tagOf = new Map<number, Buffer>();
   for (const { position, record } of stored) {
+    prev = tagOf.get(position - 1) ?? prev;
     if (position > expected) {
       const span = position - 1 > expected ? `records ${expected} to ${position - 1} are` : `record ${expected} is`;
       problems.push({ seq: expected, problem: 'removed', message: `${span} missing (removed)` });
@@ -118,6 +121,7 @@ export function verifyAuditLog(stored: readonly { position: number; record: Audi
       problems.push({ seq: position, problem: 'edited', message: `record ${position} does not match its tag (edited, or written without the key)` });
     }
     prev = Buffer.from(record.tag, 'hex');
+    if (typeof record.seq === 'number' && !tagOf.has(record.seq)) tagOf.set(record.seq, prev);
     last = record;
   }
   const lastSeq = expected - 1;

@@ -32,7 +32,7 @@ interface Waiting {
 }
 
 const MAX_BATCH = 256;
-const CONFLICT_RETRIES = 20;
+const CONFLICT_RETRIES = 30;
 
 export class AuditLog {
   private waiting: Waiting[] = [];
@@ -92,8 +92,9 @@ export class AuditLog {
         this.highWater = Math.max(this.highWater, last.seq);
         return records;
       } catch (err) {
-        // Another store process appended first: chain after its records.
+        // Another store process appended first: chain after its records, once they are durable (reads see only durable state).
         if (!(err instanceof ConflictError) || attempt >= CONFLICT_RETRIES) throw err;
+        await new Promise((r) => setTimeout(r, Math.min(100, 2 ** attempt) * (0.5 + Math.random())));
       }
     }
   }

@@ -42,7 +42,7 @@ export class LocalLeases implements LeaseProvider {
     // Within one process a duty still has one runner: a second acquire waits for the first release.
     while (this.held.has(name)) {
       signal?.throwIfAborted();
-      await this.held.get(name);
+      await untilReleasedOrAborted(this.held.get(name)!, signal);
     }
     signal?.throwIfAborted();
     let release!: () => void;
@@ -60,4 +60,17 @@ export class LocalLeases implements LeaseProvider {
       },
     };
   }
+}
+
+/** Waits for `released`, or less if `signal` aborts first (the caller then throws). */
+function untilReleasedOrAborted(released: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return released;
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done, { once: true });
+    void released.then(done);
+  });
 }

@@ -332,6 +332,8 @@ export class SecretStore {
           return { name, version: next.versions.at(-1)!.version };
         } catch (err) {
           if (!(err instanceof ConflictError) || attempt >= COMMIT_RETRIES) throw err;
+          // Reads see only durable state: give the commit that won time to become durable before reading again.
+          await new Promise((r) => setTimeout(r, 5 * (attempt + 1)));
         }
       }
     });

@@ -9,6 +9,7 @@
 import { Command, Option } from 'commander';
 import type { ApiClient } from '../client.js';
 import { formatOption, printJson, printTable, type Format } from '../output.js';
+import { timeoutOption, waitForPropagation, waitOption } from '../wait.js';
 
 interface DeployAction {
   kind: 'secret' | 'service';
@@ -35,6 +36,8 @@ interface DeployOptions {
   prune?: boolean;
   dryRun?: boolean;
   format: Format;
+  wait?: boolean;
+  timeout: number;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -50,6 +53,8 @@ export function deployCommand(client: () => Promise<ApiClient>): Command {
     .addOption(pruneOption())
     .addOption(dryRunOption())
     .addOption(formatOption())
+    .addOption(waitOption())
+    .addOption(timeoutOption())
     .action((opts: DeployOptions & { projectName?: string }) => deploy(client, opts, opts.projectName));
 }
 
@@ -64,6 +69,8 @@ export function stackCommand(client: () => Promise<ApiClient>): Command {
     .addOption(pruneOption())
     .addOption(dryRunOption())
     .addOption(formatOption())
+    .addOption(waitOption())
+    .addOption(timeoutOption())
     .action((name: string, opts: DeployOptions) => deploy(client, opts, name));
 
   stack
@@ -106,9 +113,15 @@ async function deploy(client: () => Promise<ApiClient>, opts: DeployOptions, pro
     prune: opts.prune ?? false,
     dryRun: opts.dryRun ?? false,
   };
-  const result = await (await client()).post<DeployResult>('/v1/deploy', body);
-  if (opts.format === 'json') return printJson(result);
-  printActions(result);
+  const c = await client();
+  const result = await c.post<DeployResult>('/v1/deploy', body);
+  if (opts.format === 'json') printJson(result);
+  else printActions(result);
+  if (opts.wait && !result.dryRun) {
+    // The secrets this deploy gave a value: each version must reach the nodes entitled to it.
+    const targets = result.actions.filter((a) => a.kind === 'secret' && (a.action === 'create' || a.action === 'version') && a.version !== undefined).map((a) => ({ secret: a.name, version: a.version! }));
+    await waitForPropagation(c, targets, opts.timeout);
+  }
 }
 
 const DONE: Record<string, string> = { create: 'created', version: 'versioned', update: 'updated', unchanged: 'unchanged', external: 'external', remove: 'removed' };

@@ -117,7 +117,7 @@ export function createAdminExpress(ctx: AdminContext): express.Express {
   app.use(express.json({ limit: requestBodyLimit(ctx), strict: true }));
 
   app.get('/healthz', (_req, res) => {
-    res.json({ status: ctx.keyring.locked ? 'locked' : 'ok', revision: ctx.backend.revision(), cluster: ctx.cluster() ? 'ready' : 'starting' });
+    res.json({ status: ctx.keyring.locked ? 'locked' : 'ok', revision: ctx.audit.dataRevision(), cluster: ctx.cluster() ? 'ready' : 'starting' });
   });
 
   app.get('/metrics', async (_req, res) => {

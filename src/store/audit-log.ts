@@ -40,10 +40,29 @@ export class AuditLog {
   /** The highest record number this process appended or read: a cut-off tail shows against it. */
   private highWater = 0;
 
+  /** Commits this process saw that only appended to the audit log. */
+  private auditOnlyCommits = 0;
+
   constructor(
     private readonly backend: Backend,
     private readonly keyring: Keyring,
-  ) {}
+  ) {
+    backend.watch((event) => {
+      if (event.ops.every((op) => op.key.startsWith(AUDIT_PREFIX) || op.key === AUDIT_HEAD_KEY)) this.auditOnlyCommits++;
+    });
+  }
+
+  /**
+   * The store's revision without the audit log's own appends since this
+   * process started: it moves by one per commit that changes data, and not
+   * for a recorded refusal. `/healthz` reports it, so "a refused request
+   * changed nothing" still reads as an unchanged number, and "one
+   * transaction" as one more. Compare two readings; it is not a backend
+   * revision (it restarts from the backend's revision at each start).
+   */
+  dataRevision(): number {
+    return this.backend.revision() - this.auditOnlyCommits;
+  }
 
   /**
    * Appends a record; resolves once it is durable. Entries made while the

@@ -21,6 +21,9 @@ const NATIVE: readonly Rule[] = [
   ['POST', '/secrets/:name/rotate', 'secret.write'],
   ['GET', '/secrets/:name/propagation', 'secret.read'],
   ['GET', '/secrets/:name/versions', 'secret.read'],
+  // A rollback is a new version (of an older value); a schedule makes new versions: both as a rotation.
+  ['POST', '/secrets/:name/rollback', 'secret.write'],
+  ['PUT DELETE', '/secrets/:name/schedule', 'secret.write'],
   ['GET', '/services', 'service.read'],
   ['POST', '/services', 'service.write'],
   ['GET', '/services/:name', 'service.read'],

@@ -11,7 +11,9 @@ import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
 import { errorHandler, notFoundHandler, sendError, validator } from '../http/index.js';
 import type { StoreMetrics } from '../metrics/index.js';
-import type { AdminCertStore, Backend, Keyring, NodeStore, SecretStore, ServiceStore, StackStore } from '../store/index.js';
+import type { AdminCertStore, AuditLog, Backend, Keyring, NodeStore, SecretStore, ServiceStore, StackStore } from '../store/index.js';
+import { auditRoutes } from './audit-routes.js';
+import { actorOf, recordResponse } from './audit-trail.js';
 import { certRoutes, type AdminCertControl } from './cert-routes.js';
 import { peerCertificateOf } from './client-connections.js';
 import { caRoutes } from './ca-routes.js';
@@ -39,6 +41,8 @@ export interface AdminContext {
   certs: () => AdminCertControl | undefined;
   randomBytes: (n: number) => Uint8Array;
   metrics: StoreMetrics;
+  /** Every change and refusal is appended here (audit-trail.ts). */
+  audit: AuditLog;
 }
 
 const unlockBody = validator<{ key: string }>('unlock', {
@@ -66,7 +70,7 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
       assertRole(ctx, req, createAction);
       assertOpen(ctx, CREATE_SECRET_PATH);
     },
-    create: (body) => createSecret(ctx.secrets, body),
+    create: (body, req) => createSecret(ctx.secrets, body, actorOf(req)),
   });
   return (req, res) => {
     const started = process.hrtime.bigint();
@@ -77,6 +81,7 @@ export function createAdminApp(ctx: AdminContext): RequestListener {
       const route = acl.routePattern(method, url);
       ctx.metrics.observeRequest(method, route, res.statusCode, Number(process.hrtime.bigint() - started) / 1e9);
     });
+    recordResponse(req, res, (entry) => ctx.audit.append(entry));
     if (isPlainCreateRequest(req, bodyLimit)) fastCreate(req, res);
     else app(req, res);
   };
@@ -113,7 +118,7 @@ export function createAdminExpress(ctx: AdminContext): express.Express {
   app.use(express.json({ limit: requestBodyLimit(ctx), strict: true }));
 
   app.get('/healthz', (_req, res) => {
-    res.json({ status: ctx.keyring.locked ? 'locked' : 'ok', revision: ctx.backend.revision(), cluster: ctx.cluster() ? 'ready' : 'starting' });
+    res.json({ status: ctx.keyring.locked ? 'locked' : 'ok', revision: ctx.audit.dataRevision(), cluster: ctx.cluster() ? 'ready' : 'starting' });
   });
 
   app.get('/metrics', async (_req, res) => {
@@ -133,7 +138,8 @@ export function createAdminExpress(ctx: AdminContext): express.Express {
     res.json(await ctx.rotateKek());
   });
 
-  app.use('/v1/secrets', secretRoutes(ctx.secrets, ctx.randomBytes));
+  app.use('/v1/secrets', secretRoutes(ctx.secrets, ctx.randomBytes, () => ctx.cluster()?.propagation));
+  app.use('/v1/audit', auditRoutes(ctx.audit));
   app.use('/v1/services', serviceRoutes(ctx.services));
   app.use('/v1', deployRoutes(ctx.stacks));
   const cluster = (): ClusterControl => {

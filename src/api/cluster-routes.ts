@@ -1,4 +1,5 @@
 /** Native admin routes for services, nodes and join tokens (admin certificates: cert-routes.ts). */
+import type { Propagation } from '../rotation/index.js';
 import { Router } from 'express';
 import type { JSONSchemaType } from 'ajv';
 import * as acl from '../acl/index.js';
@@ -30,6 +31,8 @@ export interface ClusterControl {
   caStatus(): Promise<CaStatus>;
   /** Starts a CA rotation (409 while one runs). */
   rotateCa(): Promise<CaRotationReport>;
+  /** How far each of `versions` of `secret` has reached its entitled nodes (the dispatcher's acks), in the order asked. */
+  propagation(secret: string, versions: number[]): Promise<Propagation[]>;
 }
 
 interface LabelBody {

@@ -11,6 +11,7 @@ import * as acl from '../acl/index.js';
 import { HushError } from '../errors/index.js';
 import type { DeploySecret, ServiceStore, StackStore } from '../store/index.js';
 import { decodeBase64, validator } from '../http/index.js';
+import { actorOf } from './audit-trail.js';
 
 export const DEPLOY_PATH = '/v1/deploy';
 
@@ -91,7 +92,7 @@ export function deployRoutes(stacks: StackStore): Router {
       data: s.data === undefined ? undefined : decodeBase64(`secrets.${s.key}.data`, s.data),
     }));
     const services = body.services.map((s) => acl.validateServiceSpec(s));
-    res.json(await stacks.deploy({ project: body.project, secrets, services, prune: body.prune ?? false, dryRun: body.dryRun ?? false }));
+    res.json(await stacks.deploy({ project: body.project, secrets, services, prune: body.prune ?? false, dryRun: body.dryRun ?? false }, actorOf(req)));
   });
   router.get('/stacks', async (_req, res) => {
     res.json(await stacks.list());

@@ -33,7 +33,7 @@ export function isPlainCreateRequest(req: IncomingMessage, bodyLimit: number): b
 export interface FastCreateSteps {
   /** The checks express runs after body parsing, in its order: role, then lock. Throw to refuse. */
   admit: (req: IncomingMessage) => void;
-  create: (body: unknown) => Promise<unknown>;
+  create: (body: unknown, req: IncomingMessage) => Promise<unknown>;
 }
 
 /** Serves a request that passed isPlainCreateRequest. */
@@ -53,7 +53,7 @@ async function respond(steps: FastCreateSteps, req: IncomingMessage, res: Server
   try {
     const body = parseJsonBody(raw);
     steps.admit(req);
-    sendJson(res, 201, await steps.create(body));
+    sendJson(res, 201, await steps.create(body, req));
   } catch (err) {
     const error = toHttpError(err);
     sendJson(res, error.status, { error: { code: error.code, message: error.message } });

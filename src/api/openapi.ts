@@ -27,7 +27,7 @@ interface Operation {
   method: Method;
   /** OpenAPI path template: `{name}` for a path parameter. */
   path: string;
-  tag: 'secrets' | 'services' | 'nodes' | 'cluster' | 'deploy' | 'system' | 'docker';
+  tag: 'secrets' | 'services' | 'nodes' | 'cluster' | 'deploy' | 'audit' | 'system' | 'docker';
   summary: string;
   /** The name of the request validator (validate.ts) whose schema is the body, or an inline schema. */
   body?: string | object;
@@ -57,7 +57,34 @@ const OPERATIONS: Operation[] = [
   { method: 'get', path: '/v1/secrets', tag: 'secrets', summary: 'List secrets (never values)', responses: { 200: ok({ type: 'array', items: { $ref: '#/components/schemas/SecretSummary' } }) } },
   { method: 'get', path: '/v1/secrets/{name}', tag: 'secrets', summary: 'Inspect a secret by name or id (never its value)', responses: { 200: ok('SecretDetail'), 404: ok('Error', 'No such secret') } },
   { method: 'delete', path: '/v1/secrets/{name}', tag: 'secrets', summary: 'Remove a secret', responses: { 204: NO_CONTENT, 404: ok('Error', 'No such secret'), 409: ok('Error', 'A service uses it') } },
-  { method: 'post', path: '/v1/secrets/{name}/rotate', tag: 'secrets', summary: 'Add a version (given data, or generated random bytes)', body: 'rotate secret', responses: { 201: ok({ type: 'object', properties: { name: { type: 'string' }, version: { type: 'integer' } } }, 'Created') } },
+  { method: 'post', path: '/v1/secrets/{name}/rotate', tag: 'secrets', summary: 'Add a version (given data, or generated random bytes in a charset); `keep` sets how many versions it keeps', body: 'rotate secret', responses: { 201: ok({ type: 'object', properties: { name: { type: 'string' }, version: { type: 'integer' } } }, 'Created') } },
+  { method: 'get', path: '/v1/secrets/{name}/versions', tag: 'secrets', summary: 'The kept versions: time, who made it and how, propagation', responses: { 200: ok({ type: 'array', items: { type: 'object' } }), 404: ok('Error', 'No such secret') } },
+  {
+    method: 'get',
+    path: '/v1/secrets/{name}/propagation',
+    tag: 'secrets',
+    summary: 'Which entitled nodes acknowledged holding a version (or newer), and when',
+    query: [{ name: 'version', description: 'The version (default: the current one)', schema: { type: 'integer', minimum: 1 } }],
+    responses: { 200: ok('Propagation'), 404: ok('Error', 'No such secret or version'), 503: ok('Error', 'The cluster side is starting') },
+  },
+  { method: 'post', path: '/v1/secrets/{name}/rollback', tag: 'secrets', summary: 'A new version holding the value of a kept older version (history only moves forward)', body: 'rollback secret', responses: { 201: ok({ type: 'object', properties: { name: { type: 'string' }, version: { type: 'integer' }, from: { type: 'integer' } } }, 'Created'), 404: ok('Error', 'No such secret, or the version is no longer kept') } },
+  { method: 'put', path: '/v1/secrets/{name}/schedule', tag: 'secrets', summary: 'Set a rotation schedule: a generated value every period, first one period from now', body: 'rotation schedule', responses: { 200: ok('SecretDetail') } },
+  { method: 'delete', path: '/v1/secrets/{name}/schedule', tag: 'secrets', summary: 'Remove the rotation schedule', responses: { 200: ok('SecretDetail') } },
+
+  // Audit log
+  {
+    method: 'get',
+    path: '/v1/audit',
+    tag: 'audit',
+    summary: 'Audit records (chained, keyed; never a value), oldest first',
+    query: [
+      { name: 'since', description: 'Records at or after this time (ISO 8601)', schema: { type: 'string' } },
+      { name: 'actor', description: 'Records whose actor contains this text', schema: { type: 'string' } },
+      { name: 'limit', description: 'Only the newest N matches', schema: { type: 'integer', minimum: 1 } },
+    ],
+    responses: { 200: ok({ type: 'array', items: { $ref: '#/components/schemas/AuditRecord' } }) },
+  },
+  { method: 'get', path: '/v1/audit/verify', tag: 'audit', summary: 'Check the chain: every edited, removed, reordered or cut-off record, and where', responses: { 200: ok({ type: 'object', properties: { ok: { type: 'boolean' }, records: { type: 'integer' }, problems: { type: 'array', items: { type: 'object' } } } }) } },
 
   // Services
   { method: 'post', path: '/v1/services', tag: 'services', summary: 'Create a service', body: 'ServiceSpec', responses: { 201: ok('Service', 'Created'), 404: ok('Error', 'A granted secret does not exist'), 409: ok('Error', 'A service with this name exists') } },
@@ -141,8 +168,55 @@ const SCHEMAS: Record<string, object> = {
   SecretDetail: {
     allOf: [
       { $ref: '#/components/schemas/SecretSummary' },
-      { type: 'object', properties: { versions: { type: 'array', items: { type: 'object', properties: { version: { type: 'integer' }, createdAt: timestamp } } } } },
+      {
+        type: 'object',
+        properties: {
+          versions: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                version: { type: 'integer' },
+                createdAt: timestamp,
+                actor: { type: 'string', description: 'who made it: local-root, cert:NAME (ROLE), scheduler' },
+                origin: { type: 'string', enum: ['create', 'rotate', 'rollback', 'schedule', 'deploy'] },
+                from: { type: 'integer', description: 'a rollback: the version whose value it took' },
+                propagation: { $ref: '#/components/schemas/Propagation' },
+              },
+            },
+          },
+          keep: { type: 'integer', description: 'versions kept; older ones are destroyed' },
+          schedule: {
+            type: 'object',
+            properties: { every: { type: 'string' }, everyMs: { type: 'integer' }, generate: { type: 'integer' }, charset: { type: 'string', enum: ['raw', 'base64', 'hex', 'alnum'] }, nextDue: timestamp },
+          },
+        },
+      },
     ],
+  },
+  Propagation: {
+    type: 'object',
+    properties: {
+      version: { type: 'integer' },
+      complete: { type: 'boolean', description: 'every entitled node acknowledged this version or a newer one (true when no node is entitled)' },
+      nodes: {
+        type: 'array',
+        items: { type: 'object', properties: { node: { type: 'string', description: 'node id' }, name: { type: 'string' }, version: { type: 'integer', description: 'the version it holds' }, ackedAt: timestamp } },
+      },
+    },
+  },
+  AuditRecord: {
+    type: 'object',
+    properties: {
+      seq: { type: 'integer' },
+      time: timestamp,
+      actor: { type: 'string' },
+      action: { type: 'string' },
+      object: { type: 'string' },
+      result: { type: 'string', description: 'ok, or the error code of a refusal' },
+      detail: { type: 'string' },
+      tag: { type: 'string', description: 'hex keyed BLAKE2b-256 chaining the record to the one before' },
+    },
   },
   Grant: {
     type: 'object',

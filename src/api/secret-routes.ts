@@ -1,21 +1,47 @@
 /** Native admin routes for secrets: /v1/secrets. Responses never carry secret data. */
-import { Router } from 'express';
+import { Router, type Request } from 'express';
 import type { JSONSchemaType } from 'ajv';
 import { HushError } from '../errors/index.js';
 import { decodeBase64, validator } from '../http/index.js';
-import { generateValue, MAX_GENERATE_BYTES, MIN_GENERATE_BYTES, type RandomSource } from '../rotation/index.js';
-import type { SecretStore } from '../store/index.js';
+import {
+  CHARSETS,
+  generateEncoded,
+  MAX_GENERATE_BYTES,
+  MAX_KEEP_VERSIONS,
+  MIN_GENERATE_BYTES,
+  newSchedule,
+  type Charset,
+  type Propagation,
+  type RandomSource,
+} from '../rotation/index.js';
+import type { SecretDetail, SecretStore } from '../store/index.js';
+import { actorOf } from './audit-trail.js';
 
 interface CreateSecretBody {
   name: string;
   data: string;
   labels?: Record<string, string>;
+  keep?: number;
 }
 
 interface RotateSecretBody {
   data?: string;
   generate?: number;
+  charset?: Charset;
+  keep?: number;
 }
+
+interface RollbackBody {
+  to: number;
+}
+
+interface ScheduleBody {
+  every: string;
+  generate: number;
+  charset?: Charset;
+}
+
+const keepSchema = { type: 'integer', nullable: true, minimum: 1, maximum: MAX_KEEP_VERSIONS } as const;
 
 const createSecretBody = validator<CreateSecretBody>('create secret', {
   type: 'object',
@@ -25,6 +51,7 @@ const createSecretBody = validator<CreateSecretBody>('create secret', {
     name: { type: 'string' },
     data: { type: 'string' },
     labels: { type: 'object', nullable: true, required: [], additionalProperties: { type: 'string' } },
+    keep: keepSchema,
   },
 } as JSONSchemaType<CreateSecretBody>);
 
@@ -34,21 +61,52 @@ const rotateSecretBody = validator<RotateSecretBody>('rotate secret', {
   properties: {
     data: { type: 'string', nullable: true },
     generate: { type: 'integer', nullable: true, minimum: MIN_GENERATE_BYTES, maximum: MAX_GENERATE_BYTES },
+    charset: { type: 'string', nullable: true, enum: [...CHARSETS] },
+    keep: keepSchema,
   },
 } as JSONSchemaType<RotateSecretBody>);
 
+const rollbackBody = validator<RollbackBody>('rollback secret', {
+  type: 'object',
+  additionalProperties: false,
+  required: ['to'],
+  properties: { to: { type: 'integer', minimum: 1 } },
+} as JSONSchemaType<RollbackBody>);
+
+const scheduleBody = validator<ScheduleBody>('rotation schedule', {
+  type: 'object',
+  additionalProperties: false,
+  required: ['every', 'generate'],
+  properties: {
+    every: { type: 'string', maxLength: 64 },
+    generate: { type: 'integer', minimum: MIN_GENERATE_BYTES, maximum: MAX_GENERATE_BYTES },
+    charset: { type: 'string', nullable: true, enum: [...CHARSETS] },
+  },
+} as JSONSchemaType<ScheduleBody>);
+
 /** POST /v1/secrets after body parsing: shared by the express route and the fast path (fast-create.ts). */
-export async function createSecret(secrets: SecretStore, requestBody: unknown): Promise<{ id: string; name: string; version: number }> {
+export async function createSecret(secrets: SecretStore, requestBody: unknown, actor?: string): Promise<{ id: string; name: string; version: number }> {
   const body = createSecretBody(requestBody);
-  const created = await secrets.create(body.name, decodeBase64('data', body.data), body.labels ?? {});
+  const created = await secrets.create(body.name, decodeBase64('data', body.data), body.labels ?? {}, { actor, keep: body.keep });
   return { id: created.id, name: created.name, version: created.version };
 }
 
-export function secretRoutes(secrets: SecretStore, randomBytes: RandomSource): Router {
+/** How far versions have reached: undefined while the cluster side (the dispatcher) is not up. */
+export type PropagationSource = () => ((secret: string, versions: number[]) => Promise<Propagation[]>) | undefined;
+
+export function secretRoutes(secrets: SecretStore, randomBytes: RandomSource, propagationOf: PropagationSource): Router {
   const router = Router();
 
+  /** The detail with each version's propagation, when the cluster side can tell. */
+  const withPropagation = async (detail: SecretDetail) => {
+    const source = propagationOf();
+    if (!source) return detail;
+    const reached = await source(detail.name, detail.versions.map((v) => v.version));
+    return { ...detail, versions: detail.versions.map((v, i) => ({ ...v, propagation: reached[i] })) };
+  };
+
   router.post('/', async (req, res) => {
-    res.status(201).json(await createSecret(secrets, req.body));
+    res.status(201).json(await createSecret(secrets, req.body, actorOf(req)));
   });
 
   router.get('/', async (_req, res) => {
@@ -56,7 +114,21 @@ export function secretRoutes(secrets: SecretStore, randomBytes: RandomSource): R
   });
 
   router.get('/:name', async (req, res) => {
-    res.json(await secrets.inspect(req.params.name));
+    res.json(await withPropagation(await secrets.inspect(req.params.name)));
+  });
+
+  router.get('/:name/versions', async (req, res) => {
+    const detail = await withPropagation(await secrets.inspect(req.params.name));
+    res.json(detail.versions.map((v) => ({ ...v, current: v.version === detail.version })));
+  });
+
+  router.get('/:name/propagation', async (req, res) => {
+    const detail = await secrets.inspect(req.params.name);
+    const version = versionQuery(req, detail.version);
+    if (!detail.versions.some((v) => v.version === version)) throw new HushError('not_found', `secret "${detail.name}" has no version ${version} (it keeps versions ${detail.versions[0]!.version} to ${detail.version})`);
+    const source = propagationOf();
+    if (!source) throw new HushError('unavailable', 'the cluster side of the store is still starting; try again in a moment');
+    res.json((await source(detail.name, [version]))[0]);
   });
 
   router.delete('/:name', async (req, res) => {
@@ -67,10 +139,35 @@ export function secretRoutes(secrets: SecretStore, randomBytes: RandomSource): R
   router.post('/:name/rotate', async (req, res) => {
     const body = rotateSecretBody(req.body);
     if ((body.data === undefined) === (body.generate === undefined)) throw new HushError('bad_request', 'rotate secret: give exactly one of "data" (base64) or "generate" (a byte count)');
-    const data = body.data !== undefined ? decodeBase64('data', body.data) : generateValue(body.generate!, randomBytes);
-    const rotated = await secrets.rotate(req.params.name, data);
-    res.status(201).json(rotated);
+    if (body.charset !== undefined && body.generate === undefined) throw new HushError('bad_request', 'rotate secret: "charset" goes with "generate"');
+    const data = body.data !== undefined ? decodeBase64('data', body.data) : generateEncoded(body.generate!, body.charset ?? 'raw', randomBytes);
+    try {
+      res.status(201).json(await secrets.rotate(req.params.name, data, { actor: actorOf(req), keep: body.keep }));
+    } finally {
+      data.fill(0);
+    }
+  });
+
+  router.post('/:name/rollback', async (req, res) => {
+    const body = rollbackBody(req.body);
+    res.status(201).json(await secrets.rollback(req.params.name, body.to, { actor: actorOf(req) }));
+  });
+
+  router.put('/:name/schedule', async (req, res) => {
+    const body = scheduleBody(req.body);
+    res.json(await secrets.setSchedule(req.params.name, newSchedule(body.every, body.generate, body.charset ?? 'raw', new Date())));
+  });
+
+  router.delete('/:name/schedule', async (req, res) => {
+    res.json(await secrets.setSchedule(req.params.name, undefined));
   });
 
   return router;
+}
+
+function versionQuery(req: Request, current: number): number {
+  const raw = req.query.version;
+  if (raw === undefined) return current;
+  if (typeof raw !== 'string' || !/^[1-9][0-9]{0,15}$/.test(raw)) throw new HushError('bad_request', `version must be a version number, not ${JSON.stringify(raw)}`);
+  return Number(raw);
 }

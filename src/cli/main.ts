@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { ApiClient } from './client.js';
 import { agentCommand } from './commands/agent.js';
+import { auditCommand } from './commands/audit.js';
 import { upCommand, storeCommand } from './commands/daemons.js';
 import { caCommand } from './commands/ca.js';
 import { certCommand } from './commands/certs.js';
@@ -39,6 +40,7 @@ function buildProgram(): Command {
   program.addCommand(runCommand());
   program.addCommand(keyCommand(client));
   program.addCommand(caCommand(client));
+  program.addCommand(auditCommand(client));
   applyToAll(program, (command) => command.exitOverride().showHelpAfterError('(run with --help for usage)'));
   return program;
 }

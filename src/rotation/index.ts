@@ -1,9 +1,20 @@
 /**
  * rotation: the policy of secret rotation, no I/O. How a generated value is
- * made, how many versions a secret keeps, and which entitled nodes hold which
- * version (fed from the nodes' acks). The store applies the retention rule,
- * the admin API the generator, the dispatcher reports acks to the tracker.
+ * made, how many versions a secret keeps, which entitled nodes hold which
+ * version (fed from the nodes' acks), when a scheduled rotation is due, and
+ * how the audit log's records are chained and checked. The store applies the
+ * retention rule and the schedules, the admin API the generator, the
+ * dispatcher reports acks to the tracker, the store's audit log uses the chain.
  */
-export { generateValue, MAX_GENERATE_BYTES, MIN_GENERATE_BYTES, type RandomSource } from './generate.js';
-export { DEFAULT_KEEP_VERSIONS, retainVersions } from './retention.js';
-export { PropagationTracker, type AckReporter } from './propagation.js';
+export { CHARSETS, encodeValue, generateEncoded, generateValue, MAX_GENERATE_BYTES, MIN_GENERATE_BYTES, type Charset, type RandomSource } from './generate.js';
+export { DEFAULT_KEEP_VERSIONS, MAX_KEEP_VERSIONS, assertKeepVersions, retainVersions } from './retention.js';
+export { PropagationTracker, type Propagation } from './propagation.js';
+export { afterRun, isDue, newSchedule, parsePeriod, type RotationSchedule } from './schedule.js';
+export {
+  chainEntries,
+  verifyAuditLog,
+  type AuditEntry,
+  type AuditHead,
+  type AuditRecord,
+  type AuditVerdict,
+} from './audit-chain.js';

@@ -21,9 +21,11 @@ export interface AckReporter {
 
 export interface NodeHolding {
   node: string;
+  /** The node's name, where the caller knows it. */
+  name?: string;
   /** The version the node holds; undefined if it holds none of the secret. */
   version?: number;
-  /** When the node acknowledged what it holds; undefined if it never did. */
+  /** When the node first acknowledged holding that version; undefined if it never did. */
   ackedAt?: string;
 }
 
@@ -36,8 +38,8 @@ export interface Propagation {
 
 interface Acked {
   revision: number;
-  at: Date;
-  held: ReadonlyMap<string, number>;
+  /** Secret → the version held and when the node first acked that version (later acks of other changes keep the time). */
+  held: ReadonlyMap<string, { version: number; at: Date }>;
 }
 
 export class PropagationTracker implements AckReporter {
@@ -47,7 +49,12 @@ export class PropagationTracker implements AckReporter {
     const known = this.nodes.get(nodeId);
     // Acks of one session arrive in order, but a late duplicate must not roll the node back.
     if (known && known.revision > revision) return;
-    this.nodes.set(nodeId, { revision, at, held: new Map(held) });
+    const next = new Map<string, { version: number; at: Date }>();
+    for (const [secret, version] of held) {
+      const before = known?.held.get(secret);
+      next.set(secret, before?.version === version ? before : { version, at });
+    }
+    this.nodes.set(nodeId, { revision, held: next });
   }
 
   forget(nodeId: string): void {
@@ -61,15 +68,15 @@ export class PropagationTracker implements AckReporter {
 
   /** The version of `secret` that `nodeId` holds, if it acknowledged one. */
   versionOn(nodeId: string, secret: string): number | undefined {
-    return this.nodes.get(nodeId)?.held.get(secret);
+    return this.nodes.get(nodeId)?.held.get(secret)?.version;
   }
 
   /** Every node known to hold some version of `secret`, sorted by node id. */
   holders(secret: string): NodeHolding[] {
     const out: NodeHolding[] = [];
     for (const [node, acked] of this.nodes) {
-      const version = acked.held.get(secret);
-      if (version !== undefined) out.push({ node, version, ackedAt: acked.at.toISOString() });
+      const held = acked.held.get(secret);
+      if (held !== undefined) out.push({ node, version: held.version, ackedAt: held.at.toISOString() });
     }
     return out.sort((a, b) => a.node.localeCompare(b.node));
   }
@@ -79,10 +86,12 @@ export class PropagationTracker implements AckReporter {
    * should hold it, which the dispatcher knows): complete once each of them
    * acknowledged that version or a newer one.
    */
-  propagation(secret: string, version: number, entitled: Iterable<string>): Propagation {
+  propagation(secret: string, version: number, entitled: Iterable<string>, names?: ReadonlyMap<string, string>): Propagation {
     const nodes = [...new Set(entitled)].sort().map((node): NodeHolding => {
-      const acked = this.nodes.get(node);
-      return { node, version: acked?.held.get(secret), ackedAt: acked?.at.toISOString() };
+      const held = this.nodes.get(node)?.held.get(secret);
+      const holding: NodeHolding = { node, version: held?.version, ackedAt: held?.at.toISOString() };
+      if (names) holding.name = names.get(node);
+      return holding;
     });
     return { version, complete: nodes.every((n) => n.version !== undefined && n.version >= version), nodes };
   }

@@ -89,6 +89,18 @@ export class Assignments {
     return this.servicesBySecret.get(secret) ?? new Set();
   }
 
+  /** Nodes running a container of a service granted `secret`: the candidates to hold it (placement still decides). */
+  nodesUsing(secret: string): Set<string> {
+    const out = new Set<string>();
+    for (const service of this.servicesUsing(secret)) for (const node of this.nodesRunning(service)) out.add(node);
+    return out;
+  }
+
+  /** The name of a node in the index. */
+  nodeName(id: string): string | undefined {
+    return this.nodes.get(id)?.name;
+  }
+
   /** Nodes running a container of `service`. */
   nodesRunning(service: string): ReadonlySet<string> {
     return this.nodesByService.get(service) ?? new Set();

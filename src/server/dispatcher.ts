@@ -15,7 +15,7 @@ import type { Logger } from '../log/index.js';
 import type { NodeState, StoreMetrics } from '../metrics/index.js';
 import { DEFAULT_HEARTBEAT_PERIOD_MS, MISSED_HEARTBEATS_BEFORE_DOWN, endWithStatus, grpcStatusOf } from '../protocol/index.js';
 import type { AgentMessage, NodeIdentity, StoreMessage, WireContainer, WireSecretVersion } from '../protocol/index.js';
-import type { AckReporter } from '../rotation/index.js';
+import type { PropagationTracker, Propagation } from '../rotation/index.js';
 import type { ChangeBatch, NodeRecord, OpenedStore } from '../store/index.js';
 import { assertValidContainer, assertValidHello, tooManyContainers } from './agent-input.js';
 import { Assignments } from './assignments.js';
@@ -36,8 +36,8 @@ export class Dispatcher {
     private readonly store: OpenedStore,
     private readonly log: Logger,
     private readonly limits: DispatcherLimits,
-    /** Told what each node acknowledged holding (rotation's PropagationTracker). */
-    private readonly acks: AckReporter,
+    /** Told what each node acknowledged holding; asked how far a version has reached. */
+    private readonly acks: PropagationTracker,
     private readonly metrics?: StoreMetrics,
     /** Sent to every agent at session start, and what "down" is judged by. */
     private readonly heartbeatPeriodMs: number = DEFAULT_HEARTBEAT_PERIOD_MS,
@@ -89,6 +89,27 @@ export class Dispatcher {
     const picked = [...this.sessions.values()].filter((s) => drop(s.certPem));
     for (const session of picked) this.closeSession(session, { code: grpc.status.UNAUTHENTICATED, details: reason });
     return picked.length;
+  }
+
+  /**
+   * How far each of `versions` of `secret` has reached: the nodes entitled to the
+   * secret now (a container of a service granted it runs there, and the
+   * service's placement matches the node, as acl decides), each with the
+   * version it acknowledged holding and when. Complete once every one of them
+   * holds `version` or newer; with no entitled node it is complete at once.
+   */
+  async propagation(secret: string, versions: readonly number[]): Promise<Propagation[]> {
+    const services = await this.serviceIndex();
+    const entitled: string[] = [];
+    const names = new Map<string, string>();
+    for (const nodeId of this.assignments.nodesUsing(secret)) {
+      const node = await this.store.nodes.find(nodeId);
+      if (!node) continue;
+      if (!acl.entitledSecrets(await this.nodeView(node), node.containers, services).has(secret)) continue;
+      entitled.push(nodeId);
+      names.set(nodeId, node.name);
+    }
+    return versions.map((version) => this.acks.propagation(secret, version, entitled, names));
   }
 
   /** Open node sessions, for metrics. */

@@ -14,6 +14,7 @@ import { hostname as localHostname } from 'node:os';
 import type { JoinRequest, JoinResponse, NodeIdentity, RenewResponse } from '../protocol/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import type { AuditEntry } from '../rotation/index.js';
 import { assertValidName } from '../rules/index.js';
 import type { NodeRecord, NodeStore } from '../store/index.js';
 import { assertValidJoin } from './agent-input.js';
@@ -31,9 +32,27 @@ export class Membership {
     private readonly log: Logger,
     /** Told after a node got a certificate (a CA rotation counts the nodes that moved). */
     private readonly onCertificate: (nodeId: string) => void = () => {},
+    /** Joins (granted or refused) and certificate renewals go to the audit log. */
+    private readonly audit: (entry: AuditEntry) => Promise<unknown> = async () => undefined,
   ) {}
 
   async join(request: JoinRequest): Promise<JoinResponse> {
+    const object = `node/${(request.name || request.hostname || '?').slice(0, 200)}`;
+    try {
+      const joined = await this.joinChecked(request);
+      await this.record({ actor: 'join-token holder', action: 'node.join', object, result: 'ok', detail: `node id ${joined.node_id}` });
+      return joined;
+    } catch (err) {
+      await this.record({ actor: 'join-token holder', action: 'node.join', object, result: (err as HushError).code ?? 'error', detail: (err as Error).message.slice(0, 500) });
+      throw err;
+    }
+  }
+
+  private async record(entry: Omit<AuditEntry, 'time'>): Promise<void> {
+    await this.audit({ time: new Date().toISOString(), ...entry }).catch((err: unknown) => this.log.error({ err: (err as Error).message }, 'could not append to the audit log'));
+  }
+
+  private async joinChecked(request: JoinRequest): Promise<JoinResponse> {
     assertValidJoin(request);
     const host = request.hostname || localHostname();
     const name = request.name || host;
@@ -56,10 +75,18 @@ export class Membership {
   }
 
   async renew(identity: NodeIdentity, csrPem: string): Promise<RenewResponse> {
-    const certificate = this.pki.signNode(csrPem, identity.nodeId);
-    await this.pki.recordNodeCert(identity.nodeId);
-    this.onCertificate(identity.nodeId);
-    return { certificate_pem: certificate, ...this.caForAgent() };
+    const node = await this.nodes.find(identity.nodeId);
+    const actor = `node:${node?.name ?? identity.nodeId}`;
+    try {
+      const certificate = this.pki.signNode(csrPem, identity.nodeId);
+      await this.pki.recordNodeCert(identity.nodeId);
+      this.onCertificate(identity.nodeId);
+      await this.record({ actor, action: 'node.cert-renew', object: `node/${identity.nodeId}`, result: 'ok' });
+      return { certificate_pem: certificate, ...this.caForAgent() };
+    } catch (err) {
+      await this.record({ actor, action: 'node.cert-renew', object: `node/${identity.nodeId}`, result: (err as HushError).code ?? 'error', detail: (err as Error).message.slice(0, 500) });
+      throw err;
+    }
   }
 
   /** The CA that signed what we hand out, and during a CA rotation the cross certificate by which the agent's trusted CA vouches for it. */

@@ -25,8 +25,8 @@ import {
   type NodeProtocolHandler,
   type NodeServer,
 } from '../protocol/index.js';
-import { PropagationTracker } from '../rotation/index.js';
-import { EtcdBackend, etcdLeadership, openStore, soleLeadership, type EtcdOptions, type Leadership, type NodeRecord } from '../store/index.js';
+import { assertKeepVersions, PropagationTracker, type AuditEntry } from '../rotation/index.js';
+import { EtcdBackend, etcdLeadership, leadershipLeases, LocalLeases, openStore, soleLeadership, type EtcdOptions, type LeaseProvider, type Leadership, type NodeRecord } from '../store/index.js';
 import { DEFAULT_ADMIN_CERT_SECONDS } from '../rules/index.js';
 import { AdminCertAuthority } from './admin-certs.js';
 import { CaRotation } from './ca-rotation.js';
@@ -36,6 +36,7 @@ import { HomeCredentials } from './home-credentials.js';
 import { Membership } from './membership.js';
 import { ReplicaPresence } from './presence.js';
 import { replicaIdIn } from './replica-id.js';
+import { RotationScheduler } from './rotation-scheduler.js';
 
 export interface StoreDaemonOptions {
   /** The embedded engine's files; with `etcd`, only this replica's own files (key file, replica id). */
@@ -55,6 +56,10 @@ export interface StoreDaemonOptions {
   autolock?: boolean;
   unlockKeyFile?: string;
   maxValueBytes?: number;
+  /** Versions each secret keeps unless it sets its own (`--keep`); rotation's default when unset. */
+  keepVersions?: number;
+  /** Who runs the scheduled rotations when several store processes share a backend; the embedded store's single process by default. */
+  leases?: LeaseProvider;
   nodeCertSeconds?: number;
   /** Lifetime of the admin certificate the store keeps (and renews) in HUSH_HOME. */
   adminCertSeconds?: number;
@@ -87,7 +92,9 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   if (!Number.isInteger(heartbeatPeriodMs) || heartbeatPeriodMs < MIN_HEARTBEAT_PERIOD_MS || heartbeatPeriodMs > MAX_HEARTBEAT_PERIOD_MS) {
     throw new HushError('bad_request', `heartbeat period must be ${MIN_HEARTBEAT_PERIOD_MS} to ${MAX_HEARTBEAT_PERIOD_MS} ms, not ${heartbeatPeriodMs}`);
   }
-  const storage = await openStore({ dataDir: options.dataDir, etcd: options.etcd, autolock: options.autolock, maxValueBytes: options.maxValueBytes });
+  if (options.keepVersions !== undefined) assertKeepVersions(options.keepVersions);
+  const storage = await openStore({ dataDir: options.dataDir, etcd: options.etcd, autolock: options.autolock, maxValueBytes: options.maxValueBytes, keepVersions: options.keepVersions });
+  const audit = (entry: AuditEntry) => storage.audit.append(entry);
   const replicaId = options.etcd ? (options.replicaId ?? (await replicaIdIn(options.dataDir))) : undefined;
   // Replicas elect the one that runs singleton jobs; it campaigns only once unlocked (a locked replica can run nothing).
   const leadership: Leadership = storage.backend instanceof EtcdBackend ? lazyLeadership() : soleLeadership();
@@ -103,6 +110,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
   let cluster: ClusterControl | undefined;
   let certs: AdminCertAuthority | undefined;
   let dispatcher: Dispatcher | undefined;
+  let scheduler: RotationScheduler | undefined;
   const metrics = new StoreMetrics();
   metrics.setSources({
     locked: () => storage.keyring.locked,
@@ -124,6 +132,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     certs: () => certs,
     randomBytes: (n) => new Uint8Array(randomBytes(n)),
     metrics,
+    audit: storage.audit,
   });
   const unixServer = await listenOnUnixSocket(app, options.socket);
   await updateHomeConfig(options.home, { host: `unix://${options.socket}` });
@@ -159,11 +168,16 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     await d.start();
     const rotation = new CaRotation(pki, storage.nodes, storage.adminCerts, (id) => d.status(id).state, log);
     caRotation = rotation;
-    const membership = new Membership(storage.nodes, pki, (id) => d.status(id).state === 'ready', log, () => rotation.checkSoon());
+    const membership = new Membership(storage.nodes, pki, (id) => d.status(id).state === 'ready', log, () => rotation.checkSoon(), audit);
     // A removed node no longer holds a CA rotation up.
     storage.changes.subscribe((batch) => {
       if (pki.previousCa && batch.changes.some((c) => c.kind === 'revoked')) rotation.checkSoon();
     });
+    // Scheduled rotations: run by the store process that holds the lease (this one for the embedded store; the elected leader among replicas).
+    const leases = options.leases ?? (storage.backend instanceof EtcdBackend ? leadershipLeases(leadership) : new LocalLeases());
+    const s = new RotationScheduler(storage, leases, (n) => new Uint8Array(randomBytes(n)), audit, log);
+    scheduler = s;
+    void s.start().catch((err: unknown) => log.error({ err: (err as Error).message }, 'rotation scheduler failed to start'));
     // The node protocol: membership answers who may join and connect, the dispatcher serves the sessions.
     const handler: NodeProtocolHandler = {
       join: (request) => membership.join(request),
@@ -210,6 +224,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       nodeStatus: (id) => d.status(id),
       caStatus: () => rotation.status(),
       rotateCa: () => rotation.rotate(),
+      propagation: (secret, versions) => d.propagation(secret, versions),
     };
     await rotation.start();
     presence?.setNodeAddress(nodeAddress);
@@ -229,6 +244,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       if (!storage.keyring.locked) await clusterReady.catch(() => undefined);
       homeCredentials?.stop();
       caRotation?.stop();
+      await scheduler?.stop();
       dispatcher?.stop();
       await leadership.close();
       await nodeServer?.close();

@@ -4,12 +4,13 @@ export type { Backend, KvEvent, KvOp, KvTxn } from './backend.js';
 export { EmbeddedBackend } from './embedded.js';
 export { EtcdBackend, type EtcdOptions } from './etcd.js';
 export { migrateToEtcd } from './migrate.js';
-export { etcdLeadership, soleLeadership, type Leadership } from './leadership.js';
+export { etcdLeadership, leadershipLeases, soleLeadership, type Leadership } from './leadership.js';
 export { Envelope, b64 } from './envelope.js';
 
 export { Keyring } from './keyring.js';
 export { deriveLogAuth, type LogAuth } from './log-auth.js';
 export { SecretStore, type RevisionedSecret, type SecretDetail, type SecretSummary } from './secrets.js';
+export { AuditLog, type AuditQuery } from './audit-log.js';
 export { loadSodium, type Sodium } from './sodium.js';
 
 export { ServiceStore, type ServiceRecord } from './services.js';
@@ -31,3 +32,4 @@ export {
   type AdminCertStatus,
   type PeerCertificate,
 } from './admin-certs.js';
+export { LocalLeases, type HeldLease, type LeaseProvider } from './lease.js';

@@ -33,7 +33,7 @@ import { b64, unb64 } from './envelope.js';
 import { writeFileAtomic } from '../files/index.js';
 import { SharedExclusiveGate } from './gate.js';
 import { KEYRING_KEY } from './keys.js';
-import { deriveLogAuth, type LogAuth } from './log-auth.js';
+import { deriveAuditMac, deriveLogAuth, type LogAuth } from './log-auth.js';
 import type { Sodium } from './sodium.js';
 
 const KEYRING_AAD = new TextEncoder().encode('hush/keyring/v1');
@@ -79,6 +79,7 @@ export class Keyring {
   private readTasks: (() => Promise<void>)[] = [];
   /** Kept (in memory only) to seal the next keyring on rotation. */
   private currentRoot: Uint8Array | undefined;
+  private auditMacOfRoot: ((previous: Buffer, payload: Buffer) => Buffer) | undefined;
   /** Unlock attempts, one at a time: each derives a key and may verify the whole log. */
   private unlocking: Promise<unknown> = Promise.resolve();
   /** Seals under the active KEK (shared) wait for a KEK rotation (exclusive) and vice versa. */
@@ -174,6 +175,13 @@ export class Keyring {
   logAuth(): LogAuth {
     this.assertUnlocked();
     return deriveLogAuth(this.sodium, this.currentRoot!);
+  }
+
+  /** The MAC that chains the audit log, keyed from the root key (log-auth.ts); only once unlocked. */
+  auditMac(): (previous: Buffer, payload: Buffer) => Buffer {
+    this.assertUnlocked();
+    this.auditMacOfRoot ??= deriveAuditMac(this.sodium, this.currentRoot!);
+    return this.auditMacOfRoot;
   }
 
   assertUnlocked(): void {

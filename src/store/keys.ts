@@ -21,6 +21,8 @@
  *   meta/keyring                   the sealed keyring of KEKs
  *   replicas/<replica id>          a store replica on shared storage (etcd): last seen, node address
  *   node-sessions/<node id>        which replica the node's session is open on (shared storage only)
+ *   audit/<seq, 20 digits>         one audit record, chained (rotation/audit-chain.ts); never a value
+ *   audit-head                     {seq, tag} of the last audit record: appends are conditioned on it
  */
 
 export const SECRET_PREFIX = 'secrets/';
@@ -56,3 +58,7 @@ export const adminCertKey = (serial: string): string => ADMIN_CERT_PREFIX + seri
 export const adminCertNameKey = (name: string): string => ADMIN_CERT_NAME_PREFIX + name;
 export const replicaKey = (id: string): string => REPLICA_PREFIX + id;
 export const nodeSessionKey = (nodeId: string): string => NODE_SESSION_PREFIX + nodeId;
+export const AUDIT_PREFIX = 'audit/';
+export const AUDIT_HEAD_KEY = 'audit-head';
+/** Zero-padded, so the keys list in record order. */
+export const auditKey = (seq: number): string => AUDIT_PREFIX + String(seq).padStart(20, '0');

@@ -19,6 +19,7 @@
  */
 import type { Logger } from '../log/index.js';
 import type { EtcdBackend } from './etcd.js';
+import { LocalLeases, type LeaseProvider } from './lease.js';
 
 export interface Leadership {
   /** Whether this replica runs the singleton jobs now. */
@@ -79,6 +80,42 @@ export function etcdLeadership(backend: EtcdBackend, replicaId: string, ttlSecon
       campaign = undefined;
       set(false);
       await current?.resign().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Leases held while this replica leads (replicas on etcd): the singleton jobs
+ * that take a lease (the rotation scheduler) run on the leader only, and stop
+ * when it loses the election. Within the process, LocalLeases keeps one runner
+ * per duty. The jobs' commits stay conditioned on the records they read, so a
+ * leader that has not yet noticed its loss cannot run a due job twice.
+ */
+export function leadershipLeases(leadership: Leadership): LeaseProvider {
+  const local = new LocalLeases();
+  return {
+    async acquire(name, signal) {
+      while (!leadership.leader) {
+        signal?.throwIfAborted();
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            off();
+            signal?.removeEventListener('abort', done);
+            resolve();
+          };
+          const off = leadership.onChange((leader) => leader && done());
+          signal?.addEventListener('abort', done, { once: true });
+        });
+      }
+      const held = await local.acquire(name, signal);
+      const off = leadership.onChange((leader) => {
+        if (!leader) void release();
+      });
+      const release = async () => {
+        off();
+        await held.release();
+      };
+      return { name: held.name, lost: held.lost, fence: () => held.fence(), release };
     },
   };
 }

@@ -59,3 +59,22 @@ export function deriveLogAuth(sodium: Sodium, root: Uint8Array): LogAuth {
     },
   };
 }
+
+/**
+ * The key that chains the audit log (rotation/audit-chain.ts): derived from
+ * the root key like the log's, under its own context, so an audit tag can
+ * never pass for a log tag or the other way round, and only a holder of the
+ * root key can write a record that verifies.
+ */
+const AUDIT_KDF_CONTEXT = 'hush-aud';
+const AUDIT_SUBKEY = 1;
+
+export function deriveAuditMac(sodium: Sodium, root: Uint8Array): (previous: Buffer, payload: Buffer) => Buffer {
+  const key = sodium.crypto_kdf_derive_from_key(TAG_BYTES, AUDIT_SUBKEY, AUDIT_KDF_CONTEXT, root);
+  return (previous, payload) => {
+    const state = sodium.crypto_generichash_init(key, TAG_BYTES);
+    sodium.crypto_generichash_update(state, previous);
+    sodium.crypto_generichash_update(state, payload);
+    return Buffer.from(sodium.crypto_generichash_final(state, TAG_BYTES));
+  };
+}

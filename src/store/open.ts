@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { templateReferences } from '../acl/index.js';
 import { log } from '../log/index.js';
 import { AdminCertStore } from './admin-certs.js';
+import { AuditLog } from './audit-log.js';
 import type { Backend } from './backend.js';
 import { CaRecords } from './ca-records.js';
 import { ChangeFeed } from './change-feed.js';
@@ -46,6 +47,8 @@ export interface OpenedStore {
   ca: CaRecords;
   /** What each durable commit changed, decoded (the dispatcher's input). */
   changes: ChangeFeed;
+  /** The chained, keyed audit log of every change and refusal. */
+  audit: AuditLog;
   /** Replaces the KEK: every data key re-wrapped, with the new keyring, in one commit (kek-rotation.ts). */
   rotateKek(): Promise<{ term: number; secrets: number }>;
   /** Set when this start created an autolocked store: show it once. */
@@ -105,6 +108,7 @@ export async function openStore(options: OpenStoreOptions): Promise<OpenedStore>
     stacks: new StackStore(backend, secrets, services),
     ca: new CaRecords(backend, secrets),
     changes,
+    audit: new AuditLog(backend, keyring),
     rotateKek: () => rotateKek(backend, keyring, envelope),
     newUnlockKey,
   };

@@ -5,7 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { HushError } from '../errors/index.js';
-import { DEFAULT_KEEP_VERSIONS, retainVersions } from '../rotation/index.js';
+import { afterRun, assertKeepVersions, DEFAULT_KEEP_VERSIONS, generateEncoded, isDue, retainVersions, type RandomSource, type RotationSchedule } from '../rotation/index.js';
 import { ConflictError, type Backend, type KvCondition, type KvOp } from './backend.js';
 import { Envelope, type SealedValue } from './envelope.js';
 import { newObjectId } from './ids.js';
@@ -13,7 +13,16 @@ import { SECRET_PREFIX, SECRET_USE_PREFIX, sealedKey, secretIdKey, secretKey, se
 import type { Keyring } from './keyring.js';
 import { assertValidLabels, assertValidName, assertValidValue, DEFAULT_MAX_VALUE_BYTES } from '../rules/index.js';
 
-export interface VersionRecord extends SealedValue {
+/** How a version came to be, and who made it: shown by `hush secret versions` (never a value). */
+export interface VersionMeta {
+  /** "local-root", "cert:<name> (<role>)", "scheduler"; absent for versions made before this was recorded. */
+  actor?: string;
+  origin?: 'create' | 'rotate' | 'rollback' | 'schedule' | 'deploy';
+  /** For a rollback: the version whose value it took. */
+  from?: number;
+}
+
+export interface VersionRecord extends SealedValue, VersionMeta {
   version: number;
   createdAt: string;
 }
@@ -25,6 +34,10 @@ export interface SecretRecord {
   createdAt: string;
   updatedAt: string;
   versions: VersionRecord[];
+  /** Versions kept for this secret (`--keep`); the store's default when absent. */
+  keep?: number;
+  /** A durable rotation schedule (`--every`), run by the store's scheduler. */
+  schedule?: RotationSchedule;
 }
 
 /** What callers may see: everything but the sealed data. */
@@ -38,7 +51,16 @@ export interface SecretSummary {
 }
 
 export interface SecretDetail extends SecretSummary {
-  versions: { version: number; createdAt: string }[];
+  versions: ({ version: number; createdAt: string } & VersionMeta)[];
+  /** Versions kept: this secret's own `--keep`, or the store's default. */
+  keep: number;
+  schedule?: RotationSchedule;
+}
+
+/** Options of a create or rotation: who asks (recorded on the version) and, optionally, the retention to set. */
+export interface VersionOptions {
+  actor?: string;
+  keep?: number;
 }
 
 /**
@@ -77,9 +99,9 @@ export interface SecretOps {
   /** Every secret record, with its revision. */
   readAll(): Promise<ReadSecret[]>;
   /** A new record holding `data` as version 1 (sealed). */
-  newRecord(name: string, data: Uint8Array, labels: Record<string, string>): SecretRecord;
+  newRecord(name: string, data: Uint8Array, labels: Record<string, string>, meta?: VersionMeta): SecretRecord;
   /** `record` with `data` sealed as its next version, made current. */
-  nextVersion(record: SecretRecord, data: Uint8Array): SecretRecord;
+  nextVersion(record: SecretRecord, data: Uint8Array, meta?: VersionMeta): SecretRecord;
   /** Whether the current version holds exactly `data`: opened here, compared in constant time, wiped; never returned. */
   holdsValue(record: SecretRecord, data: Uint8Array): boolean;
   /** Writes a new record (with its id index): the conditions say neither key exists yet. */
@@ -110,15 +132,17 @@ export class SecretStore {
     this.keepVersions = options.keepVersions ?? DEFAULT_KEEP_VERSIONS;
   }
 
-  async create(name: string, data: Uint8Array, labels: Record<string, string> = {}): Promise<SecretSummary> {
+  async create(name: string, data: Uint8Array, labels: Record<string, string> = {}, options: VersionOptions = {}): Promise<SecretSummary> {
     assertValidName(name);
     assertValidValue(data, this.maxValueBytes);
     assertValidLabels(labels);
-    return this.keyring.withActiveKek(() => this.createSealed(name, data, labels));
+    if (options.keep !== undefined) assertKeepVersions(options.keep);
+    return this.keyring.withActiveKek(() => this.createSealed(name, data, labels, options));
   }
 
-  private async createSealed(name: string, data: Uint8Array, labels: Record<string, string>): Promise<SecretSummary> {
-    const record = this.newRecord(name, data, labels);
+  private async createSealed(name: string, data: Uint8Array, labels: Record<string, string>, options: VersionOptions): Promise<SecretSummary> {
+    const record = this.newRecord(name, data, labels, { actor: options.actor, origin: 'create' });
+    if (options.keep !== undefined) record.keep = options.keep;
     const txn = createTxn(record);
     try {
       await this.backend.commit({ conditions: [...txn.conditions, this.keyring.condition()], ops: txn.ops });
@@ -177,7 +201,12 @@ export class SecretStore {
 
   async inspect(nameOrId: string): Promise<SecretDetail> {
     const { record } = await this.find(nameOrId);
-    return { ...summarize(record), versions: record.versions.map(({ version, createdAt }) => ({ version, createdAt })) };
+    return {
+      ...summarize(record),
+      versions: record.versions.map(({ version, createdAt, actor, origin, from }) => ({ version, createdAt, actor, origin, from })),
+      keep: record.keep ?? this.keepVersions,
+      schedule: record.schedule,
+    };
   }
 
   /**
@@ -204,16 +233,116 @@ export class SecretStore {
     }
   }
 
-  /** Adds a new version and makes it current. */
-  async rotate(nameOrId: string, data: Uint8Array): Promise<{ name: string; version: number }> {
+  /** Adds a new version and makes it current; `keep` also sets how many versions this secret keeps from now on. */
+  async rotate(nameOrId: string, data: Uint8Array, options: VersionOptions = {}): Promise<{ name: string; version: number }> {
     assertValidValue(data, this.maxValueBytes);
-    return this.keyring.withActiveKek(() => this.addVersion(nameOrId, data));
+    if (options.keep !== undefined) assertKeepVersions(options.keep);
+    return this.keyring.withActiveKek(() =>
+      this.addVersion(nameOrId, (record) => this.nextVersion(options.keep === undefined ? record : { ...record, keep: options.keep }, data, { actor: options.actor, origin: 'rotate' })),
+    );
   }
 
-  private async addVersion(nameOrId: string, data: Uint8Array): Promise<{ name: string; version: number }> {
+  /**
+   * Rolls back by moving forward: a new version holding the value of version
+   * `to`, which must still be kept. History is never rewritten, so every node
+   * sees an ordinary rotation, and the rollback itself can be rolled back.
+   */
+  async rollback(nameOrId: string, to: number, options: VersionOptions = {}): Promise<{ name: string; version: number; from: number }> {
+    if (!Number.isInteger(to) || to < 1) throw new HushError('bad_request', `rollback: give a version number, not ${String(to)}`);
+    const made = await this.keyring.withActiveKek(() =>
+      this.addVersion(nameOrId, (record) => {
+        const old = record.versions.find((v) => v.version === to);
+        if (!old) {
+          const kept = record.versions.map((v) => v.version);
+          throw new HushError('not_found', `secret "${record.name}" keeps versions ${kept[0]} to ${kept.at(-1)}, not ${to}: older versions are destroyed (it keeps ${record.keep ?? this.keepVersions})`);
+        }
+        const plain = this.envelope.open(old, { id: record.id, name: record.name, version: old.version }, this.keyring.kek(old.term));
+        try {
+          return this.nextVersion(record, plain, { actor: options.actor, origin: 'rollback', from: to });
+        } finally {
+          plain.fill(0);
+        }
+      }),
+    );
+    return { ...made, from: to };
+  }
+
+  /** Sets (or with undefined removes) a secret's rotation schedule. The value is unchanged. */
+  async setSchedule(nameOrId: string, schedule: RotationSchedule | undefined): Promise<SecretDetail> {
     for (let attempt = 0; ; attempt++) {
       const { record, modRevision } = await this.find(nameOrId);
-      const next = this.nextVersion(record, data);
+      const next: SecretRecord = { ...record };
+      if (schedule) next.schedule = schedule;
+      else delete next.schedule;
+      try {
+        await this.backend.commit({ conditions: [{ key: secretKey(record.name), modRevision }], ops: [{ type: 'put', key: secretKey(record.name), value: JSON.stringify(next) }] });
+        return this.inspect(record.name);
+      } catch (err) {
+        if (!(err instanceof ConflictError) || attempt >= COMMIT_RETRIES) throw err;
+      }
+    }
+  }
+
+  /** Every secret's schedule (for the scheduler at start); names without one are left out. */
+  async schedules(): Promise<Map<string, RotationSchedule>> {
+    this.keyring.assertUnlocked();
+    const out = new Map<string, RotationSchedule>();
+    for (const e of await this.backend.list(SECRET_PREFIX)) {
+      const record = JSON.parse(e.value) as SecretRecord;
+      if (record.schedule) out.set(record.name, record.schedule);
+    }
+    return out;
+  }
+
+  /** A secret's schedule, if it has one (undefined also when the secret is gone). */
+  async scheduleOf(name: string): Promise<RotationSchedule | undefined> {
+    this.keyring.assertUnlocked();
+    const entry = await this.backend.get(secretKey(name));
+    return entry ? (JSON.parse(entry.value) as SecretRecord).schedule : undefined;
+  }
+
+  /**
+   * Runs a scheduled rotation if it is due at `now`: the new generated
+   * version and the schedule's next due time in one commit, conditioned on
+   * the record (and on `fence`, the scheduler's lease), so a rotation runs
+   * once per due time however many times it is attempted. Resolves with the
+   * version made, or undefined if nothing was due (or the secret is gone).
+   */
+  async runSchedule(name: string, now: Date, random: RandomSource, fence: KvCondition[] = []): Promise<{ name: string; version: number } | undefined> {
+    return this.keyring.withActiveKek(async () => {
+      for (let attempt = 0; ; attempt++) {
+        this.keyring.assertUnlocked();
+        const entry = await this.backend.get(secretKey(name));
+        if (!entry) return undefined;
+        const record = JSON.parse(entry.value) as SecretRecord;
+        const schedule = record.schedule;
+        if (!schedule || !isDue(schedule, now)) return undefined;
+        const data = generateEncoded(schedule.generate, schedule.charset, random);
+        let next: SecretRecord;
+        try {
+          next = { ...this.nextVersion(record, data, { actor: 'scheduler', origin: 'schedule' }), schedule: afterRun(schedule, now) };
+        } finally {
+          data.fill(0);
+        }
+        try {
+          await this.backend.commit({
+            conditions: [{ key: secretKey(name), modRevision: entry.modRevision }, this.keyring.condition(), ...fence],
+            ops: [{ type: 'put', key: secretKey(name), value: JSON.stringify(next) }],
+          });
+          return { name, version: next.versions.at(-1)!.version };
+        } catch (err) {
+          if (!(err instanceof ConflictError) || attempt >= COMMIT_RETRIES) throw err;
+          // Reads see only durable state: give the commit that won time to become durable before reading again.
+          await new Promise((r) => setTimeout(r, 5 * (attempt + 1)));
+        }
+      }
+    });
+  }
+
+  private async addVersion(nameOrId: string, make: (record: SecretRecord) => SecretRecord): Promise<{ name: string; version: number }> {
+    for (let attempt = 0; ; attempt++) {
+      const { record, modRevision } = await this.find(nameOrId);
+      const next = make(record);
       const version = next.versions.at(-1)!.version;
       try {
         await this.backend.commit({
@@ -227,20 +356,26 @@ export class SecretStore {
     }
   }
 
-  private newRecord(name: string, data: Uint8Array, labels: Record<string, string>): SecretRecord {
+  private newRecord(name: string, data: Uint8Array, labels: Record<string, string>, meta: VersionMeta = {}): SecretRecord {
     const { term, kek } = this.keyring.activeKek();
     const id = newObjectId();
     const now = new Date().toISOString();
     const sealed = this.envelope.seal(data, { id, name, version: 1 }, kek, term);
-    return { id, name, labels, createdAt: now, updatedAt: now, versions: [{ version: 1, createdAt: now, ...sealed }] };
+    return { id, name, labels, createdAt: now, updatedAt: now, versions: [{ version: 1, createdAt: now, ...definedMeta(meta), ...sealed }] };
   }
 
-  private nextVersion(record: SecretRecord, data: Uint8Array): SecretRecord {
+  /**
+   * The record with `data` as its next version. Versions beyond the secret's
+   * retention leave the record here, with their wrapped data keys: nothing
+   * else holds those, so once the log that still does is compacted the
+   * values are gone for good (test/integration/rotation-history.test.ts).
+   */
+  private nextVersion(record: SecretRecord, data: Uint8Array, meta: VersionMeta = {}): SecretRecord {
     const { term, kek } = this.keyring.activeKek();
     const version = record.versions.at(-1)!.version + 1;
     const now = new Date().toISOString();
     const sealed = this.envelope.seal(data, { id: record.id, name: record.name, version }, kek, term);
-    return { ...record, updatedAt: now, versions: retainVersions([...record.versions, { version, createdAt: now, ...sealed }], this.keepVersions) };
+    return { ...record, updatedAt: now, versions: retainVersions([...record.versions, { version, createdAt: now, ...definedMeta(meta), ...sealed }], record.keep ?? this.keepVersions) };
   }
 
   /**
@@ -259,15 +394,15 @@ export class SecretStore {
             return { record, modRevision: e.modRevision, useRevision: uses.get(record.name) ?? 0 };
           });
         },
-        newRecord: (name, data, labels) => {
+        newRecord: (name, data, labels, meta) => {
           assertValidName(name);
           assertValidValue(data, this.maxValueBytes);
           assertValidLabels(labels);
-          return this.newRecord(name, data, labels);
+          return this.newRecord(name, data, labels, meta);
         },
-        nextVersion: (record, data) => {
+        nextVersion: (record, data, meta) => {
           assertValidValue(data, this.maxValueBytes);
-          return this.nextVersion(record, data);
+          return this.nextVersion(record, data, meta);
         },
         holdsValue: (record, data) => {
           const current = record.versions.at(-1)!;
@@ -399,6 +534,15 @@ function inUse(name: string, users: string[]): HushError {
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   const digest = (x: Uint8Array) => createHash('sha256').update(x).digest();
   return timingSafeEqual(digest(a), digest(b));
+}
+
+/** Only the fields that are set: a record does not grow `"actor": null` keys. */
+function definedMeta(meta: VersionMeta): VersionMeta {
+  const out: VersionMeta = {};
+  if (meta.actor !== undefined) out.actor = meta.actor;
+  if (meta.origin !== undefined) out.origin = meta.origin;
+  if (meta.from !== undefined) out.from = meta.from;
+  return out;
 }
 
 function summarize(record: SecretRecord): SecretSummary {

@@ -97,11 +97,12 @@ export class StackStore {
     private readonly services: ServiceStore,
   ) {}
 
-  async deploy(request: DeployRequest): Promise<DeployResult> {
+  /** `actor` is recorded on the versions the deploy makes (who made them, for `hush secret versions`). */
+  async deploy(request: DeployRequest, actor?: string): Promise<DeployResult> {
     const plan = checkRequest(request);
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.secrets.sealing((ops) => this.deployOnce(plan, ops));
+        return await this.secrets.sealing((ops) => this.deployOnce(plan, ops, actor));
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err;
         if (attempt >= COMMIT_RETRIES) throw new HushError('conflict', `project "${plan.project}" kept changing while it was being deployed; try again`);
@@ -109,7 +110,7 @@ export class StackStore {
     }
   }
 
-  private async deployOnce(plan: DeployRequest, sealer: SecretOps): Promise<DeployResult> {
+  private async deployOnce(plan: DeployRequest, sealer: SecretOps, actor: string | undefined): Promise<DeployResult> {
     const { project } = plan;
     const secrets = byName(await sealer.readAll());
     const services = byName(await this.services.readAll());
@@ -136,7 +137,7 @@ export class StackStore {
       }
       const data = planned.data!;
       if (!found) {
-        add(sealer.createTxn(sealer.newRecord(planned.name, data, planned.labels)));
+        add(sealer.createTxn(sealer.newRecord(planned.name, data, planned.labels, { actor, origin: 'deploy' })));
         sealed = true;
         actions.push({ kind: 'secret', name: planned.name, action: 'create', version: 1 });
         continue;
@@ -147,7 +148,7 @@ export class StackStore {
       }
       const relabelled: SecretRecord = { ...found.record, labels: planned.labels };
       if (!sealer.holdsValue(found.record, data)) {
-        const next = sealer.nextVersion(relabelled, data);
+        const next = sealer.nextVersion(relabelled, data, { actor, origin: 'deploy' });
         add(sealer.replaceTxn(next, found.modRevision));
         sealed = true;
         actions.push({ kind: 'secret', name: planned.name, action: 'version', version: currentVersion(next) });

@@ -66,6 +66,7 @@ describe('OpenAPI document', () => {
       certs: () => undefined,
       randomBytes: (n) => new Uint8Array(n),
       metrics: new StoreMetrics(),
+      audit: store.audit,
     };
   });
   after(async () => {

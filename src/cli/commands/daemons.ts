@@ -15,6 +15,7 @@ interface StoreFlags {
   autolock?: boolean;
   unlockKeyFile?: string;
   maxValueBytes?: number;
+  keepVersions?: number;
   nodeMaxMessage?: number;
   nodeHandshakeTimeout?: number;
   nodeIdleTimeout?: number;
@@ -72,6 +73,7 @@ function withStoreListeners(command: Command, nodeListenDefault: string): Comman
     .option('--listen <host:port>', 'node protocol (gRPC, mutual TLS) listener', nodeListenDefault)
     .option('--admin <host:port>', 'admin HTTPS listener (client certificate required); "" turns it off', '127.0.0.1:2476')
     .option('--max-value-bytes <n>', 'largest secret value accepted', toInt)
+    .option('--keep-versions <n>', 'versions each secret keeps unless it sets its own (--keep); older ones are destroyed (default 16, at most 1000)', positiveInt)
     .addOption(certTtlOption('--admin-cert-ttl <duration>', 'lifetime of the admin certificate the store keeps in HUSH_HOME and renews when a third is left, e.g. 30d, 12h (default 30d, at most 90d)'));
 }
 
@@ -244,6 +246,7 @@ async function startStoreFrom(dataDir: string, flags: StoreFlags) {
     adminCertSeconds: flags.adminCertTtl,
     unlockKeyFile: flags.unlockKeyFile,
     maxValueBytes: flags.maxValueBytes,
+    keepVersions: flags.keepVersions,
     heartbeatPeriodMs: flags.heartbeatPeriod,
     nodeLimits: {
       maxMessageBytes: flags.nodeMaxMessage,

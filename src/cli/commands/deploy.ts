@@ -10,6 +10,7 @@ import { Command, Option } from 'commander';
 import type { DeployPlan } from '../../compose/index.js';
 import type { ApiClient } from '../client.js';
 import { formatOption, printJson, printTable, type Format } from '../output.js';
+import { DEFAULT_WAIT_SECONDS, timeoutOption, waitForPropagation, waitOption } from '../wait.js';
 
 interface DeployAction {
   kind: 'secret' | 'service';
@@ -36,6 +37,8 @@ interface DeployOptions {
   prune?: boolean;
   dryRun?: boolean;
   format: Format;
+  wait?: boolean;
+  timeout: number;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -51,6 +54,8 @@ export function deployCommand(client: () => Promise<ApiClient>): Command {
     .addOption(pruneOption())
     .addOption(dryRunOption())
     .addOption(formatOption())
+    .addOption(waitOption())
+    .addOption(timeoutOption())
     .action((opts: DeployOptions & { projectName?: string }) => deploy(client, opts, opts.projectName));
 }
 
@@ -65,6 +70,8 @@ export function stackCommand(client: () => Promise<ApiClient>): Command {
     .addOption(pruneOption())
     .addOption(dryRunOption())
     .addOption(formatOption())
+    .addOption(waitOption())
+    .addOption(timeoutOption())
     .action((name: string, opts: DeployOptions) => deploy(client, opts, name));
 
   stack
@@ -103,7 +110,7 @@ async function deploy(client: () => Promise<ApiClient>, opts: DeployOptions, pro
 }
 
 /** Sends a loaded plan to `POST /v1/deploy` and prints the store's answer (also `hush compose up`'s first step). */
-export async function sendPlan(client: () => Promise<ApiClient>, plan: DeployPlan, opts: { prune?: boolean; dryRun?: boolean; format: Format }): Promise<void> {
+export async function sendPlan(client: () => Promise<ApiClient>, plan: DeployPlan, opts: { prune?: boolean; dryRun?: boolean; format: Format; wait?: boolean; timeout?: number }): Promise<void> {
   const body = {
     project: plan.project,
     secrets: plan.secrets.map((s) => ({ key: s.key, name: s.name, external: s.external, labels: s.labels, ...(s.data === undefined ? {} : { data: Buffer.from(s.data).toString('base64') }) })),
@@ -111,9 +118,15 @@ export async function sendPlan(client: () => Promise<ApiClient>, plan: DeployPla
     prune: opts.prune ?? false,
     dryRun: opts.dryRun ?? false,
   };
-  const result = await (await client()).post<DeployResult>('/v1/deploy', body);
-  if (opts.format === 'json') return printJson(result);
-  printActions(result);
+  const c = await client();
+  const result = await c.post<DeployResult>('/v1/deploy', body);
+  if (opts.format === 'json') printJson(result);
+  else printActions(result);
+  if (opts.wait && !result.dryRun) {
+    // The secrets this deploy gave a value: each version must reach the nodes entitled to it.
+    const targets = result.actions.filter((a) => a.kind === 'secret' && (a.action === 'create' || a.action === 'version') && a.version !== undefined).map((a) => ({ secret: a.name, version: a.version! }));
+    await waitForPropagation(c, targets, opts.timeout ?? DEFAULT_WAIT_SECONDS);
+  }
 }
 
 const DONE: Record<string, string> = { create: 'created', version: 'versioned', update: 'updated', unchanged: 'unchanged', external: 'external', remove: 'removed' };

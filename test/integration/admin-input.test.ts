@@ -62,6 +62,7 @@ describe('admin API refuses what a route does not define (integration)', functio
       ['docker ls, unknown query', 'GET', '/v1.41/secrets?all=1', undefined, undefined, {}, 400, undefined, /GET \/secrets takes only "filters"; unknown query parameter "all"/],
       ['docker rm with a body', 'DELETE', '/secrets/existing', { junk: 1 }, undefined, {}, 400, undefined, /takes no body/],
       ['docker update, unknown query', 'POST', '/secrets/existing/update?version=1&force=1', { Name: 'existing' }, undefined, {}, 400, undefined, /unknown query parameter "force"/],
+      ['gzip over bytes that do not inflate', 'POST', '/v1/secrets', undefined, '{"name":"t","data":"b2s="}', { 'content-encoding': 'gzip' }, 400, 'bad_request', /request body could not be read: incorrect header check/],
       ['unknown route with a body', 'POST', '/v1/nothing', undefined, 'junk', TEXT, 404, 'not_found', /no route for POST \/v1\/nothing/],
     ];
     for (const [what, method, path, body, raw, headers, status, code, message] of cases) {

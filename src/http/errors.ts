@@ -32,6 +32,8 @@ export function toHttpError(err: unknown, servedBy: ServingProcess = 'store'): H
     case 'charset.unsupported':
       return new HushError('bad_request', parserError.message);
   }
+  // express's router could not decode a path parameter ("/v1/secrets/%ff"); found by the random-request suite (was a 500).
+  if (err instanceof URIError && parserError.status === 400) return new HushError('bad_request', 'malformed percent-encoding in the request path');
   // Any other fault of the request that the body parser found, e.g. `Content-Encoding: gzip` over bytes that do not inflate
   // (found by the random-request suite: it was a 500 and an error in the log).
   const status = parserError?.status ?? 0;

@@ -63,6 +63,8 @@ describe('admin API refuses what a route does not define (integration)', functio
       ['docker rm with a body', 'DELETE', '/secrets/existing', { junk: 1 }, undefined, {}, 400, undefined, /takes no body/],
       ['docker update, unknown query', 'POST', '/secrets/existing/update?version=1&force=1', { Name: 'existing' }, undefined, {}, 400, undefined, /unknown query parameter "force"/],
       ['gzip over bytes that do not inflate', 'POST', '/v1/secrets', undefined, '{"name":"t","data":"b2s="}', { 'content-encoding': 'gzip' }, 400, 'bad_request', /request body could not be read: incorrect header check/],
+      ['bad percent-encoding in a path parameter', 'GET', '/v1/secrets/%ff', undefined, undefined, {}, 400, 'bad_request', /malformed percent-encoding in the request path/],
+      ['bad percent-encoding, Docker route', 'DELETE', '/v1.41/secrets/%ff', undefined, undefined, {}, 400, undefined, /malformed percent-encoding/],
       ['unknown route with a body', 'POST', '/v1/nothing', undefined, 'junk', TEXT, 404, 'not_found', /no route for POST \/v1\/nothing/],
     ];
     for (const [what, method, path, body, raw, headers, status, code, message] of cases) {

@@ -18,9 +18,10 @@
  *   CLI sends `Content-Type: text/plain` with its empty POSTs);
  * - only the query parameters the route documents (the docker CLI sends
  *   `filters` and `version`, both documented).
- * A request the route table does not know gets the strictest shape: no body,
- * no query (express answers 404 to it anyway, unless an odd spelling reaches
- * a handler, which then sees nothing it did not define).
+ * A request the route table does not know may carry no body and no query:
+ * if it does, the answer is express's 404, given before any handler (an odd
+ * spelling that express would still route, e.g. an encoded "/" in a name,
+ * so reaches no handler with anything it did not define).
  */
 import type { Request, RequestHandler } from 'express';
 import * as acl from '../acl/index.js';

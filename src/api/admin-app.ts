@@ -22,6 +22,7 @@ import { DEPLOY_PATH, deployBodyParser, deployRoutes } from './deploy-routes.js'
 import { DOCKER_VERSION_PREFIX, dockerRoutes, isDockerPath } from './docker-routes.js';
 import { CREATE_SECRET_PATH, fastCreateHandler, isPlainCreateRequest } from './fast-create.js';
 import { openApiDocument } from './openapi.js';
+import { requestShapeGuards } from './request-shape.js';
 import { createSecret, secretRoutes } from './secret-routes.js';
 
 export interface AdminContext {
@@ -113,9 +114,13 @@ export function createAdminExpress(ctx: AdminContext): express.Express {
     next();
   });
 
+  // Each route takes only the body and query it documents (request-shape.ts); refused before any handler acts.
+  const shape = requestShapeGuards();
+  app.use(shape.beforeParsing);
   // Bodies are read only once the caller may call the route: an auditor cannot make the store parse a 10 MiB deploy.
   app.use(DEPLOY_PATH, deployBodyParser(requestBodyLimit(ctx)));
   app.use(express.json({ limit: requestBodyLimit(ctx), strict: true }));
+  app.use(shape.afterParsing);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: ctx.keyring.locked ? 'locked' : 'ok', revision: ctx.audit.dataRevision(), cluster: ctx.cluster() ? 'ready' : 'starting' });

@@ -6,7 +6,6 @@
  */
 import { Router } from 'express';
 import type { JSONSchemaType } from 'ajv';
-import { HushError } from '../errors/index.js';
 import { validator } from '../http/index.js';
 import { assertAdminCertLifetime, assertValidCertName } from '../rules/index.js';
 import { ROLES, type Role } from '../acl/index.js';
@@ -76,7 +75,6 @@ export function certRoutes(certs: () => AdminCertControl): Router {
     res.status(201).json(await certs().renew(req.params.name, body.ttlSeconds));
   });
   router.post('/:nameOrSerial/revoke', async (req, res) => {
-    if (req.body && Object.keys(req.body as object).length > 0) throw new HushError('unknown_field', 'revoke takes no body');
     res.json(await certs().revoke(req.params.nameOrSerial));
   });
   return router;

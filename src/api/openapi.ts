@@ -343,9 +343,19 @@ function operationObject(op: Operation): object {
   };
 }
 
-/** The operations as (method, path) pairs, for tests and docs checks. */
-export function documentedOperations(): { method: string; path: string; docker: boolean }[] {
-  return OPERATIONS.map((op) => ({ method: op.method.toUpperCase(), path: op.path, docker: op.tag === 'docker' }));
+/**
+ * The operations as (method, path) pairs with what each request may carry:
+ * a JSON body or none, and which query parameters. The admin app refuses
+ * anything else (request-shape.ts); tests and docs checks read it too.
+ */
+export function documentedOperations(): { method: string; path: string; docker: boolean; body: boolean; query: string[] }[] {
+  return OPERATIONS.map((op) => ({
+    method: op.method.toUpperCase(),
+    path: op.path,
+    docker: op.tag === 'docker',
+    body: op.body !== undefined,
+    query: (op.query ?? []).map((q) => q.name),
+  }));
 }
 
 let cached: object | undefined;

@@ -5,6 +5,7 @@
  * all its operations or none; conditions compare a key's modRevision (0 means
  * "must not exist") against the latest state.
  */
+import { HushError } from '../errors/index.js';
 import type { LogAuth } from './log-auth.js';
 
 export interface KvEntry {
@@ -78,10 +79,15 @@ export interface KeyedBackend extends Backend {
   readonly authenticated: boolean;
 }
 
-/** A transaction's condition did not hold: someone else changed the key first. */
-export class ConflictError extends Error {
+/**
+ * A transaction's condition did not hold: someone else changed the key first.
+ * A HushError 'conflict' (409), so one that outlasts a caller's retries
+ * reaches the client as "try again", not as a 500 (the kill -9 cycles suite
+ * saw a 500 from concurrent rotations of one secret).
+ */
+export class ConflictError extends HushError {
   constructor(readonly key: string) {
-    super(`conflicting change to ${key}`);
+    super('conflict', `conflicting change to ${key} by another request at the same time; try again`);
     this.name = 'ConflictError';
   }
 }

@@ -49,6 +49,9 @@ export function agentArgs(opts: AgentProcessOptions): string[] {
     // Each agent its own mounts directory: an agent cleans stale mounts under its directory at start.
     '--mounts',
     mountsDirOf(opts),
+    // No Docker plugin: several agents run at once here, and /run/docker/plugins/hush.sock is the host's.
+    '--docker-plugin',
+    'off',
     ...(opts.name ? ['--name', opts.name] : []),
     ...Object.entries(opts.labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
   ];

@@ -50,7 +50,7 @@ describe('hush deploy / hush stack (integration, real FUSE)', function () {
     // A copy: some tests change values in the files.
     await cp(FIXTURES, work, { recursive: true });
     env = { HUSH_HOME: dir, HUSH_HOST: '', HUSH_AGENT_SOCKET: '' };
-    up = startHush(['up', '--home', dir, '--socket', socket, '--agent-socket', join(dir, 'agent.sock'), '--mounts', join(dir, 'mounts'), '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], env);
+    up = startHush(['up', '--docker-plugin', 'off', '--home', dir, '--socket', socket, '--agent-socket', join(dir, 'agent.sock'), '--mounts', join(dir, 'mounts'), '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0'], env);
     await until(() => up.stdout().toString().includes('hush is up'), 'hush up to print its quickstart', 30_000).catch((err: Error) => {
       throw new Error(`${err.message}\n${up.stderr()}`);
     });

@@ -36,7 +36,7 @@ describe('hush run --env (integration, real FUSE)', function () {
     dir = await tempDir('hush-run-env-');
     agentSocket = join(dir, 'agent.sock');
     env = { HUSH_HOME: dir, HUSH_HOST: '', HUSH_AGENT_SOCKET: '', HUSH_AGENT_DEBUG: '1' };
-    up = startHush(['up', '--home', dir, '--socket', join(dir, 'admin.sock'), '--agent-socket', agentSocket, '--mounts', join(dir, 'mounts'), '--listen', '127.0.0.1:0', '--admin', ''], { ...env, HUSH_LOG_LEVEL: 'debug' });
+    up = startHush(['up', '--docker-plugin', 'off', '--home', dir, '--socket', join(dir, 'admin.sock'), '--agent-socket', agentSocket, '--mounts', join(dir, 'mounts'), '--listen', '127.0.0.1:0', '--admin', ''], { ...env, HUSH_LOG_LEVEL: 'debug' });
     await until(() => up.stdout().toString().includes('hush is up'), 'hush up to print its quickstart', 30_000).catch((err: Error) => {
       throw new Error(`${err.message}\n${up.stderr()}`);
     });

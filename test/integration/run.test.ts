@@ -41,7 +41,7 @@ describe('hush up + hush run (integration, real FUSE)', function () {
 
   /** Starts `hush up` on the suite's home (again, after a test stopped it: it reuses its data). */
   const startUp = async () => {
-    up = startHush(['up', '--home', dir, '--socket', join(dir, 'admin.sock'), '--agent-socket', agentSocket, '--mounts', mounts, '--listen', '127.0.0.1:0', '--admin', ''], env);
+    up = startHush(['up', '--docker-plugin', 'off', '--home', dir, '--socket', join(dir, 'admin.sock'), '--agent-socket', agentSocket, '--mounts', mounts, '--listen', '127.0.0.1:0', '--admin', ''], env);
     await until(() => up.stdout().toString().includes('hush is up'), 'hush up to print its quickstart', 30_000).catch((err: Error) => {
       throw new Error(`${err.message}\n${up.stderr()}`);
     });

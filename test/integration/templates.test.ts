@@ -32,7 +32,7 @@ describe('template grants (integration, real FUSE)', function () {
   before(async () => {
     dir = await tempDir('hush-tmpl-');
     env = { HUSH_HOME: dir, HUSH_HOST: '', HUSH_AGENT_SOCKET: '', HUSH_AGENT_DEBUG: '1' };
-    up = startHush(['up', '--home', dir, '--socket', join(dir, 'admin.sock'), '--agent-socket', join(dir, 'agent.sock'), '--mounts', join(dir, 'mounts'), '--listen', '127.0.0.1:0', '--admin', ''], env);
+    up = startHush(['up', '--docker-plugin', 'off', '--home', dir, '--socket', join(dir, 'admin.sock'), '--agent-socket', join(dir, 'agent.sock'), '--mounts', join(dir, 'mounts'), '--listen', '127.0.0.1:0', '--admin', ''], env);
     await until(() => up.stdout().toString().includes('hush is up'), 'hush up to start', 30_000).catch((err: Error) => {
       throw new Error(`${err.message}\n${up.stderr()}`);
     });

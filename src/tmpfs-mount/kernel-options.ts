@@ -9,8 +9,8 @@
  * are not what makes a rotation visible. They bound the damage should a
  * notification ever be refused (we log it): then a name would stay on its old
  * version for at most ENTRY_TIMEOUT_MS. Each expiry costs one LOOKUP per
- * cached name: at 60 s that is 1 request per 60 s per file, against ~500k
- * cached reads/s with one reader (0 requests per read in the bench).
+ * cached name in use (see ENTRY_TIMEOUT_MS for why it is short), against
+ * ~500k cached reads/s with one reader (0 requests per cached read).
  *
  * Serving threads. Each blocks in read(2) on /dev/fuse. Only page-cache misses
  * (the first read of a version), lookups and forgets reach them, never cached
@@ -41,7 +41,17 @@
  * the load average at 7. Checked at once, the bound would drop live versions.
  */
 
-export const ENTRY_TIMEOUT_MS = 60_000;
+/**
+ * 1 s, not longer, for the day the agent dies: the kernel then answers
+ * nothing for the mount, but a name it still holds valid would open, and with
+ * no_open read its cached pages, silently: a container would keep reading a
+ * value whose rotations can no longer reach it. Once the entry expires, the
+ * next open asks (LOOKUP) and fails with ENOTCONN, so an agent crash shows as
+ * an error within a second (test/integration/docker-volume-plugin.test.ts).
+ * The cost is one LOOKUP per second per name in use, against ~500k cached
+ * reads/s; fds opened earlier keep reading their version, as they should.
+ */
+export const ENTRY_TIMEOUT_MS = 1_000;
 /**
  * READ size, in 4 KiB pages (INIT's max_pages). 32 pages = 128 KiB, the
  * readahead window this kernel offers in INIT (max_readahead): sequential

@@ -233,7 +233,9 @@ describe('Docker volume plugin (integration, real dockerd + FUSE)', function () 
 
     up!.child.kill('SIGKILL');
     await up!.finished;
-    const dead = dockerd!.docker(['exec', 'survivor', 'cat', '/run/secrets/other']);
+    // The kernel may still hold the name for its entry timeout (1 s): then the next open asks the dead agent and fails.
+    let dead = { status: 0 as number | null, stdout: '', stderr: '' };
+    await until(() => (dead = dockerd!.docker(['exec', 'survivor', 'cat', '/run/secrets/other'])).status !== 0, 'reads to fail once the agent is gone', 5_000);
     expect(dead.status).to.not.equal(0);
     expect(dead.stdout).to.equal('');
     expect(dead.stderr).to.match(/Transport endpoint is not connected|Socket not connected|No such device/);

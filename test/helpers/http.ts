@@ -1,5 +1,5 @@
 /** A minimal HTTP client over a unix socket, for talking to the store and the agent as a client would. */
-import { Agent, request } from 'node:http';
+import { Agent, request, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 
 /** The body of every error reply: `{error: {code, message}}`. */
 export interface ErrorBody {
@@ -8,6 +8,7 @@ export interface ErrorBody {
 
 export interface Reply<T = unknown> {
   status: number;
+  headers: IncomingHttpHeaders;
   body: T;
   text: string;
 }
@@ -30,24 +31,29 @@ function send<T>(agent: Agent, socketPath: string, method: string, path: string,
   return new Promise((resolve, reject) => {
     const req = request(
       { socketPath, method, path, agent, headers: { ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}), ...headers } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown;
-          try {
-            parsed = text ? JSON.parse(text) : undefined;
-          } catch {
-            // not JSON: callers look at `text`
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed as T, text });
-        });
-        res.on('error', reject);
-      },
+      (res) => readReply<T>(res).then(resolve, reject),
     );
     req.on('error', (err) => reject(Object.assign(err, { reusedSocket: req.reusedSocket })));
     req.end(payload);
+  });
+}
+
+/** Reads a response to its end: status, headers, the text and, when it is JSON, the parsed body. */
+export function readReply<T>(res: IncomingMessage): Promise<Reply<T>> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      let parsed: unknown;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        // not JSON: callers look at `text`
+      }
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed as T, text });
+    });
+    res.on('error', reject);
   });
 }
 

@@ -13,9 +13,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, symlink, unlink, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Running } from './hush-process.js';
 import { readMounts } from './mounts.js';
+import { removeDir } from './tmp.js';
 import { until } from './until.js';
 
 export const TEST_IMAGE = 'hush-test-busybox';
@@ -166,4 +168,20 @@ function isDirectory(path: string): boolean {
 /** The private daemon's log tail, for a failed test's output. */
 export async function dockerdLogTail(d: Dockerd): Promise<string> {
   return (await readFile(join(d.dir, 'dockerd.log'), 'utf8').catch(() => '')).split('\n').slice(-20).join('\n');
+}
+
+/**
+ * The end of a suite that runs `hush up` with a Docker plugin against its own
+ * dockerd: hush up stops first (its mounts go), then the daemon, then what is
+ * left of the plugin socket and the suite's folder, even when a step fails.
+ */
+export async function stopDockerSuite(suite: { up?: Running; dockerd?: Dockerd; plugin: string; dir?: string }): Promise<void> {
+  try {
+    if (suite.up && suite.up.child.exitCode === null) suite.up.child.kill('SIGTERM');
+    await suite.up?.finished;
+  } finally {
+    await suite.dockerd?.stop();
+    await unlink(`/run/docker/plugins/${suite.plugin}.sock`).catch(() => undefined);
+    if (suite.dir) await removeDir(suite.dir);
+  }
 }

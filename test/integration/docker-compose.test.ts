@@ -8,13 +8,13 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { call, closeClients } from '../helpers/http.js';
 import { hush, runHush, startHush, type Running } from '../helpers/hush-process.js';
-import { dockerdLogTail, startDockerd, TEST_IMAGE, type Dockerd } from '../helpers/dockerd.js';
+import { dockerdLogTail, startDockerd, stopDockerSuite, TEST_IMAGE, type Dockerd } from '../helpers/dockerd.js';
 import { hushMountsUnder } from '../helpers/mounts.js';
-import { removeDir, tempDir } from '../helpers/tmp.js';
+import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
 
 describe('hush compose (integration, real dockerd + docker-compose)', function () {
@@ -106,14 +106,7 @@ secrets:
 
   after(async () => {
     closeClients();
-    try {
-      if (up && up.child.exitCode === null) up.child.kill('SIGTERM');
-      await up?.finished;
-    } finally {
-      await dockerd?.stop();
-      await unlink(`/run/docker/plugins/${plugin}.sock`).catch(() => undefined);
-      if (dir) await removeDir(dir);
-    }
+    await stopDockerSuite({ up, dockerd, plugin, dir });
   });
 
   it('up -d deploys the project and each container reads its own secrets; down removes them', async () => {

@@ -8,13 +8,13 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { unlink, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { call, closeClients } from '../helpers/http.js';
 import { hush, startHush, type Running } from '../helpers/hush-process.js';
-import { dockerdLogTail, startDockerd, TEST_IMAGE, type Dockerd } from '../helpers/dockerd.js';
+import { dockerdLogTail, startDockerd, stopDockerSuite, TEST_IMAGE, type Dockerd } from '../helpers/dockerd.js';
 import { hushMountsUnder } from '../helpers/mounts.js';
-import { removeDir, tempDir } from '../helpers/tmp.js';
+import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
 
 interface ContainerView {
@@ -93,14 +93,7 @@ describe('Docker volume plugin (integration, real dockerd + FUSE)', function () 
 
   after(async () => {
     closeClients();
-    try {
-      if (up && up.child.exitCode === null) up.child.kill('SIGTERM');
-      await up?.finished;
-    } finally {
-      await dockerd?.stop();
-      await unlink(`/run/docker/plugins/${plugin}.sock`).catch(() => undefined);
-      if (dir) await removeDir(dir);
-    }
+    await stopDockerSuite({ up, dockerd, plugin, dir });
   });
 
   it('serves the plugin socket: Activate says VolumeDriver, scope local', async () => {

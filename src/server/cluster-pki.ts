@@ -36,7 +36,7 @@ export class ClusterPki {
   private tokenChanges: Promise<unknown> = Promise.resolve();
   /** Serializes CA rotation and retirement. */
   private caChanges: Promise<unknown> = Promise.resolve();
-  private readonly caListeners = new Set<() => void>();
+  private readonly caListeners = new Set<() => void | Promise<void>>();
 
   private constructor(
     private ca: pki.KeyAndCert,
@@ -88,7 +88,7 @@ export class ClusterPki {
   }
 
   /** Called after the CA changed (rotated or retired): the listeners take new TLS material. */
-  onCaChange(listener: () => void): () => void {
+  onCaChange(listener: () => void | Promise<void>): () => void {
     this.caListeners.add(listener);
     return () => this.caListeners.delete(listener);
   }
@@ -108,7 +108,7 @@ export class ClusterPki {
       await this.records.saveRotation(next, previous);
       this.ca = next;
       this.previous = previous;
-      this.emitCaChange();
+      await this.emitCaChange();
       return { previous, fingerprint: this.caFingerprint };
     });
     this.caChanges = change.catch(() => undefined);
@@ -121,15 +121,16 @@ export class ClusterPki {
       if (!this.previous) return false;
       await this.records.retirePrevious();
       this.previous = undefined;
-      this.emitCaChange();
+      await this.emitCaChange();
       return true;
     });
     this.caChanges = change.catch(() => undefined);
     return change;
   }
 
-  private emitCaChange(): void {
-    for (const listener of this.caListeners) listener();
+  /** Awaited: what follows from the change (TLS of the listeners, HUSH_HOME's credentials) is done when the rotation or retirement returns. */
+  private async emitCaChange(): Promise<void> {
+    for (const listener of this.caListeners) await listener();
   }
 
   /** Records which CA issued a node's certificate (what the rotation's progress counts). */

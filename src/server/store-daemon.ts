@@ -193,7 +193,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     nodeServer = node;
     // A CA rotation or retirement: both listeners present the new chain and trust from the next connection on
     // (open connections keep theirs), and HUSH_HOME's admin credentials move to the active CA.
-    pki.onCaChange(() => {
+    pki.onCaChange(async () => {
       const next = pki.serverTls(hosts);
       node.updateTls(next);
       if (httpsServer) updateHttpsTls(httpsServer, next);
@@ -205,7 +205,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
         const nodes = d.disconnectWhere((pem) => issuedByOld(new X509Certificate(pem)), 'the CA that issued this certificate was retired; renew or join again');
         log.info({ admins, nodes }, 'closed connections made with certificates of the retired CA');
       }
-      homeCredentials?.refresh().catch((err: unknown) => log.error({ err: (err as Error).message }, 'moving the admin credentials in HUSH_HOME to the new CA failed; will retry'));
+      await homeCredentials?.refresh().catch((err: unknown) => log.error({ err: (err as Error).message }, 'moving the admin credentials in HUSH_HOME to the new CA failed; will retry'));
     });
     const nodeAddress = `${splitHostPort(listen).host}:${node.port}`;
     let adminAddress: string | undefined;

@@ -55,9 +55,10 @@ async function waitForLine(c: Child, pattern: RegExp): Promise<RegExpExecArray> 
   }
 }
 
+/** The child's exit code once its output is all read: 'close', not 'exit', which may come before the last of stdout. */
 async function finish(c: Child): Promise<number | null> {
-  if (c.child.exitCode !== null) return c.child.exitCode;
-  const [code] = (await once(c.child, 'exit')) as [number | null];
+  if (c.child.exitCode !== null && c.child.stdout!.closed && c.child.stderr!.closed) return c.child.exitCode;
+  const [code] = (await once(c.child, 'close')) as [number | null];
   return code;
 }
 

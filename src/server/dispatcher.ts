@@ -22,6 +22,9 @@ import { Assignments } from './assignments.js';
 import { NodeSession, type DesiredState } from './node-session.js';
 import type { ReplicaPresence } from './presence.js';
 
+/** A failed update of a node is tried again after this long (the storage's own retries have given up by then). */
+const SYNC_RETRY_MS = 1000;
+
 export interface DispatcherLimits {
   /** Containers one node may report or register (NodeLimits.maxContainersPerNode). */
   maxContainersPerNode: number;
@@ -220,7 +223,11 @@ export class Dispatcher {
     }
   }
 
-  /** Brings the node up to date. Never rejects: a failure is logged and the next change tries again. */
+  /**
+   * Brings the node up to date. Never rejects: a failure (the storage
+   * unavailable, e.g. etcd without a majority) is logged and tried again a
+   * second later until it succeeds, since no later change may come to retry it.
+   */
   private sync(session: NodeSession): Promise<void> {
     return session
       .enqueue(async () => {
@@ -229,7 +236,10 @@ export class Dispatcher {
         const sent = await session.push(desired, this.store.backend.revision(), (name, version) => this.reveal(name, version));
         if (sent) this.metrics?.countPush(sent.kind, sent.secretVersions);
       })
-      .catch((err: unknown) => this.log.error({ node: session.nodeId, err: (err as Error).message }, 'could not update a node'));
+      .catch((err: unknown) => {
+        this.log.error({ node: session.nodeId, err: (err as Error).message }, 'could not update a node; trying again in 1 s');
+        session.retryLater(SYNC_RETRY_MS, () => void this.sync(session));
+      });
   }
 
   private async desiredState(nodeId: string): Promise<DesiredState | undefined> {

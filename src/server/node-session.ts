@@ -22,6 +22,7 @@ export class NodeSession {
   private snapshotSent = false;
   /** Sends not yet acknowledged, oldest first: the revision and the versions it left on the node. */
   private unacked: { revision: number; versions: ReadonlyMap<string, number> }[] = [];
+  private retryTimer: NodeJS.Timeout | undefined;
   closed = false;
   ackedRevision = 0;
   lastHeartbeat = new Date();
@@ -34,6 +35,16 @@ export class NodeSession {
     /** Sent with the snapshot: the agent beats at this period. */
     private readonly heartbeatPeriodMs: number,
   ) {}
+
+  /** Runs `retry` once after `delayMs` unless the session closed; a retry already waiting absorbs this one. */
+  retryLater(delayMs: number, retry: () => void): void {
+    if (this.retryTimer || this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (!this.closed) retry();
+    }, delayMs);
+    this.retryTimer.unref();
+  }
 
   /** Runs `work` after everything queued before it (sends stay in order). */
   enqueue(work: () => Promise<void>): Promise<void> {

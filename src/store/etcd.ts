@@ -29,7 +29,8 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import type { CallOptions } from '@grpc/grpc-js';
-import { Etcd3, type IKeyValue, type IOptions, type IRequestOp, type ITxnResponse, type IWatchResponse, type Watcher } from 'etcd3';
+import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen } from 'cockatiel';
+import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IRequestOp, type ITxnResponse, type IWatchResponse, type Watcher } from 'etcd3';
 import { HushError } from '../errors/index.js';
 import { log } from '../log/index.js';
 import { ConflictError, type KeyedBackend, type KvEntry, type KvEvent, type KvOp, type KvTxn, type PeekedValue } from './backend.js';
@@ -77,6 +78,8 @@ export function prefixEnd(prefix: Buffer): Buffer {
   return Buffer.from([0]);
 }
 
+type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
+
 export class EtcdBackend implements KeyedBackend {
   readonly prefix: string;
   private readonly client: Etcd3;
@@ -97,6 +100,18 @@ export class EtcdBackend implements KeyedBackend {
       hosts: options.endpoints,
       // Values of 256 KiB and pages of 500 of them: above grpc-js's 4 MiB default.
       grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024 },
+      // Every unary call has a deadline, the client's own too (election, leases). Without one, a call that
+      // a member without quorum holds becomes the circuit breaker's half-open trial, and every later call
+      // to that member waits behind it: seen as a replica that stopped pushing to its agents after etcd
+      // lost and regained its majority. Streams (watch, keep-alive) live on.
+      defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
+      faultHandling: {
+        // The client's default, but a member is tried again after 1 s instead of 5 once it failed three times in a row.
+        host: () => circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
+        // The default reconnects a lost watch after up to 30 s; pushes to agents wait on the watch, so 2 s at most.
+        // (The client's own default is this factory too; its option type names what the factory's next() returns.)
+        watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2000 }) as unknown as WatchBackoff,
+      },
     };
     if (options.tls?.ca) clientOptions.credentials = { rootCertificate: options.tls.ca, privateKey: options.tls.key, certChain: options.tls.cert };
     this.client = new Etcd3(clientOptions);
@@ -265,6 +280,7 @@ export class EtcdBackend implements KeyedBackend {
     this.watcher = watcher;
     watcher.on('data', (res: IWatchResponse) => this.onWatch(res));
     watcher.on('disconnected', (err: Error) => log.warn({ err: err.message }, 'lost the etcd watch; reconnecting (it resumes where it stopped)'));
+    watcher.on('connected', () => log.debug({ from: this.latest + 1 }, 'etcd watch established'));
     watcher.on('error', (err: Error) => {
       // Cancelled by etcd (a compaction past where the watch stood): watch again from now, and tell listeners everything as it is.
       log.error({ err: err.message }, 'etcd cancelled the watch; re-reading the whole store');
@@ -289,6 +305,7 @@ export class EtcdBackend implements KeyedBackend {
   /** A watch response: its events grouped by revision (a transaction's events share one, in the order of its operations). */
   private onWatch(res: IWatchResponse): void {
     if (!res.events?.length || !this.auth) return;
+    log.debug({ events: res.events.length, revision: Number(res.header.revision) }, 'etcd watch events');
     let current: KvEvent | undefined;
     const flush = () => {
       if (current) this.publish(current);

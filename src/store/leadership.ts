@@ -59,7 +59,9 @@ export function etcdLeadership(backend: EtcdBackend, replicaId: string, ttlSecon
       if (campaign === current) set(true);
     });
     current.on('error', (err: Error) => {
+      // A failing campaign can report several errors; only the first starts the next campaign (else they multiply).
       if (campaign !== current || closed) return;
+      campaign = undefined;
       set(false);
       log.warn({ replica: replicaId, err: err.message }, 'lost the singleton-jobs election (etcd lease or connection); campaigning again');
       setTimeout(run, 1000).unref();

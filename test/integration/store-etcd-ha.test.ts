@@ -238,8 +238,13 @@ describe('store HA: two replicas on a 3-member etcd cluster, agents failing over
       await etcd.start(0);
       await etcd.start(1);
       await until(async () => (await createSecret(a, 'recovered', 'x').catch(() => undefined))?.status === 201, 'a write after the members returned', 60_000, 500);
-      expect((await rotateSecret(a, 'db_password', 'recovered')).status).to.equal(201);
+      // While the returned members catch up, a request can still meet a 503 (etcd's client re-trying members it saw fail); a client retries.
+      await until(async () => (await rotateSecret(a, 'db_password', 'recovered')).status === 201, 'a rotation after recovery', 30_000, 200);
       await until(async () => (await readFile(join(mount, 'db'), 'utf8')) === 'recovered', 'a rotation after recovery reaching the agent on b', 30_000);
+    } catch (err) {
+      // What CI shows of the processes when this fails.
+      console.log(`--- replica b ---\n${b.process!.output()}\n--- replica a ---\n${a.process!.output()}\n--- agent ---\n${onB.output()}`);
+      throw err;
     } finally {
       for (const [i, member] of etcd.members.entries()) if (member.child?.exitCode !== null || member.child?.signalCode !== null) await etcd.start(i).catch(() => undefined);
     }

@@ -101,7 +101,7 @@ describe('who read what (store process, an agent with FUSE mounts, the CLI)', fu
     await until(() => {
       const r = reads('db_password');
       return readOf(r, 'c-holder', 1)?.state === 'held' && readOf(r, 'c-holder', 2) !== undefined;
-    }, 'the store to hear of both reads');
+    }, 'the store to hear of both reads', 30_000, 200);
     const both = reads('db_password');
     const old = readOf(both, 'c-holder', 1)!;
     const current = readOf(both, 'c-holder', 2)!;
@@ -142,7 +142,7 @@ describe('who read what (store process, an agent with FUSE mounts, the CLI)', fu
 
     // A stopped container's versions show released at its stop (its last report goes before the stop).
     expect((await call(agent!.socket, 'DELETE', '/v1/containers/c-holder')).status).to.equal(204);
-    await until(() => readOf(reads('db_password'), 'c-holder', 2)?.state === 'released', 'v2 released at the stop');
+    await until(() => readOf(reads('db_password'), 'c-holder', 2)?.state === 'released', 'v2 released at the stop', 30_000, 200);
 
     // No value in any report, any answer, or any log; only the documented fields.
     const everything = cli(['audit', '--reads', '--format', 'json']) + cli(['secret', 'inspect', 'db_password']) + cli(['audit', '--reads']);
@@ -209,7 +209,7 @@ describe('who read what (store process, an agent with FUSE mounts, the CLI)', fu
     ]) send([...bad, entry({ container_id: 'c-fake', version: 1 })]);
     // The positive control, last: once it is in, every report before it was judged (one stream, in order).
     send([entry({})]);
-    await until(() => reads('db_password').some((r) => r.container === 'c-fake'), 'the good entry to be recorded');
+    await until(() => reads('db_password').some((r) => r.container === 'c-fake'), 'the good entry to be recorded', 30_000, 200);
     const fake = reads('db_password').filter((r) => r.nodeName === 'node-fake');
     expect(fake.map((r) => [r.container, r.version, r.state])).to.deep.equal([['c-fake', 2, 'held']]);
     expect(reads('nobody_has_this')).to.deep.equal([]);
@@ -221,7 +221,7 @@ describe('who read what (store process, an agent with FUSE mounts, the CLI)', fu
     client.close();
     (joinClient as unknown as grpc.Client).close();
     cli(['node', 'rm', 'node-fake']);
-    await until(() => !reads('db_password').some((r) => r.container === 'c-fake'), 'the removed node\'s reads to go');
+    await until(() => !reads('db_password').some((r) => r.container === 'c-fake'), 'the removed node\'s reads to go', 30_000, 200);
     expect(reads('db_password').some((r) => r.nodeName === 'node-a')).to.equal(true);
   });
 });

@@ -8,8 +8,8 @@
 import type { WireContainer } from '../protocol/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
-import type { SecretCache } from './cache.js';
 import type { LookupRecord } from '../tmpfs-mount/index.js';
+import type { SecretCache } from './cache.js';
 import type { MountDetails, MountManager } from './mounts.js';
 import { isSameProcess, processStartTime } from './process-identity.js';
 import { sourceForService } from './secret-source.js';

@@ -39,6 +39,8 @@ const NATIVE: readonly Rule[] = [
   ['GET', '/stacks', 'service.read'],
   ['DELETE', '/stacks/:name', 'deploy'],
   ['GET', '/audit', 'audit.read'],
+  // Who read which secret version: names, versions and times, as sensitive as the log.
+  ['GET', '/audit/reads', 'audit.read'],
   // Verifying the hash chain only reads it.
   ['GET POST', '/audit/verify', 'audit.read'],
   ['GET', '/join-token', 'token.read'],

@@ -22,6 +22,7 @@ import { joinStore } from './join.js';
 import { noMounts, type MountManager } from './mounts.js';
 import type { NodeIdentity } from './node-identity.js';
 import { CertificateRenewer } from './renewal.js';
+import { ReadReporter } from './read-reports.js';
 import { createRuntimeApp } from './runtime-api.js';
 import { sourceForService, type SecretSource } from './secret-source.js';
 import { StoreSession, type SessionStatus } from './session.js';
@@ -111,8 +112,11 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     snapshotTimeoutMs: opts.snapshotTimeoutMs,
     backoff: opts.backoff,
     onDisconnected: failover,
+    onReady: () => reads.resend(),
   });
-  const registry: ContainerRegistry = new ContainerRegistry({ link: session, cache, mounts, log, decisionTimeoutMs: opts.decisionTimeoutMs });
+  // Who read what, to the store (only called once the session is ready, after `registry` exists).
+  const reads = new ReadReporter({ containers: () => registry.reads(), send: (entries) => session.sendReads(entries) });
+  const registry: ContainerRegistry = new ContainerRegistry({ link: session, cache, mounts, log, decisionTimeoutMs: opts.decisionTimeoutMs, reads });
 
   const status = (): AgentStatus => ({
     nodeId: identity?.nodeId ?? '',
@@ -131,6 +135,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     identity = await joinAny(addresses, (a) => joinStore({ address: a, token: opts.token, name: opts.name, hostname: opts.hostname, labels: opts.labels }), (index) => (at = index), log);
   } catch (err) {
     await closeRuntimeApi(server, opts.socket);
+    reads.close();
     cache.destroy();
     throw err;
   }
@@ -145,6 +150,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       session.close();
       await closeRuntimeApi(server, opts.socket);
       registry.close();
+      reads.close();
       for (const client of clients.values()) client.close();
       cache.destroy();
       throw err;
@@ -188,6 +194,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         session.close();
         await closeRuntimeApi(server, opts.socket);
         registry.close();
+        reads.close();
         await mounts.close();
         for (const client of clients.values()) client.close();
         cache.destroy();

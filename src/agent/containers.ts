@@ -8,6 +8,7 @@
 import type { WireContainer } from '../protocol/index.js';
 import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
+import type { LookupRecord } from '../tmpfs-mount/index.js';
 import type { SecretCache } from './cache.js';
 import type { MountDetails, MountManager } from './mounts.js';
 import { isSameProcess, processStartTime } from './process-identity.js';
@@ -81,6 +82,8 @@ export interface RegistryOptions {
   mounts: MountManager;
   log: Logger;
   decisionTimeoutMs?: number;
+  /** Told a container's mount records just before the mount goes (read-reports.ts). */
+  reads?: { stopped(containerId: string, lookups: LookupRecord[] | null): void };
 }
 
 export class ContainerRegistry {
@@ -115,6 +118,11 @@ export class ContainerRegistry {
     if (!registered) throw new HushError('not_found', `no container "${id}" on this node`);
     const details = this.#opts.mounts.details?.(id);
     return { ...this.#view(registered), fuse: details?.fuse ?? null, lookups: details?.lookups ?? null };
+  }
+
+  /** Each registered container with what its mount recorded of lookups, for the read reports. */
+  reads(): { id: string; lookups: LookupRecord[] | null }[] {
+    return [...this.#running.keys()].map((id) => ({ id, lookups: this.#opts.mounts.details?.(id)?.lookups ?? null }));
   }
 
   /** For the session's Hello. */
@@ -172,6 +180,8 @@ export class ContainerRegistry {
     const registered = this.#running.get(id);
     if (!registered) throw new HushError('not_found', `no container "${id}" on this node`);
     this.#running.delete(id);
+    // Its reads, before the mount and its records go, and before the store hears of the stop.
+    this.#opts.reads?.stopped(id, this.#opts.mounts.details?.(id)?.lookups ?? null);
     // Tell the store first: it then stops sending (and the node drops) secrets no other container here needs.
     this.#opts.link.notifyStop(id);
     await this.#opts.mounts.unmount(id);

@@ -22,6 +22,7 @@ import {
   type StoreMessage,
   type WireContainer,
   type WireDecision,
+  type WireReadEntry,
 } from '../protocol/index.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import type { SecretCache } from './cache.js';
@@ -46,6 +47,8 @@ export interface SessionOptions {
   onRevoked?: (reason: string) => void;
   /** The stream failed or ended (not revoked): the agent may point `client` at another store replica before the retry. */
   onDisconnected?: () => void;
+  /** A session is established (its snapshot applied): a new store session knows nothing this one was told. */
+  onReady?: () => void;
 }
 
 export interface SessionStatus {
@@ -161,6 +164,13 @@ export class StoreSession implements StoreLink {
     if (this.#state === 'ready') this.#send({ body: 'container_stop', container_stop: { container_id: containerId } });
   }
 
+  /** Sends a read report (read-reports.ts) on a ready session; false when there is none (the next session hears everything again). */
+  sendReads(entries: WireReadEntry[]): boolean {
+    if (this.#state !== 'ready' || !this.#stream?.writable) return false;
+    this.#send({ body: 'read_report', read_report: { entries } });
+    return true;
+  }
+
   close(): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
@@ -246,6 +256,7 @@ export class StoreSession implements StoreLink {
       'session with the store established',
     );
     this.#failuresSinceReady = 0;
+    this.#opts.onReady?.();
     for (const waiter of [...this.#readyWaiters]) waiter();
   }
 

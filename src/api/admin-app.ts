@@ -143,8 +143,8 @@ export function createAdminExpress(ctx: AdminContext): express.Express {
     res.json(await ctx.rotateKek());
   });
 
-  app.use('/v1/secrets', secretRoutes(ctx.secrets, ctx.randomBytes, () => ctx.cluster()?.propagation));
-  app.use('/v1/audit', auditRoutes(ctx.audit));
+  app.use('/v1/secrets', secretRoutes(ctx.secrets, ctx.randomBytes, () => ctx.cluster()));
+  app.use('/v1/audit', auditRoutes(ctx.audit, () => ctx.cluster()));
   app.use('/v1/services', serviceRoutes(ctx.services));
   app.use('/v1', deployRoutes(ctx.stacks));
   const cluster = (): ClusterControl => {

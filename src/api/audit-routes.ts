@@ -1,10 +1,23 @@
-/** The audit log over HTTP: /v1/audit (the auditor role and up; see acl/routes.ts). */
+/** The audit log over HTTP: /v1/audit, and who read what: /v1/audit/reads (the auditor role and up; see acl/routes.ts). */
 import { Router, type Request } from 'express';
 import { HushError } from '../errors/index.js';
+import type { ReadRecord } from '../rotation/index.js';
+import { assertValidName } from '../rules/index.js';
 import type { AuditLog, AuditQuery } from '../store/index.js';
 
-export function auditRoutes(audit: AuditLog): Router {
+/** The nodes' read reports: undefined while the cluster side (the dispatcher) is not up. */
+export type ReadSource = () => { reads(query: { secret?: string }): Promise<ReadRecord[]> } | undefined;
+
+export function auditRoutes(audit: AuditLog, readSource: ReadSource): Router {
   const router = Router();
+
+  router.get('/reads', async (req, res) => {
+    const { secret } = req.query;
+    if (secret !== undefined) assertValidName(secret, 'secret');
+    const source = readSource();
+    if (!source) throw new HushError('unavailable', 'the cluster side of the store is still starting; try again in a moment');
+    res.json(await source.reads(secret === undefined ? {} : { secret }));
+  });
 
   router.get('/', async (req, res) => {
     res.json(await audit.list(auditQuery(req)));

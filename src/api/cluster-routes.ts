@@ -1,5 +1,5 @@
 /** Native admin routes for services, nodes and join tokens (admin certificates: cert-routes.ts). */
-import type { Propagation } from '../rotation/index.js';
+import type { Propagation, ReadRecord } from '../rotation/index.js';
 import { Router } from 'express';
 import type { JSONSchemaType } from 'ajv';
 import * as acl from '../acl/index.js';
@@ -33,6 +33,8 @@ export interface ClusterControl {
   rotateCa(): Promise<CaRotationReport>;
   /** How far each of `versions` of `secret` has reached its entitled nodes (the dispatcher's acks), in the order asked. */
   propagation(secret: string, versions: number[]): Promise<Propagation[]>;
+  /** Who read which version (of one secret, if given), as the nodes reported it (rotation/reads.ts). */
+  reads(query: { secret?: string }): Promise<ReadRecord[]>;
 }
 
 interface LabelBody {

@@ -84,6 +84,14 @@ const OPERATIONS: Operation[] = [
     ],
     responses: { 200: ok({ type: 'array', items: { $ref: '#/components/schemas/AuditRecord' } }) },
   },
+  {
+    method: 'get',
+    path: '/v1/audit/reads',
+    tag: 'audit',
+    summary: 'Who read what: per node, container and secret version, the first read and whether the container still holds it (names, versions and times; never a value)',
+    query: [{ name: 'secret', description: 'Only reads of this secret', schema: { type: 'string' } }],
+    responses: { 200: ok({ type: 'array', items: { $ref: '#/components/schemas/ReadRecord' } }), 503: ok('Error', 'The cluster side is starting') },
+  },
   { method: 'get', path: '/v1/audit/verify', tag: 'audit', summary: 'Check the chain: every edited, removed, reordered or cut-off record, and where', responses: { 200: ok({ type: 'object', properties: { ok: { type: 'boolean' }, records: { type: 'integer' }, problems: { type: 'array', items: { type: 'object' } } } }) } },
 
   // Services
@@ -182,9 +190,11 @@ const SCHEMAS: Record<string, object> = {
                 origin: { type: 'string', enum: ['create', 'rotate', 'rollback', 'schedule', 'deploy'] },
                 from: { type: 'integer', description: 'a rollback: the version whose value it took' },
                 propagation: { $ref: '#/components/schemas/Propagation' },
+                readers: { type: 'array', description: 'containers that read this version (ReadRecord without secret and version)', items: { type: 'object' } },
               },
             },
           },
+          olderVersionHolders: { type: 'array', description: 'containers whose mount still holds a version older than the current one', items: { $ref: '#/components/schemas/ReadRecord' } },
           keep: { type: 'integer', description: 'versions kept; older ones are destroyed' },
           schedule: {
             type: 'object',
@@ -203,6 +213,21 @@ const SCHEMAS: Record<string, object> = {
         type: 'array',
         items: { type: 'object', properties: { node: { type: 'string', description: 'node id' }, name: { type: 'string' }, version: { type: 'integer', description: 'the version it holds' }, ackedAt: timestamp } },
       },
+    },
+  },
+  ReadRecord: {
+    type: 'object',
+    properties: {
+      node: { type: 'string', description: 'node id' },
+      nodeName: { type: 'string' },
+      container: { type: 'string', description: 'the container id the node registered (hush run, runtime API, Docker plugin mount)' },
+      service: { type: 'string' },
+      secret: { type: 'string' },
+      version: { type: 'integer' },
+      firstReadAt: { ...timestamp, description: 'the first lookup of this version in the container\'s mount' },
+      state: { type: 'string', enum: ['held', 'released'], description: 'held: the container\'s mount still holds the version (an open file, a name the kernel caches)' },
+      releasedAt: { ...timestamp, nullable: true, description: 'when the kernel released the version, or the container\'s mount went' },
+      reportedAt: timestamp,
     },
   },
   AuditRecord: {

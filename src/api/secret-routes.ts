@@ -13,6 +13,7 @@ import {
   type Charset,
   type Propagation,
   type RandomSource,
+  type ReadRecord,
 } from '../rotation/index.js';
 import type { SecretDetail, SecretStore } from '../store/index.js';
 import { actorOf } from './audit-trail.js';
@@ -91,18 +92,35 @@ export async function createSecret(secrets: SecretStore, requestBody: unknown, a
   return { id: created.id, name: created.name, version: created.version };
 }
 
-/** How far versions have reached: undefined while the cluster side (the dispatcher) is not up. */
-export type PropagationSource = () => ((secret: string, versions: number[]) => Promise<Propagation[]>) | undefined;
+/** How far versions have reached and who read them: undefined while the cluster side (the dispatcher) is not up. */
+export type ClusterView = () =>
+  | {
+      propagation(secret: string, versions: number[]): Promise<Propagation[]>;
+      reads(query: { secret?: string }): Promise<ReadRecord[]>;
+    }
+  | undefined;
 
-export function secretRoutes(secrets: SecretStore, randomBytes: RandomSource, propagationOf: PropagationSource): Router {
+/** A reader as `secret inspect` shows it under its version: the secret and version are the version's own. */
+const reader = ({ secret: _secret, version: _version, reportedAt: _reportedAt, ...rest }: ReadRecord) => rest;
+
+export function secretRoutes(secrets: SecretStore, randomBytes: RandomSource, clusterView: ClusterView): Router {
   const router = Router();
 
-  /** The detail with each version's propagation, when the cluster side can tell. */
+  /**
+   * The detail with, when the cluster side can tell, each version's
+   * propagation and readers (the containers that read it, held or released),
+   * and the containers that still hold a version older than the current one.
+   */
   const withPropagation = async (detail: SecretDetail) => {
-    const source = propagationOf();
-    if (!source) return detail;
-    const reached = await source(detail.name, detail.versions.map((v) => v.version));
-    return { ...detail, versions: detail.versions.map((v, i) => ({ ...v, propagation: reached[i] })) };
+    const cluster = clusterView();
+    if (!cluster) return detail;
+    const reached = await cluster.propagation(detail.name, detail.versions.map((v) => v.version));
+    const reads = await cluster.reads({ secret: detail.name });
+    return {
+      ...detail,
+      versions: detail.versions.map((v, i) => ({ ...v, propagation: reached[i], readers: reads.filter((r) => r.version === v.version).map(reader) })),
+      olderVersionHolders: reads.filter((r) => r.version < detail.version && r.state === 'held').map(({ reportedAt: _reportedAt, ...rest }) => rest),
+    };
   };
 
   router.post('/', async (req, res) => {
@@ -126,9 +144,9 @@ export function secretRoutes(secrets: SecretStore, randomBytes: RandomSource, pr
     const detail = await secrets.inspect(req.params.name);
     const version = versionQuery(req, detail.version);
     if (!detail.versions.some((v) => v.version === version)) throw new HushError('not_found', `secret "${detail.name}" has no version ${version} (it keeps versions ${detail.versions[0]!.version} to ${detail.version})`);
-    const source = propagationOf();
-    if (!source) throw new HushError('unavailable', 'the cluster side of the store is still starting; try again in a moment');
-    res.json((await source(detail.name, [version]))[0]);
+    const cluster = clusterView();
+    if (!cluster) throw new HushError('unavailable', 'the cluster side of the store is still starting; try again in a moment');
+    res.json((await cluster.propagation(detail.name, [version]))[0]);
   });
 
   router.delete('/:name', async (req, res) => {

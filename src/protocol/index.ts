@@ -6,6 +6,7 @@
  * admin API.
  */
 export {
+  MAX_READ_ENTRIES_PER_REPORT,
   STORE_TLS_NAME,
   nodeServiceClient,
   nodeServiceDefinition,
@@ -18,6 +19,7 @@ export {
   type WireDecision,
   type WireDelta,
   type WireGrant,
+  type WireReadEntry,
   type WireSecretVersion,
   type WireServiceGrants,
   type WireSnapshot,

@@ -52,6 +52,21 @@ export interface WireDecision {
   reason: string;
   revision: number;
 }
+/** One container's reads of one secret version (ReadReport in node.proto): never a value. */
+export interface WireReadEntry {
+  container_id: string;
+  secret: string;
+  version: number;
+  first_read_at_ms: number;
+  /** 0 while the container's mount still holds the version. */
+  released_at_ms: number;
+}
+/**
+ * Entries one ReadReport may carry. Both sides use it: the agent sends the
+ * rest in later reports, the store refuses a report over it. 256 entries of
+ * ~100 bytes stay far below NodeLimits.maxMessageBytes.
+ */
+export const MAX_READ_ENTRIES_PER_REPORT = 256;
 export type StoreMessage =
   | { body: 'snapshot'; snapshot: WireSnapshot }
   | { body: 'delta'; delta: WireDelta }
@@ -61,7 +76,8 @@ export type AgentMessage =
   | { body: 'ack'; ack: { revision: number } }
   | { body: 'heartbeat'; heartbeat: { sent_at_ms: number } }
   | { body: 'container_start'; container_start: { request_id: string; container: WireContainer } }
-  | { body: 'container_stop'; container_stop: { container_id: string } };
+  | { body: 'container_stop'; container_stop: { container_id: string } }
+  | { body: 'read_report'; read_report: { entries: WireReadEntry[] } };
 export interface JoinRequest {
   token: string;
   csr_pem: string;

@@ -4,7 +4,7 @@
  * through the rules the admin API applies to the same things (src/rules),
  * and the counts that end up in the store are bounded per node.
  */
-import type { JoinRequest, WireContainer } from '../protocol/index.js';
+import { MAX_READ_ENTRIES_PER_REPORT, type JoinRequest, type WireContainer, type WireReadEntry } from '../protocol/index.js';
 import { HushError } from '../errors/index.js';
 import { assertValidContainerId, assertValidHostname, assertValidLabels, assertValidName } from '../rules/index.js';
 
@@ -35,4 +35,33 @@ export function assertValidHello(containers: WireContainer[], max: number): void
 
 export function tooManyContainers(max: number): HushError {
   return new HushError('too_large', `this node already runs ${max} containers with secrets, the most a node may (store flag --node-max-containers)`);
+}
+
+/** How far ahead of the store's clock a node may date a read (clock skew between hosts). */
+const MAX_READ_CLOCK_SKEW_MS = 24 * 3600 * 1000;
+
+/**
+ * The shape of a ReadReport: at most MAX_READ_ENTRIES_PER_REPORT entries,
+ * each naming a well-formed container id, secret name and version, with
+ * times that are real (after 1970, not far ahead of this clock) and a
+ * release no earlier than the first read; no entry twice. Whether the node
+ * may report on that container and secret is the dispatcher's check.
+ */
+export function assertValidReadReport(entries: WireReadEntry[], now = Date.now()): void {
+  if (entries.length > MAX_READ_ENTRIES_PER_REPORT) throw new HushError('too_large', `a read report carries ${entries.length} entries; at most ${MAX_READ_ENTRIES_PER_REPORT}`);
+  const seen = new Set<string>();
+  const latest = now + MAX_READ_CLOCK_SKEW_MS;
+  for (const entry of entries) {
+    assertValidContainerId(entry.container_id);
+    assertValidName(entry.secret, 'secret');
+    const { version, first_read_at_ms: first, released_at_ms: released } = entry;
+    if (!Number.isSafeInteger(version) || version < 1) throw new HushError('bad_request', `read of "${entry.secret}": version ${String(version)} is not a version number`);
+    if (!Number.isSafeInteger(first) || first <= 0 || first > latest) throw new HushError('bad_request', `read of "${entry.secret}" v${version}: first read time ${String(first)} is not a time this store accepts`);
+    if (!Number.isSafeInteger(released) || (released !== 0 && (released < first || released > latest))) {
+      throw new HushError('bad_request', `read of "${entry.secret}" v${version}: release time ${String(released)} is not 0 (held) or a time after the first read`);
+    }
+    const key = `${entry.container_id}\u0000${entry.secret}\u0000${version}`;
+    if (seen.has(key)) throw new HushError('bad_request', `read of "${entry.secret}" v${version} by container "${entry.container_id}" is listed twice`);
+    seen.add(key);
+  }
 }

@@ -6,7 +6,7 @@
  * sub-second propagation is the promise). Entitlement itself is acl's pure
  * rule; who may join and connect is membership.ts; this module gathers
  * inputs, sends, and reports the nodes' acks to rotation's propagation
- * tracker.
+ * tracker and the nodes' read reports to its read ledger.
  */
 import * as grpc from '@grpc/grpc-js';
 import * as acl from '../acl/index.js';
@@ -14,10 +14,10 @@ import type { NodeStatus } from '../api/index.js';
 import type { Logger } from '../log/index.js';
 import type { NodeState, StoreMetrics } from '../metrics/index.js';
 import { DEFAULT_HEARTBEAT_PERIOD_MS, MISSED_HEARTBEATS_BEFORE_DOWN, endWithStatus, grpcStatusOf } from '../protocol/index.js';
-import type { AgentMessage, NodeIdentity, StoreMessage, WireContainer, WireSecretVersion } from '../protocol/index.js';
-import type { PropagationTracker, Propagation } from '../rotation/index.js';
+import type { AgentMessage, NodeIdentity, StoreMessage, WireContainer, WireReadEntry, WireSecretVersion } from '../protocol/index.js';
+import { ReadLedger, type PropagationTracker, type Propagation, type ReadRecord } from '../rotation/index.js';
 import type { ChangeBatch, NodeRecord, OpenedStore } from '../store/index.js';
-import { assertValidContainer, assertValidHello, tooManyContainers } from './agent-input.js';
+import { assertValidContainer, assertValidHello, assertValidReadReport, tooManyContainers } from './agent-input.js';
 import { Assignments } from './assignments.js';
 import { NodeSession, type DesiredState } from './node-session.js';
 import type { ReplicaPresence } from './presence.js';
@@ -30,8 +30,13 @@ export interface DispatcherLimits {
   maxContainersPerNode: number;
 }
 
+/** Containers a session remembers for read reports, per allowed container: those running plus as many that stopped. */
+const REMEMBERED_CONTAINERS_FACTOR = 2;
+
 export class Dispatcher {
   private readonly sessions = new Map<string, NodeSession>();
+  /** Who read which version, as the nodes reported it (rotation/reads.ts: in memory, and why). */
+  readonly reads = new ReadLedger();
   private readonly assignments = new Assignments();
   private unsubscribe: (() => void) | undefined;
 
@@ -64,7 +69,12 @@ export class Dispatcher {
   /** The sessions a change touches: those of the nodes it affects, and no other. */
   private onChange(batch: ChangeBatch): void {
     this.presence?.onChange(batch);
-    for (const change of batch.changes) if (change.kind === 'revoked') this.disconnect(change.id, 'node revoked');
+    for (const change of batch.changes) {
+      if (change.kind !== 'revoked') continue;
+      this.disconnect(change.id, 'node revoked');
+      // A removed node's reads go with it.
+      this.reads.forgetNode(change.id);
+    }
     for (const nodeId of this.assignments.apply(batch.changes)) {
       const session = this.sessions.get(nodeId);
       if (session) void this.sync(session);
@@ -115,6 +125,18 @@ export class Dispatcher {
     return versions.map((version) => this.acks.propagation(secret, version, entitled, names));
   }
 
+  /** What the nodes reported reading (of one secret, if given), with each node's name. */
+  async readRecords(query: { secret?: string } = {}): Promise<ReadRecord[]> {
+    const names = new Map<string, string | undefined>();
+    const out: ReadRecord[] = [];
+    for (const record of this.reads.list(query)) {
+      if (!names.has(record.node)) names.set(record.node, (await this.store.nodes.find(record.node))?.name);
+      const nodeName = names.get(record.node);
+      out.push(nodeName === undefined ? record : { ...record, nodeName });
+    }
+    return out;
+  }
+
   /** Open node sessions, for metrics. */
   openSessions(): number {
     return this.sessions.size;
@@ -163,6 +185,7 @@ export class Dispatcher {
           this.log.warn({ node: session.nodeId, err: (err as Error).message }, 'node sent an invalid hello');
           return this.closeSession(session, grpcStatusOf(err));
         }
+        for (const c of message.hello.containers) session.rememberContainer(c.id, c.service, this.rememberedContainers());
         await this.reconcileContainers(session.nodeId, message.hello.containers);
         await this.sync(session);
         return;
@@ -178,6 +201,8 @@ export class Dispatcher {
       }
       case 'heartbeat':
         return;
+      case 'read_report':
+        return this.recordReads(session, message.read_report.entries ?? []);
       case 'container_start':
         return this.startContainer(session, message.container_start.request_id, message.container_start.container);
       case 'container_stop':
@@ -185,6 +210,53 @@ export class Dispatcher {
         await this.store.nodes.update(session.nodeId, (node) => ({ ...node, containers: node.containers.filter((c) => c.id !== message.container_stop.container_id) }));
         return;
     }
+  }
+
+  /**
+   * A node's report of who read what. Synchronous on purpose: it needs only
+   * what this session knows (the containers the store allowed here, the
+   * secret versions it sent), so a report sent just before a container's
+   * stop is judged as the node saw it. A malformed report is dropped whole;
+   * an entry about a container or a secret version this session never had is
+   * ignored: a node reports only on what it was given. Both are logged (names
+   * and versions only; there is no value in a report).
+   */
+  private recordReads(session: NodeSession, entries: WireReadEntry[]): void {
+    try {
+      assertValidReadReport(entries);
+    } catch (err) {
+      this.log.warn({ node: session.nodeId, entries: entries.length, err: (err as Error).message }, 'node sent an invalid read report; ignored');
+      return;
+    }
+    const now = new Date();
+    const refused: string[] = [];
+    for (const entry of entries) {
+      const service = session.containers.get(entry.container_id);
+      const delivered = session.delivered.get(entry.secret);
+      if (service === undefined || delivered === undefined || entry.version > delivered) {
+        refused.push(`${entry.container_id}:${entry.secret}@${entry.version}`);
+        continue;
+      }
+      this.reads.record(
+        session.nodeId,
+        {
+          container: entry.container_id,
+          service,
+          secret: entry.secret,
+          version: entry.version,
+          firstReadAt: new Date(entry.first_read_at_ms),
+          releasedAt: entry.released_at_ms === 0 ? null : new Date(entry.released_at_ms),
+        },
+        now,
+      );
+    }
+    if (refused.length > 0) {
+      this.log.warn({ node: session.nodeId, ignored: refused.length, first: refused.slice(0, 5) }, 'node reported reads of containers or secret versions it was not given; ignored');
+    }
+  }
+
+  private rememberedContainers(): number {
+    return REMEMBERED_CONTAINERS_FACTOR * this.limits.maxContainersPerNode;
   }
 
   /** After a store or agent restart the agent's list is the truth. */
@@ -212,6 +284,7 @@ export class Dispatcher {
         if (others.length >= this.limits.maxContainersPerNode) throw tooManyContainers(this.limits.maxContainersPerNode);
         return { ...n, containers: [...others, { id: container.id, service: container.service }] };
       });
+      session.rememberContainer(container.id, container.service, this.rememberedContainers());
       // Queued ahead of the decision, so the secrets reach the node first. The commit's own watch event may
       // come after the commit resolves (etcd), so this sync does not wait for it; the event's later sync sends nothing new.
       void this.sync(session);

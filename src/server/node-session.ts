@@ -23,6 +23,14 @@ export class NodeSession {
   /** Sends not yet acknowledged, oldest first: the revision and the versions it left on the node. */
   private unacked: { revision: number; versions: ReadonlyMap<string, number> }[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
+  /**
+   * Secret name → the newest version ever sent in this session: what the node
+   * may report reads of (that version or an older one it may still hold).
+   * Never shrinks within the session; one entry per secret.
+   */
+  readonly delivered = new Map<string, number>();
+  /** Containers the store knew on this node during the session (Hello, allowed starts) → service, oldest first; bounded by `rememberContainer`. */
+  readonly containers = new Map<string, string>();
   closed = false;
   ackedRevision = 0;
   lastHeartbeat = new Date();
@@ -86,6 +94,7 @@ export class NodeSession {
       this.write({ body: 'delta', delta: { revision, upserts, removals, services, removed_services: removedServices } });
     }
     this.lastRevision = revision;
+    for (const { name, version } of upserts) this.delivered.set(name, Math.max(version, this.delivered.get(name) ?? 0));
     this.sentVersions = new Map(desired.versions);
     this.unacked.push({ revision, versions: this.sentVersions });
     this.sentServices = new Map([...desired.services.values()].map((s) => [s.service, JSON.stringify(s.grants)]));
@@ -101,6 +110,16 @@ export class NodeSession {
     let held: ReadonlyMap<string, number> | undefined;
     while (this.unacked.length > 0 && this.unacked[0]!.revision <= revision) held = this.unacked.shift()!.versions;
     return held;
+  }
+
+  /**
+   * A container the node may report reads for, also after it stops (its last
+   * report can follow its stop). Keeps at most `max`, the oldest going first.
+   */
+  rememberContainer(id: string, service: string, max: number): void {
+    this.containers.delete(id);
+    this.containers.set(id, service);
+    if (this.containers.size > max) this.containers.delete(this.containers.keys().next().value!);
   }
 
   write(message: StoreMessage): void {

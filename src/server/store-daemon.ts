@@ -225,6 +225,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
       caStatus: () => rotation.status(),
       rotateCa: () => rotation.rotate(),
       propagation: (secret, versions) => d.propagation(secret, versions),
+      reads: (query) => d.readRecords(query),
     };
     await rotation.start();
     presence?.setNodeAddress(nodeAddress);

@@ -1,10 +1,10 @@
-/** `hush audit`: read and check the store's audit log (GET /v1/audit, GET /v1/audit/verify). */
+/** `hush audit`: read and check the store's audit log (GET /v1/audit, GET /v1/audit/verify), and who read what (GET /v1/audit/reads). */
 import { Command, InvalidArgumentError } from 'commander';
 import { HushError } from '../../errors/index.js';
 import type { ApiClient } from '../client.js';
 import { formatOption, printJson, printTable, type Format } from '../output.js';
 // Types only: erased at build.
-import type { AuditRecord, AuditVerdict } from '../../rotation/index.js';
+import type { AuditRecord, AuditVerdict, ReadRecord } from '../../rotation/index.js';
 
 /** An ISO time, or a span back from now ("30m", "24h", "7d"). */
 function parseSince(text: string): string {
@@ -20,9 +20,22 @@ export function auditCommand(client: () => Promise<ApiClient>): Command {
     .option('--since <time>', 'records from this time on: an ISO time, or 30m, 24h, 7d back from now', parseSince)
     .option('--actor <actor>', 'records whose actor contains this text (local-root, cert:NAME, scheduler, node:NAME)')
     .option('--verify', 'check that no record was edited, removed, reordered or cut off; exit 1 naming where, if one was')
+    .option('--reads', 'who read what: which containers on which nodes read which version of a secret, and whether they still hold it')
+    .option('--secret <name>', 'with --reads: only reads of this secret')
     .addOption(formatOption())
-    .action(async (opts: { since?: string; actor?: string; verify?: boolean; format: Format }) => {
+    .action(async (opts: { since?: string; actor?: string; verify?: boolean; reads?: boolean; secret?: string; format: Format }, command: Command) => {
+      if (opts.secret !== undefined && !opts.reads) command.error('error: --secret goes with --reads', { exitCode: 2 });
+      if (opts.reads && (opts.verify || opts.since !== undefined || opts.actor !== undefined)) command.error('error: --reads does not go with --verify, --since or --actor', { exitCode: 2 });
       const c = await client();
+      if (opts.reads) {
+        const reads = await c.get<ReadRecord[]>(`/v1/audit/reads${opts.secret === undefined ? '' : `?${new URLSearchParams({ secret: opts.secret }).toString()}`}`);
+        if (opts.format === 'json') return printJson(reads);
+        printTable(
+          ['SECRET', 'VERSION', 'NODE', 'CONTAINER', 'SERVICE', 'FIRST READ', 'STATE'],
+          reads.map((r) => [r.secret, String(r.version), r.nodeName ?? r.node, r.container, r.service, r.firstReadAt, r.state === 'held' ? 'held' : `released ${r.releasedAt}`]),
+        );
+        return;
+      }
       if (opts.verify) {
         const verdict = await c.get<AuditVerdict>('/v1/audit/verify');
         if (opts.format === 'json') printJson(verdict);

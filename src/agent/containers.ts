@@ -62,7 +62,7 @@ export interface ContainerDetails extends ContainerView {
 }
 
 /** What a runtime client registers: the container, and optionally who to watch and signal. */
-export interface ContainerStartRequest extends WireContainer {
+export interface ContainerStartRequest extends Pick<WireContainer, 'id' | 'service'> {
   pid?: number;
   /**
    * Field 22 of /proc/<pid>/stat as the registering process read it for
@@ -127,7 +127,7 @@ export class ContainerRegistry {
 
   /** For the session's Hello. */
   wire(): WireContainer[] {
-    return [...this.#running.values()].map((c) => ({ id: c.id, service: c.service }));
+    return [...this.#running.values()].map((c) => wireContainer(c));
   }
 
   async start(container: ContainerStartRequest): Promise<ContainerView> {
@@ -173,6 +173,7 @@ export class ContainerRegistry {
     registered.runtime = runtime;
     registered.reload = reload;
     this.#opts.log.info({ container: id, service: registered.service, runtime: runtime.runtime, runtimeId: runtime.id, runtimeName: runtime.name }, 'container identified');
+    this.#opts.link.notifyIdentified(wireContainer(registered));
     return true;
   }
 
@@ -261,4 +262,9 @@ function registeringProcess({ pid, pidStartTime }: ContainerStartRequest): Regis
     throw new HushError('bad_request', `field "pidStartTime": process ${pid} started at ${startTime}, not ${pidStartTime} (clock ticks after boot): the process that asked is gone and its pid was reused`);
   }
   return { pid, startTime };
+}
+
+/** A registered container as the store hears of it: with its runtime identity once known. */
+function wireContainer(c: Registered): WireContainer {
+  return c.runtime ? { id: c.id, service: c.service, runtime: c.runtime.runtime, runtime_id: c.runtime.id, runtime_name: c.runtime.name } : { id: c.id, service: c.service };
 }

@@ -164,6 +164,10 @@ export class StoreSession implements StoreLink {
     if (this.#state === 'ready') this.#send({ body: 'container_stop', container_stop: { container_id: containerId } });
   }
 
+  notifyIdentified(container: WireContainer): void {
+    if (this.#state === 'ready') this.#send({ body: 'container_identified', container_identified: { container } });
+  }
+
   /** Sends a read report (read-reports.ts) on a ready session; false when there is none (the next session hears everything again). */
   sendReads(entries: WireReadEntry[]): boolean {
     if (this.#state !== 'ready' || !this.#stream?.writable) return false;

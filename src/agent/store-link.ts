@@ -15,6 +15,8 @@ export interface StoreLink {
   requestStart(container: WireContainer, timeoutMs: number): Promise<WireDecision>;
   /** Tells the store a container stopped. Fire-and-forget: the next Hello reconciles if the store is away. */
   notifyStop(containerId: string): void;
+  /** Tells the store who a registered container is to its runtime (its runtime fields set). Fire-and-forget, like a stop: the next Hello carries it too. */
+  notifyIdentified(container: WireContainer): void;
 }
 
 /** The store did not answer in time: a HushError 'timeout', so the runtime API answers 504. */

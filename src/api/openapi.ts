@@ -279,7 +279,17 @@ const SCHEMAS: Record<string, object> = {
       labels,
       engineLabels: labels,
       role: { type: 'string' },
-      containers: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, service: { type: 'string' } } } },
+      containers: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            id: { type: 'string', description: 'as registered with the agent (for Docker: the plugin mount ID)' },
+            service: { type: 'string' },
+            runtime: { type: 'object', description: "who it is to its runtime once the agent knows: Docker's container id and name", properties: { runtime: { type: 'string', enum: ['docker'] }, id: { type: 'string' }, name: { type: 'string' } } },
+          },
+        },
+      },
       status: { type: 'object', properties: { state: { type: 'string', enum: ['ready', 'down'] }, lastHeartbeat: timestamp, ackedRevision: { type: 'integer' }, replica: { type: 'string' } } },
     },
   },

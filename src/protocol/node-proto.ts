@@ -12,6 +12,10 @@ const PROTO_PATH = fileURLToPath(new URL('../../proto/hush/v1/node.proto', impor
 export interface WireContainer {
   id: string;
   service: string;
+  /** Runtime identity (e.g. "docker", its container id and name), once known; '' or absent otherwise. */
+  runtime?: string;
+  runtime_id?: string;
+  runtime_name?: string;
 }
 export interface WireGrant {
   source: string;
@@ -77,7 +81,8 @@ export type AgentMessage =
   | { body: 'heartbeat'; heartbeat: { sent_at_ms: number } }
   | { body: 'container_start'; container_start: { request_id: string; container: WireContainer } }
   | { body: 'container_stop'; container_stop: { container_id: string } }
-  | { body: 'read_report'; read_report: { entries: WireReadEntry[] } };
+  | { body: 'read_report'; read_report: { entries: WireReadEntry[] } }
+  | { body: 'container_identified'; container_identified: { container: WireContainer } };
 export interface JoinRequest {
   token: string;
   csr_pem: string;

@@ -5,6 +5,7 @@
  * and the counts that end up in the store are bounded per node.
  */
 import { MAX_READ_ENTRIES_PER_REPORT, type JoinRequest, type WireContainer, type WireReadEntry } from '../protocol/index.js';
+import type { NodeContainer } from '../store/index.js';
 import { HushError } from '../errors/index.js';
 import { assertValidContainerId, assertValidHostname, assertValidLabels, assertValidName } from '../rules/index.js';
 
@@ -18,6 +19,25 @@ export function assertValidContainer(container: WireContainer | undefined): asse
   if (!container) throw new HushError('bad_request', 'the container is missing');
   assertValidContainerId(container.id);
   assertValidName(container.service, 'service');
+  assertValidRuntime(container);
+}
+
+/** Docker's container ids are 64 hex digits; its names (without the leading "/") as dockerd accepts them. */
+const DOCKER_ID = /^[0-9a-f]{64}$/;
+const DOCKER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+
+/** A container's runtime identity: none at all, or a Docker id and name. */
+function assertValidRuntime({ runtime = '', runtime_id: id = '', runtime_name: name = '' }: WireContainer): void {
+  if (runtime === '' && id === '' && name === '') return;
+  if (runtime !== 'docker') throw new HushError('bad_request', `unknown container runtime "${runtime.slice(0, 40)}": the store knows "docker"`);
+  if (!DOCKER_ID.test(id)) throw new HushError('bad_request', `invalid Docker container id "${id.slice(0, 80)}": 64 hex digits`);
+  if (!DOCKER_NAME.test(name)) throw new HushError('bad_request', `invalid Docker container name "${name.slice(0, 80)}"`);
+}
+
+/** A valid wire container as the store records it on its node. */
+export function nodeContainer(container: WireContainer): NodeContainer {
+  const { id, service, runtime, runtime_id: runtimeId, runtime_name: runtimeName } = container;
+  return runtime === 'docker' ? { id, service, runtime: { runtime, id: runtimeId!, name: runtimeName! } } : { id, service };
 }
 
 /** The containers of a Hello: each valid, no id twice, at most `max` of them. */

@@ -17,7 +17,7 @@ import { DEFAULT_HEARTBEAT_PERIOD_MS, MISSED_HEARTBEATS_BEFORE_DOWN, endWithStat
 import type { AgentMessage, NodeIdentity, StoreMessage, WireContainer, WireReadEntry, WireSecretVersion } from '../protocol/index.js';
 import { ReadLedger, type PropagationTracker, type Propagation, type ReadRecord } from '../rotation/index.js';
 import type { ChangeBatch, NodeRecord, OpenedStore } from '../store/index.js';
-import { assertValidContainer, assertValidHello, assertValidReadReport, tooManyContainers } from './agent-input.js';
+import { assertValidContainer, assertValidHello, nodeContainer, assertValidReadReport, tooManyContainers } from './agent-input.js';
 import { Assignments } from './assignments.js';
 import { NodeSession, type DesiredState } from './node-session.js';
 import type { ReplicaPresence } from './presence.js';
@@ -205,6 +205,8 @@ export class Dispatcher {
         return this.recordReads(session, message.read_report.entries ?? []);
       case 'container_start':
         return this.startContainer(session, message.container_start.request_id, message.container_start.container);
+      case 'container_identified':
+        return this.identifyContainer(session, message.container_identified.container);
       case 'container_stop':
         if (!(await this.knowsContainer(session.nodeId, message.container_stop.container_id))) return;
         await this.store.nodes.update(session.nodeId, (node) => ({ ...node, containers: node.containers.filter((c) => c.id !== message.container_stop.container_id) }));
@@ -262,8 +264,21 @@ export class Dispatcher {
   /** After a store or agent restart the agent's list is the truth. */
   private async reconcileContainers(nodeId: string, containers: WireContainer[]): Promise<void> {
     const node = await this.store.nodes.get(nodeId);
-    const wanted = containers.map(({ id, service }) => ({ id, service }));
+    const wanted = containers.map(nodeContainer);
     if (JSON.stringify(node.containers) !== JSON.stringify(wanted)) await this.store.nodes.update(nodeId, (n) => ({ ...n, containers: wanted }));
+  }
+
+  /** The node learned who one of its containers is (Docker's id and name): kept on the node record for `node inspect`. */
+  private async identifyContainer(session: NodeSession, container: WireContainer | undefined): Promise<void> {
+    try {
+      assertValidContainer(container);
+    } catch (err) {
+      this.log.warn({ node: session.nodeId, err: (err as Error).message }, 'node sent an invalid container identity; ignored');
+      return;
+    }
+    if (!(await this.knowsContainer(session.nodeId, container.id))) return;
+    const identified = nodeContainer(container);
+    await this.store.nodes.update(session.nodeId, (node) => ({ ...node, containers: node.containers.map((c) => (c.id === identified.id && c.service === identified.service ? identified : c)) }));
   }
 
   private async startContainer(session: NodeSession, requestId: string, container: WireContainer): Promise<void> {

@@ -20,7 +20,7 @@ export {
   type DeployRequest,
   type DeploySecret,
 } from './stacks.js';
-export { NodeStore, type NodeRecord } from './nodes.js';
+export { NodeStore, type NodeContainer, type NodeRecord } from './nodes.js';
 export * as keys from './keys.js';
 export { type ChangeBatch, type NodeSessionRecord, type ReplicaRecord, type StoreChange } from './change-feed.js';
 export { CaRecords, type PreviousCaRecord } from './ca-records.js';

@@ -36,6 +36,7 @@ class ScriptedLink implements StoreLink {
   answer: (c: WireContainer) => Answer = () => ({ request_id: '', allowed: true, reason: '', revision: 1 });
   starts: WireContainer[] = [];
   stops: string[] = [];
+  identified: WireContainer[] = [];
   constructor(private readonly cache: SecretCache) {}
 
   async requestStart(container: WireContainer, timeoutMs: number): Promise<WireDecision> {
@@ -60,6 +61,10 @@ class ScriptedLink implements StoreLink {
 
   notifyStop(containerId: string): void {
     this.stops.push(containerId);
+  }
+
+  notifyIdentified(container: WireContainer): void {
+    this.identified.push(container);
   }
 }
 

@@ -170,6 +170,14 @@ describe('Docker volume plugin (integration, real dockerd + FUSE)', function () 
       expect(byName.get(name)?.runtime).to.deep.equal({ runtime: 'docker', id, name });
       expect(byName.get(name)?.service).to.equal(name);
     }
+    // The store hears it too: `hush node inspect` names each container by its Docker id and name, beside the mount ID it was registered with.
+    const dockerIds = new Map(['web', 'worker'].map((name) => [name, dockerd!.docker(['inspect', '--format', '{{.Id}}', name]).stdout.trim()]));
+    const onNode = async () => (JSON.parse(cli(['node', 'inspect', (JSON.parse(cli(['node', 'ls', '--format', 'json'])) as { id: string }[])[0]!.id])) as { containers: { id: string; service: string; runtime?: object }[] }[])[0]!.containers;
+    await until(async () => (await onNode()).every((c) => c.runtime !== undefined), 'the store to record both containers\' Docker identity');
+    for (const c of await onNode()) {
+      expect(c.runtime, c.id).to.deep.equal({ runtime: 'docker', id: dockerIds.get(c.service), name: c.service });
+      expect(c.id).to.equal(byName.get(c.service)!.id);
+    }
   });
 
   it('a refused container: docker run fails with the store\'s reason (constraint, unknown service)', async () => {

@@ -221,6 +221,7 @@ const SCHEMAS: Record<string, object> = {
       node: { type: 'string', description: 'node id' },
       nodeName: { type: 'string' },
       container: { type: 'string', description: 'the container id the node registered (hush run, runtime API, Docker plugin mount)' },
+      runtime: { type: 'object', description: "the container's Docker id and name, once its node identified it", properties: { runtime: { type: 'string', enum: ['docker'] }, id: { type: 'string' }, name: { type: 'string' } } },
       service: { type: 'string' },
       secret: { type: 'string' },
       version: { type: 'integer' },

@@ -32,6 +32,8 @@ export interface ReadRecord {
   /** The node's name, filled in by whoever knows it (the dispatcher). */
   nodeName?: string;
   container: string;
+  /** Who the container is to its runtime (Docker's id and name), filled in from the node's record when known. */
+  runtime?: { runtime: 'docker'; id: string; name: string };
   service: string;
   secret: string;
   version: number;

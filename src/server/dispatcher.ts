@@ -125,14 +125,19 @@ export class Dispatcher {
     return versions.map((version) => this.acks.propagation(secret, version, entitled, names));
   }
 
-  /** What the nodes reported reading (of one secret, if given), with each node's name. */
+  /** What the nodes reported reading (of one secret, if given), with each node's name and each container's runtime identity when known. */
   async readRecords(query: { secret?: string } = {}): Promise<ReadRecord[]> {
-    const names = new Map<string, string | undefined>();
+    const nodes = new Map<string, NodeRecord | undefined>();
     const out: ReadRecord[] = [];
     for (const record of this.reads.list(query)) {
-      if (!names.has(record.node)) names.set(record.node, (await this.store.nodes.find(record.node))?.name);
-      const nodeName = names.get(record.node);
-      out.push(nodeName === undefined ? record : { ...record, nodeName });
+      if (!nodes.has(record.node)) nodes.set(record.node, await this.store.nodes.find(record.node));
+      const node = nodes.get(record.node);
+      if (!node) {
+        out.push(record);
+        continue;
+      }
+      const runtime = node.containers.find((c) => c.id === record.container)?.runtime;
+      out.push({ ...record, nodeName: node.name, ...(runtime ? { runtime } : {}) });
     }
     return out;
   }

@@ -178,6 +178,10 @@ describe('Docker volume plugin (integration, real dockerd + FUSE)', function () 
       expect(c.runtime, c.id).to.deep.equal({ runtime: 'docker', id: dockerIds.get(c.service), name: c.service });
       expect(c.id).to.equal(byName.get(c.service)!.id);
     }
+    // And who read what names them the same way: worker read `other` above.
+    const readers = async () => (JSON.parse(cli(['audit', '--reads', '--secret', 'other', '--format', 'json'])) as { runtime?: { name: string; id: string } }[]).map((r) => r.runtime);
+    await until(async () => (await readers()).some((r) => r?.name === 'worker'), 'the read of other by the worker container in hush audit --reads');
+    expect((await readers()).find((r) => r?.name === 'worker')?.id).to.equal(dockerIds.get('worker'));
   });
 
   it('a refused container: docker run fails with the store\'s reason (constraint, unknown service)', async () => {

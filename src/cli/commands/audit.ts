@@ -32,7 +32,7 @@ export function auditCommand(client: () => Promise<ApiClient>): Command {
         if (opts.format === 'json') return printJson(reads);
         printTable(
           ['SECRET', 'VERSION', 'NODE', 'CONTAINER', 'SERVICE', 'FIRST READ', 'STATE'],
-          reads.map((r) => [r.secret, String(r.version), r.nodeName ?? r.node, r.container, r.service, r.firstReadAt, r.state === 'held' ? 'held' : `released ${r.releasedAt}`]),
+          reads.map((r) => [r.secret, String(r.version), r.nodeName ?? r.node, r.runtime ? `${r.runtime.name} (docker ${r.runtime.id.slice(0, 12)})` : r.container, r.service, r.firstReadAt, r.state === 'held' ? 'held' : `released ${r.releasedAt}`]),
         );
         return;
       }

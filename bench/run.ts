@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { describeMachine, watchBackgroundLoad } from './lib/machine.js';
 import { REPO_ROOT } from './lib/tmp.js';
 import { runCliStartupBench } from './cli-startup.js';
+import { runDockerReloadBench } from './docker-reload.js';
 import { runFuseReadBench } from './fuse-read.js';
 import { runStoreWritesBench } from './store-writes.js';
 
@@ -21,6 +22,7 @@ async function main(): Promise<void> {
   const benches: [string, Bench][] = [
     ['store-writes', runStoreWritesBench],
     ['fuse-read', runFuseReadBench],
+    ['docker-reload', runDockerReloadBench],
     ['cli-startup', runCliStartupBench],
   ];
 

@@ -53,7 +53,7 @@ async function main(): Promise<void> {
     'npm run bench',
     '```',
     '',
-    '(builds with `scripts/setup`, installs `etcd-server` with apt-get when it is missing and the run is root, and takes a few minutes). Measured on:',
+    '(runs `scripts/setup-test` first: builds, and installs `etcd-server` and the Docker packages with apt-get when they are missing and the run is root; takes a few minutes). Measured on:',
     '',
     ...machine,
     '',

@@ -33,7 +33,7 @@ export interface ReadRecord {
   nodeName?: string;
   container: string;
   /** Who the container is to its runtime (Docker's id and name), filled in from the node's record when known. */
-  runtime?: { runtime: 'docker'; id: string; name: string };
+  runtime?: { runtime: string; id: string; name: string };
   service: string;
   secret: string;
   version: number;

@@ -18,8 +18,8 @@ import { NODE_LABELS_PREFIX, NODE_PREFIX, nodeKey, nodeLabelsKey, revokedKey } f
 export interface NodeContainer {
   id: string;
   service: string;
-  /** Who it is to its runtime, as the node reported once it knew (a Docker container's id and name). */
-  runtime?: { runtime: 'docker'; id: string; name: string };
+  /** Who it is to its runtime, as the node reported once it knew (e.g. runtime "docker", its container id and name); the server checks the formats. */
+  runtime?: { runtime: string; id: string; name: string };
 }
 
 export interface NodeRecord {

@@ -18,6 +18,8 @@ export {
   type WireDecision,
   type WireDelta,
   type WireGrant,
+  type WireHeldSecret,
+  type WireHello,
   type WireSecretVersion,
   type WireServiceGrants,
   type WireSnapshot,

@@ -425,12 +425,12 @@ export class SecretStore {
   }
 
   /** The plaintext of a version (the current one by default). Only for delivery to an entitled node. */
-  async reveal(nameOrId: string, version?: number): Promise<{ name: string; version: number; createdAt: string; data: Uint8Array }> {
+  async reveal(nameOrId: string, version?: number): Promise<{ id: string; name: string; version: number; createdAt: string; data: Uint8Array }> {
     const { record } = await this.find(nameOrId);
     const v = version === undefined ? record.versions.at(-1) : record.versions.find((x) => x.version === version);
     if (!v) throw new HushError('not_found', `secret "${record.name}" has no version ${version}`);
     const data = this.envelope.open(v, { id: record.id, name: record.name, version: v.version }, this.keyring.kek(v.term));
-    return { name: record.name, version: v.version, createdAt: v.createdAt, data };
+    return { id: record.id, name: record.name, version: v.version, createdAt: v.createdAt, data };
   }
 
   /** Stores an internal value (CA key, join secret) sealed under the KEK, like a secret. */

@@ -206,6 +206,42 @@ describe('store HA: two replicas on a 3-member etcd cluster, agents failing over
     }
   });
 
+  it('an agent whose replica is killed resumes on the other from the revision it holds: only what changed is sent, and it ends holding exactly what it should', async () => {
+    const [a, b] = replicas as [Replica, Replica];
+    const token = cli(a, ['join-token']);
+    for (const name of ['keep', 'rotated', 'dropped']) cli(a, ['secret', 'create', name, '-'], `${name} v1`);
+    cli(a, ['service', 'create', 'web', '--secret', 'keep', '--secret', 'rotated', '--secret', 'dropped']);
+    const agent = await agentOn(a, 'n1', token);
+    const mount = await startContainer(agent, 'c1', 'web');
+    expect(await readFile(join(mount, 'rotated'), 'utf8')).to.equal('rotated v1');
+
+    // The agent is held still while A dies and B changes things, so those changes can only reach it in how it resumes.
+    process.kill(await agent.pid(), 'SIGSTOP');
+    try {
+      a.process!.child.kill('SIGKILL');
+      await a.process!.exited;
+      cli(b, ['secret', 'rotate', 'rotated', '-'], 'rotated v2');
+      cli(b, ['service', 'update', 'web', '--secret-rm', 'dropped']);
+    } finally {
+      process.kill(await agent.pid(), 'SIGCONT');
+    }
+    await until(async () => (await versionHeld(agent, 'rotated')) === 2 && (await versionHeld(agent, 'dropped')) === undefined, 'the agent holding what changed through B');
+    expect((await held(agent)).secrets.map((s) => [s.name, s.version])).to.deep.equal([
+      ['keep', 1],
+      ['rotated', 2],
+    ]);
+    expect(await readFile(join(mount, 'rotated'), 'utf8')).to.equal('rotated v2');
+    expect(await readFile(join(mount, 'keep'), 'utf8')).to.equal('keep v1');
+    expect((await readdir(mount)).sort()).to.deep.equal(['keep', 'rotated']);
+
+    // What B sent, seen from outside: one resumed start as a delta, no snapshot, and one secret version (not the unchanged one).
+    const metrics = (await call(b.socket, 'GET', '/metrics')).text;
+    expect(metrics).to.match(/^hush_sessions_resumed_total\{kind="delta"\} 1$/m);
+    expect(metrics).to.not.match(/^hush_sessions_resumed_total\{kind="snapshot"\} [1-9]/m);
+    expect(metrics).to.match(/^hush_node_pushed_secret_versions_total 1$/m);
+    expect(agent.output()).to.match(/"start":"resumed".*session with the store established|session with the store established.*"start":"resumed"/);
+  });
+
   it('keeps serving when one etcd member dies; with two dead, writes fail with a clear 503 while agents serve their cache; recovers when they return', async () => {
     const [a, b] = replicas as [Replica, Replica];
     const token = cli(a, ['join-token']);

@@ -128,6 +128,29 @@ export class ClusterPki {
     return change;
   }
 
+  /**
+   * Takes the CA the store holds now, if it is not the one in use: another
+   * replica on shared storage rotated it, or retired the previous one (the
+   * watch tells each replica). What follows is as for a change made here:
+   * the listeners present the new chain and trust, and HUSH_HOME moves.
+   * Says whether anything changed.
+   */
+  reload(): Promise<boolean> {
+    const change = this.caChanges.then(async () => {
+      const stored = await this.records.load();
+      const previous = await this.records.loadPrevious();
+      if (!stored) return false;
+      const same = stored.certPem === this.ca.certPem && JSON.stringify(previous ?? null) === JSON.stringify(this.previous ?? null);
+      if (same) return false;
+      this.ca = stored;
+      this.previous = previous;
+      await this.emitCaChange();
+      return true;
+    });
+    this.caChanges = change.catch(() => undefined);
+    return change;
+  }
+
   /** Awaited: what follows from the change (TLS of the listeners, HUSH_HOME's credentials) is done when the rotation or retirement returns. */
   private async emitCaChange(): Promise<void> {
     for (const listener of this.caListeners) await listener();

@@ -8,7 +8,7 @@
 import { ConflictError, type Backend, type KvCondition, type KvOp } from './backend.js';
 import type { Envelope, SealedValue } from './envelope.js';
 import { SEALED_PREFIX, SECRET_PREFIX } from './keys.js';
-import type { Keyring } from './keyring.js';
+import { isKeyringConflict, type Keyring } from './keyring.js';
 import { sealedBinding, type SecretRecord } from './secrets.js';
 
 const COMMIT_RETRIES = 5;
@@ -45,6 +45,8 @@ async function rewrapAll(backend: Backend, keyring: Keyring, envelope: Envelope)
       return { term: rotation.term, secrets: entries.length };
     } catch (err) {
       if (!(err instanceof ConflictError) || attempt >= COMMIT_RETRIES) throw err;
+      // Another replica rotated the KEK first (shared storage): rotate again from its keyring.
+      if (isKeyringConflict(err)) await keyring.reloadWithinRotation();
     }
   }
 }

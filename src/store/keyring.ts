@@ -25,6 +25,7 @@
  * instead of "upgraded"; a directory really written before then is upgraded
  * once, and its keyring marked.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { readFile, unlink } from 'node:fs/promises';
 import { HushError } from '../errors/index.js';
@@ -35,6 +36,27 @@ import { SharedExclusiveGate } from './gate.js';
 import { KEYRING_KEY } from './keys.js';
 import { deriveAuditMac, deriveLogAuth, type LogAuth } from './log-auth.js';
 import type { Sodium } from './sodium.js';
+import { log } from '../log/index.js';
+
+/**
+ * The keyring this process holds is older than the stored one: a commit
+ * conditioned on it failed, or a value names a term it does not know.
+ * Another replica on shared storage rotated the KEK.
+ */
+export function isKeyringConflict(err: unknown): boolean {
+  return err instanceof ConflictError && err.key === KEYRING_KEY;
+}
+
+/** A value names a key term this keyring does not hold (see Keyring.kek). */
+class StaleKeyringError extends ConflictError {
+  constructor(term: number) {
+    super(KEYRING_KEY);
+    this.message = `key term ${term} is not in the keyring: the KEK was rotated meanwhile; try again`;
+  }
+}
+
+/** Times a piece of work is run again after the keyring it used turned out stale and was reloaded. */
+const STALE_KEYRING_RETRIES = 3;
 
 const KEYRING_AAD = new TextEncoder().encode('hush/keyring/v1');
 const UNLOCK_KEY_PREFIX = 'HUSHKEY-1-';
@@ -84,6 +106,10 @@ export class Keyring {
   private unlocking: Promise<unknown> = Promise.resolve();
   /** Seals under the active KEK (shared) wait for a KEK rotation (exclusive) and vice versa. */
   private readonly kekGate = new SharedExclusiveGate();
+  /** Set inside the gate: work in there that meets a stale keyring leaves the reload to the outermost caller (the gate is not re-entrant). */
+  private readonly insideGate = new AsyncLocalStorage<true>();
+  /** A reload in progress (the watch and a failed commit may both ask at once). */
+  private reloading: Promise<boolean> | undefined;
 
   private constructor(
     private readonly sodium: Sodium,
@@ -162,7 +188,9 @@ export class Keyring {
   kek(term: number): Uint8Array {
     this.assertUnlocked();
     const kek = this.terms.get(term);
-    if (!kek) throw new HushError('internal', `key term ${term} is not in the keyring`);
+    // The KEK was rotated meanwhile (by another replica, for a newer term; or a record read just before a rotation
+    // re-wrapped it, for an older one): withActiveKek and withCurrentKeys reload the keyring and run the work again.
+    if (!kek) throw new StaleKeyringError(term);
     return kek;
   }
 
@@ -194,12 +222,70 @@ export class Keyring {
    * KEK that is being rotated away.
    */
   withActiveKek<T>(work: () => Promise<T>): Promise<T> {
-    return this.kekGate.shared(work);
+    return this.retryingStale(() => this.kekGate.shared(() => this.insideGate.run(true, work)));
+  }
+
+  /**
+   * Runs work that opens values (no seal): if it meets a term newer than
+   * this keyring (another replica rotated the KEK), the keyring is reloaded
+   * and the work runs again.
+   */
+  withCurrentKeys<T>(work: () => Promise<T>): Promise<T> {
+    return this.retryingStale(work);
   }
 
   /** Runs a KEK rotation (kek-rotation.ts) once no seal is in progress, and holds new seals until it is done. */
   rotating<T>(work: () => Promise<T>): Promise<T> {
-    return this.kekGate.exclusive(work);
+    return this.kekGate.exclusive(() => this.insideGate.run(true, work));
+  }
+
+  /**
+   * Inside rotating(): the commit found the stored keyring newer than this
+   * one. Loads it (no gate: the rotation holds it exclusively already).
+   */
+  async reloadWithinRotation(): Promise<boolean> {
+    return this.loadStored();
+  }
+
+  /**
+   * Takes the keyring the store holds now, if it is newer than this one
+   * (another replica rotated the KEK: shared storage). Waits for seals in
+   * progress, as a rotation does, so nothing is sealed under a KEK while the
+   * keyring changes under it. Says whether anything changed.
+   */
+  reload(): Promise<boolean> {
+    if (this.locked) return Promise.resolve(false);
+    this.reloading ??= this.kekGate.exclusive(() => this.loadStored()).finally(() => (this.reloading = undefined));
+    return this.reloading;
+  }
+
+  private async retryingStale<T>(run: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await run();
+      } catch (err) {
+        // Nested inside the gate, a reload would wait for ourselves: the outermost caller reloads and runs it all again.
+        if (!isKeyringConflict(err) || attempt >= STALE_KEYRING_RETRIES || this.insideGate.getStore()) throw err;
+        // Even when there is nothing newer to load (a reload got here first), the work reads its records again.
+        await this.reload();
+      }
+    }
+  }
+
+  /** Reads, verifies and opens the stored keyring; takes it if it is not the one held. Call with the gate held exclusively. */
+  private async loadStored(): Promise<boolean> {
+    if (this.locked) return false;
+    const entry = await this.backend.get(KEYRING_KEY);
+    if (!entry || entry.modRevision === this.modRevision) return false;
+    const record = parseKeyringRecord(this.sodium, { value: entry.value, hasData: true });
+    const contents = this.open(record, this.currentRoot!);
+    for (const old of this.terms.values()) this.sodium.memzero(old);
+    this.terms = new Map(Object.entries(contents.terms).map(([term, key]) => [Number(term), unb64(key)]));
+    this.activeTerm = contents.active;
+    this.record = record;
+    this.modRevision = entry.modRevision;
+    log.info({ term: this.activeTerm, revision: entry.modRevision }, 'reloaded the keyring: the KEK was rotated (by another replica)');
+    return true;
   }
 
   /** A commit condition that fails if the keyring changed (a KEK rotation) since it was loaded. */

@@ -39,20 +39,27 @@ import type { Sodium } from './sodium.js';
 import { log } from '../log/index.js';
 
 /**
- * The keyring this process holds is older than the stored one: a commit
- * conditioned on it failed, or a value names a term it does not know.
- * Another replica on shared storage rotated the KEK.
+ * A value names a key term this keyring does not hold. A newer term than
+ * any held: another replica on shared storage rotated the KEK and this one
+ * has not reloaded yet ('conflict': try again). An older one: the record was
+ * read just before a rotation re-wrapped it, or it is damaged ('internal').
+ * Either way withActiveKek and withCurrentKeys reload and run the work again.
  */
-export function isKeyringConflict(err: unknown): boolean {
-  return err instanceof ConflictError && err.key === KEYRING_KEY;
+class MissingTermError extends HushError {
+  constructor(term: number, newest: number) {
+    super(
+      term > newest ? 'conflict' : 'internal',
+      term > newest ? `key term ${term} is newer than this store's keyring (term ${newest}): the KEK was rotated by another replica; try again` : `key term ${term} is not in the keyring`,
+    );
+  }
 }
 
-/** A value names a key term this keyring does not hold (see Keyring.kek). */
-class StaleKeyringError extends ConflictError {
-  constructor(term: number) {
-    super(KEYRING_KEY);
-    this.message = `key term ${term} is not in the keyring: the KEK was rotated meanwhile; try again`;
-  }
+/**
+ * The keyring this process holds may be older than the stored one: a commit
+ * conditioned on it failed, or a value names a term it does not hold.
+ */
+export function isKeyringConflict(err: unknown): boolean {
+  return err instanceof MissingTermError || (err instanceof ConflictError && err.key === KEYRING_KEY);
 }
 
 /** Times a piece of work is run again after the keyring it used turned out stale and was reloaded. */
@@ -188,9 +195,7 @@ export class Keyring {
   kek(term: number): Uint8Array {
     this.assertUnlocked();
     const kek = this.terms.get(term);
-    // The KEK was rotated meanwhile (by another replica, for a newer term; or a record read just before a rotation
-    // re-wrapped it, for an older one): withActiveKek and withCurrentKeys reload the keyring and run the work again.
-    if (!kek) throw new StaleKeyringError(term);
+    if (!kek) throw new MissingTermError(term, Math.max(...this.terms.keys()));
     return kek;
   }
 
@@ -304,6 +309,44 @@ export class Keyring {
     const kek = this.sodium.crypto_aead_xchacha20poly1305_ietf_keygen();
     const value = JSON.stringify(this.seal({ active: term, terms: { [term]: b64(kek) }, log: 'keyed' }, this.currentRoot!, this.record!));
     return { term, kek, op: { key: KEYRING_KEY, value }, condition: this.condition() };
+  }
+
+  /**
+   * The first step of a rotation on shared storage (kek-rotation.ts): a
+   * keyring record that adds a new term, made active, beside the ones held.
+   * Once committed, no replica can commit a value sealed under an older term
+   * (every seal is conditioned on the keyring), so the values still to
+   * re-wrap are exactly those on record then.
+   */
+  prepareNewTerm(): { term: number; kek: Uint8Array; op: { key: string; value: string }; condition: { key: string; modRevision: number } } {
+    this.assertUnlocked();
+    const term = Math.max(...this.terms.keys()) + 1;
+    const kek = this.sodium.crypto_aead_xchacha20poly1305_ietf_keygen();
+    const terms: Record<string, string> = { [term]: b64(kek) };
+    for (const [held, key] of this.terms) terms[held] = b64(key);
+    const value = JSON.stringify(this.seal({ active: term, terms, log: 'keyed' }, this.currentRoot!, this.record!));
+    return { term, kek, op: { key: KEYRING_KEY, value }, condition: this.condition() };
+  }
+
+  adoptNewTerm(term: number, kek: Uint8Array, value: string, modRevision: number): void {
+    this.terms.set(term, kek);
+    this.activeTerm = term;
+    this.record = JSON.parse(value) as KeyringRecord;
+    this.modRevision = modRevision;
+  }
+
+  /** The last step of a rotation: a keyring record holding the active term only (commit it with every value re-wrapped under it). */
+  prepareDropOldTerms(): { op: { key: string; value: string }; condition: { key: string; modRevision: number } } {
+    const { term, kek } = this.activeKek();
+    const value = JSON.stringify(this.seal({ active: term, terms: { [term]: b64(kek) }, log: 'keyed' }, this.currentRoot!, this.record!));
+    return { op: { key: KEYRING_KEY, value }, condition: this.condition() };
+  }
+
+  adoptDroppedOldTerms(value: string, modRevision: number): void {
+    for (const [term, key] of this.terms) if (term !== this.activeTerm) this.sodium.memzero(key);
+    this.terms = new Map([[this.activeTerm, this.terms.get(this.activeTerm)!]]);
+    this.record = JSON.parse(value) as KeyringRecord;
+    this.modRevision = modRevision;
   }
 
   adopt(term: number, kek: Uint8Array, value: string, modRevision: number): void {

@@ -296,11 +296,15 @@ describe('keyring', () => {
       expect((await backend.get(KEYRING_KEY))!.value).to.equal(a.op.value);
     });
 
-    it('names a term that is not in the keyring', async () => {
-      const { keyring } = await openKeyring();
-      const err = thrown(() => keyring.kek(9));
-      expect(err.code).to.equal('internal');
-      expect(err.message).to.equal('key term 9 is not in the keyring');
+    it('names a term that is not in the keyring; a newer one as a conflict (another replica rotated the KEK: reload and try again)', async () => {
+      const { keyring, backend } = await openKeyring();
+      await rotate(keyring, backend);
+      const older = thrown(() => keyring.kek(1));
+      expect(older.code).to.equal('internal');
+      expect(older.message).to.equal('key term 1 is not in the keyring');
+      const newer = thrown(() => keyring.kek(9));
+      expect(newer.code).to.equal('conflict');
+      expect(newer.message).to.equal("key term 9 is newer than this store's keyring (term 2): the KEK was rotated by another replica; try again");
     });
   });
 });

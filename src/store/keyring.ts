@@ -299,19 +299,6 @@ export class Keyring {
   }
 
   /**
-   * Prepares a rotation: a new KEK and the keyring record that holds only it.
-   * The caller commits the record together with every data key re-wrapped,
-   * conditioned on the keyring not having changed, then calls `adopt`.
-   */
-  prepareRotation(): { term: number; kek: Uint8Array; op: { key: string; value: string }; condition: { key: string; modRevision: number } } {
-    this.assertUnlocked();
-    const term = Math.max(...this.terms.keys()) + 1;
-    const kek = this.sodium.crypto_aead_xchacha20poly1305_ietf_keygen();
-    const value = JSON.stringify(this.seal({ active: term, terms: { [term]: b64(kek) }, log: 'keyed' }, this.currentRoot!, this.record!));
-    return { term, kek, op: { key: KEYRING_KEY, value }, condition: this.condition() };
-  }
-
-  /**
    * The first step of a rotation on shared storage (kek-rotation.ts): a
    * keyring record that adds a new term, made active, beside the ones held.
    * Once committed, no replica can commit a value sealed under an older term
@@ -345,14 +332,6 @@ export class Keyring {
   adoptDroppedOldTerms(value: string, modRevision: number): void {
     for (const [term, key] of this.terms) if (term !== this.activeTerm) this.sodium.memzero(key);
     this.terms = new Map([[this.activeTerm, this.terms.get(this.activeTerm)!]]);
-    this.record = JSON.parse(value) as KeyringRecord;
-    this.modRevision = modRevision;
-  }
-
-  adopt(term: number, kek: Uint8Array, value: string, modRevision: number): void {
-    for (const old of this.terms.values()) this.sodium.memzero(old);
-    this.terms = new Map([[term, kek]]);
-    this.activeTerm = term;
     this.record = JSON.parse(value) as KeyringRecord;
     this.modRevision = modRevision;
   }

@@ -70,6 +70,15 @@ interface Pending {
 
 type Stream = grpc.ClientDuplexStream<AgentMessage, StoreMessage>;
 
+/**
+ * A Hello that asks to resume lists what is held, about 100 bytes a secret
+ * (name up to 64, id 25, version). The store refuses a message over its
+ * limit (1 MiB by default) before reading it, and a Hello may already list
+ * 1,000 containers (~200 KiB): past this many secrets the agent asks for a
+ * Snapshot instead, so its Hello always fits.
+ */
+const MAX_RESUME_SECRETS = 4_000;
+
 export class StoreSession implements StoreLink {
   readonly #opts: SessionOptions;
   readonly #log: Logger;
@@ -212,7 +221,7 @@ export class StoreSession implements StoreLink {
   #hello(): WireHello {
     const containers = this.#opts.containers();
     const held = this.#opts.cache.holdings();
-    this.#resumeFrom = !this.#noResume && held.revision > 0 ? held.revision : undefined;
+    this.#resumeFrom = !this.#noResume && held.revision > 0 && held.secrets.length <= MAX_RESUME_SECRETS ? held.revision : undefined;
     if (this.#resumeFrom === undefined) return { containers, last_revision: held.revision };
     return { containers, last_revision: held.revision, resume: true, held: held.secrets, held_services: held.services };
   }

@@ -67,3 +67,48 @@ export async function startEtcd(dataDir: string): Promise<RunningEtcd> {
   }
   return { endpoint, child };
 }
+
+export interface RunningEtcdCluster {
+  endpoints: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A throwaway etcd cluster of `size` members on 127.0.0.1, each with its own
+ * data directory under `dir` (all on the same disk), default durability and
+ * default timings: the HA deployment on one machine.
+ */
+export async function startEtcdCluster(dir: string, size: number): Promise<RunningEtcdCluster> {
+  const members: { name: string; client: string; peer: string }[] = [];
+  for (let i = 0; i < size; i++) members.push({ name: `bench${i}`, client: `http://127.0.0.1:${await freePort()}`, peer: `http://127.0.0.1:${await freePort()}` });
+  const initialCluster = members.map((m) => `${m.name}=${m.peer}`).join(',');
+  const children = members.map((m) =>
+    startChild('etcd', [
+      '--name', m.name,
+      '--data-dir', `${dir}/${m.name}`,
+      '--listen-client-urls', m.client,
+      '--advertise-client-urls', m.client,
+      '--listen-peer-urls', m.peer,
+      '--initial-advertise-peer-urls', m.peer,
+      '--initial-cluster', initialCluster,
+      '--initial-cluster-state', 'new',
+      '--logger', 'zap',
+      '--log-level', 'warn',
+    ]),
+  );
+  const stop = async () => {
+    await Promise.all(children.map((c) => c.stop()));
+  };
+  try {
+    for (const [i, m] of members.entries()) {
+      await waitReady(children[i]!, `etcd member ${m.name}`, async () => {
+        const res = await fetch(`${m.client}/health`);
+        return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+      }, 30_000);
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { endpoints: members.map((m) => m.client), stop };
+}

@@ -10,17 +10,30 @@ export interface RunningStore {
   child: Child;
 }
 
-export async function startStoreProcess(dir: string, nodeArgs: string[] = []): Promise<RunningStore> {
+export interface StoreProcessOptions {
+  /** Node-protocol listener (default an ephemeral port: the bench must not collide with a hush already running here). */
+  listen?: string;
+  /** More `hush store` flags (e.g. the etcd backend's). */
+  args?: string[];
+  /** Wait until the cluster side (node listener) is up, not only the admin socket. */
+  waitForCluster?: boolean;
+}
+
+export async function startStoreProcess(dir: string, nodeArgs: string[] = [], options: StoreProcessOptions = {}): Promise<RunningStore> {
   await mkdir(dir, { recursive: true });
   const socket = join(dir, 'admin.sock');
   const cli = join(REPO_ROOT, 'dist', 'cli', 'main.js');
-  // Ephemeral node port, no HTTPS: the bench must not collide with a hush already running here.
-  const child = startChild(process.execPath, [...nodeArgs, cli, 'store', '--data', join(dir, 'data'), '--socket', socket, '--home', join(dir, 'home'), '--listen', '127.0.0.1:0', '--admin', ''], {
+  // No HTTPS: the bench must not collide with a hush already running here.
+  const storeArgs = ['store', '--data', join(dir, 'data'), '--socket', socket, '--home', join(dir, 'home'), '--listen', options.listen ?? '127.0.0.1:0', '--admin', '', ...(options.args ?? [])];
+  const child = startChild(process.execPath, [...nodeArgs, cli, ...storeArgs], {
     cwd: dir,
     env: { ...process.env, HUSH_LOG_LEVEL: 'warn' },
   });
   try {
-    await waitReady(child, 'hush store', async () => (await call(socket, undefined, 'GET', '/healthz')).status === 200);
+    await waitReady(child, 'hush store', async () => {
+      const res = await call(socket, undefined, 'GET', '/healthz');
+      return res.status === 200 && (!options.waitForCluster || (JSON.parse(res.body) as { cluster?: string }).cluster === 'ready');
+    });
   } catch (err) {
     await child.stop();
     throw err;

@@ -6,7 +6,7 @@
  * look things up at the moment they need them, so a new version is visible
  * to the next lookup and a version already handed out stays readable.
  */
-import type { WireDelta, WireGrant, WireSecretVersion, WireServiceGrants, WireSnapshot } from '../protocol/index.js';
+import type { WireDelta, WireGrant, WireHeldSecret, WireSecretVersion, WireServiceGrants, WireSnapshot } from '../protocol/index.js';
 import type { Grant } from '../acl/index.js';
 import { log } from '../log/index.js';
 import { Sealer } from './sealer.js';
@@ -105,6 +105,19 @@ export class SecretCache {
     };
   }
 
+  /**
+   * Exactly what is held, for a Hello that asks to resume: each secret's
+   * name, id and version (never a value) and the services whose grants are
+   * held. The store sends a Delta over this.
+   */
+  holdings(): { revision: number; secrets: WireHeldSecret[]; services: string[] } {
+    return {
+      revision: this.#revision,
+      secrets: [...this.#secrets.values()].map((v) => ({ name: v.name, secret_id: v.secretId, version: v.version })),
+      services: [...this.#services.keys()],
+    };
+  }
+
   /** Called after every snapshot/delta, e.g. to refresh mounts or signal containers. */
   onChange(listener: () => void): () => void {
     this.#listeners.add(listener);
@@ -135,11 +148,12 @@ export class SecretCache {
   #keepOrSeal(wire: WireSecretVersion): SecretVersion {
     try {
       const current = this.#secrets.get(wire.name);
-      if (current && current.version === wire.version) return current;
+      // Same version of the same secret: a secret removed and made again under this name restarts at version 1, so the id counts too.
+      if (current && current.version === wire.version && current.secretId === (wire.secret_id ?? '')) return current;
       const createdAt = wire.created_at_ms > 0 ? wire.created_at_ms : Date.now();
       const mtime = Math.max(createdAt, (this.#mtimes.get(wire.name) ?? 0) + 1);
       this.#mtimes.set(wire.name, mtime);
-      return new SecretVersion(this.#sealer, { name: wire.name, version: wire.version, createdAt: new Date(createdAt), mtime: new Date(mtime) }, wire.data);
+      return new SecretVersion(this.#sealer, { name: wire.name, version: wire.version, createdAt: new Date(createdAt), mtime: new Date(mtime), secretId: wire.secret_id ?? '' }, wire.data);
     } finally {
       wire.data.fill(0);
     }

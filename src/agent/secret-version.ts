@@ -20,6 +20,8 @@ export interface SecretVersionInfo {
    */
   mtime: Date;
   size: number;
+  /** The store's id of the secret ('' when the store sent none, and for renderings): with the version, it names one value. */
+  secretId?: string;
 }
 
 export class SecretVersion implements SecretVersionInfo {
@@ -28,6 +30,7 @@ export class SecretVersion implements SecretVersionInfo {
   readonly createdAt: Date;
   readonly mtime: Date;
   readonly size: number;
+  readonly secretId: string;
   readonly #sealer: Sealer;
   readonly #chunks: Buffer[];
 
@@ -38,6 +41,7 @@ export class SecretVersion implements SecretVersionInfo {
     this.createdAt = info.createdAt;
     this.mtime = info.mtime;
     this.size = plaintext.length;
+    this.secretId = info.secretId ?? '';
     this.#sealer = sealer;
     const count = Math.max(1, Math.ceil(plaintext.length / CHUNK_BYTES));
     this.#chunks = [];

@@ -2,8 +2,13 @@
  * The agent's one long-lived Session stream with the store.
  *
  * Every (re)connection starts with a Hello naming the containers running
- * here, and the store answers with a full Snapshot, so a reconnect needs no
- * memory of what was missed. While the stream is down the cache keeps
+ * here and, once something is held, asking to resume: it names the revision
+ * last applied and exactly what is held then (names, ids, versions; never a
+ * value). The store answers with a Delta over that (base_revision = that
+ * revision), or with a full Snapshot when it cannot (see the dispatcher),
+ * so a reconnect needs no memory of what was missed either way. A resumed
+ * start that does not fit what was sent is a protocol error: the next Hello
+ * then asks for a Snapshot. While the stream is down the cache keeps
  * serving what it holds; reconnects back off exponentially with full jitter.
  * A store that says the node is revoked ends the session for good. With
  * several store replicas, each failure moves the next attempt to the next
@@ -23,6 +28,7 @@ import {
   type WireContainer,
   type WireDecision,
   type WireReadEntry,
+  type WireHello,
 } from '../protocol/index.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import type { SecretCache } from './cache.js';
@@ -67,6 +73,15 @@ interface Pending {
 
 type Stream = grpc.ClientDuplexStream<AgentMessage, StoreMessage>;
 
+/**
+ * A Hello that asks to resume lists what is held, about 100 bytes a secret
+ * (name up to 64, id 25, version). The store refuses a message over its
+ * limit (1 MiB by default) before reading it, and a Hello may already list
+ * 1,000 containers (~200 KiB): past this many secrets the agent asks for a
+ * Snapshot instead, so its Hello always fits.
+ */
+const MAX_RESUME_SECRETS = 4_000;
+
 export class StoreSession implements StoreLink {
   readonly #opts: SessionOptions;
   readonly #log: Logger;
@@ -77,6 +92,10 @@ export class StoreSession implements StoreLink {
   #state: SessionState = 'backoff';
   #stream: Stream | undefined;
   #gotSnapshot = false;
+  /** The revision the current session's Hello asked to resume from; undefined when it asked for a Snapshot. */
+  #resumeFrom: number | undefined;
+  /** A resumed start went wrong: ask for a Snapshot next time, until a session is ready again. */
+  #noResume = false;
   #lastError: string | undefined = 'not connected yet';
   #connectedSince: Date | undefined;
   #reconnectTimer: NodeJS.Timeout | undefined;
@@ -202,7 +221,7 @@ export class StoreSession implements StoreLink {
     stream.on('status', (status: grpc.StatusObject) => {
       if (stream === this.#stream) this.#failed(status.code === grpc.status.OK ? new Error('the store closed the session') : status);
     });
-    this.#send({ body: 'hello', hello: { containers: this.#opts.containers(), last_revision: this.#opts.cache.revision } });
+    this.#send({ body: 'hello', hello: this.#hello() });
     this.#beatEvery(this.#heartbeatMs);
     // The call can be accepted and then never answered (a store stuck, or one that drops a stream without a status);
     // keepalive only notices dead connections, so bound the wait for the snapshot ourselves.
@@ -210,6 +229,15 @@ export class StoreSession implements StoreLink {
     this.#snapshotTimer = setTimeout(() => {
       if (stream === this.#stream && !this.#gotSnapshot) this.#failed(new Error(`no snapshot from the store within ${snapshotTimeoutMs} ms`));
     }, snapshotTimeoutMs);
+  }
+
+  /** The session's first message: the containers here and, when something is held, what to resume from. */
+  #hello(): WireHello {
+    const containers = this.#opts.containers();
+    const held = this.#opts.cache.holdings();
+    this.#resumeFrom = !this.#noResume && held.revision > 0 && held.secrets.length <= MAX_RESUME_SECRETS ? held.revision : undefined;
+    if (this.#resumeFrom === undefined) return { containers, last_revision: held.revision };
+    return { containers, last_revision: held.revision, resume: true, held: held.secrets, held_services: held.services };
   }
 
   #onMessage(message: StoreMessage): void {
@@ -220,15 +248,30 @@ export class StoreSession implements StoreLink {
           if (period !== this.#heartbeatMs) this.#beatEvery(period);
           this.#opts.cache.replace(message.snapshot);
           this.#ack(message.snapshot.revision);
-          if (!this.#gotSnapshot) this.#becameReady();
+          if (!this.#gotSnapshot) this.#becameReady('snapshot');
           return;
         }
-        case 'delta':
-          // Deltas build on this session's snapshot; one before it means the two sides disagree, so start over.
-          if (!this.#gotSnapshot) throw new Error('protocol error: the store sent a delta before the snapshot');
+        case 'delta': {
+          const base = message.delta.base_revision ?? 0;
+          if (!this.#gotSnapshot) {
+            // A resumed start: a Delta over exactly what this session's Hello said is held. Anything else means the two sides disagree.
+            if (this.#resumeFrom === undefined || base !== this.#resumeFrom || this.#opts.cache.revision !== this.#resumeFrom) {
+              this.#noResume = true;
+              throw new Error(`protocol error: the store sent a delta over revision ${base} before a snapshot (resuming from ${this.#resumeFrom ?? 'nothing'})`);
+            }
+            const period = heartbeatPeriodFrom(message.delta.heartbeat_period_ms);
+            if (period !== this.#heartbeatMs) this.#beatEvery(period);
+            this.#opts.cache.apply(message.delta);
+            this.#ack(message.delta.revision);
+            this.#becameReady('resumed');
+            return;
+          }
+          // Deltas build on this session's start; a resumed-start delta in the middle means the two sides disagree, so start over.
+          if (base !== 0) throw new Error(`protocol error: the store sent a resumed start (over revision ${base}) inside a session`);
           this.#opts.cache.apply(message.delta);
           this.#ack(message.delta.revision);
           return;
+        }
         case 'decision': {
           const pending = this.#pending.get(message.decision.request_id);
           if (!pending) return; // timed out already
@@ -243,12 +286,14 @@ export class StoreSession implements StoreLink {
       }
     } catch (err) {
       this.#log.error({ err }, 'could not apply a message from the store; reconnecting for a fresh snapshot');
+      this.#noResume = true;
       this.#failed(err);
     }
   }
 
-  #becameReady(): void {
+  #becameReady(start: 'snapshot' | 'resumed'): void {
     this.#gotSnapshot = true;
+    this.#noResume = false;
     clearTimeout(this.#snapshotTimer);
     this.#state = 'ready';
     this.#connectedSince = new Date();
@@ -256,7 +301,7 @@ export class StoreSession implements StoreLink {
     this.#backoff.reset();
     const held = this.#opts.cache.held();
     this.#log.info(
-      { revision: held.revision, secrets: held.secrets.length, services: held.services.length, afterFailures: this.#failuresSinceReady },
+      { revision: held.revision, secrets: held.secrets.length, services: held.services.length, afterFailures: this.#failuresSinceReady, start },
       'session with the store established',
     );
     this.#failuresSinceReady = 0;

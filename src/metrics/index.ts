@@ -49,6 +49,13 @@ export class StoreMetrics {
     registers: [this.registry],
   });
 
+  private readonly sessionStarts = new Counter({
+    name: 'hush_sessions_resumed_total',
+    help: 'Node sessions whose agent asked to resume from the revision it holds, by what the store sent first: a delta over what it holds, or a snapshot (it held nothing, or its revision is one this store has not reached).',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
   private readonly acks = new Counter({
     name: 'hush_node_acks_total',
     help: 'Acks received from nodes (a node confirms it holds a revision).',
@@ -131,6 +138,10 @@ export class StoreMetrics {
   countPush(kind: PushKind, secretVersions: number): void {
     this.pushes.inc({ kind });
     if (secretVersions > 0) this.pushedVersions.inc(secretVersions);
+  }
+
+  countSessionStart(kind: PushKind): void {
+    this.sessionStarts.inc({ kind });
   }
 
   countAck(): void {

@@ -19,6 +19,8 @@ export {
   type WireDecision,
   type WireDelta,
   type WireGrant,
+  type WireHeldSecret,
+  type WireHello,
   type WireReadEntry,
   type WireSecretVersion,
   type WireServiceGrants,

@@ -35,6 +35,8 @@ export interface WireSecretVersion {
   version: number;
   data: Buffer;
   created_at_ms: number;
+  /** The secret's id ('' from a store that predates it): (secret_id, version) names one value; a recreated secret restarts at version 1. */
+  secret_id?: string;
 }
 export interface WireSnapshot {
   revision: number;
@@ -49,6 +51,24 @@ export interface WireDelta {
   removals: string[];
   services: WireServiceGrants[];
   removed_services: string[];
+  /** Nonzero only on the first message of a resumed session: the Hello's last_revision, the held state it applies to. */
+  base_revision?: number;
+  /** With base_revision: as WireSnapshot's. */
+  heartbeat_period_ms?: number;
+}
+/** A secret version the agent holds, named in a resuming Hello (never a value). */
+export interface WireHeldSecret {
+  name: string;
+  secret_id: string;
+  version: number;
+}
+export interface WireHello {
+  containers: WireContainer[];
+  last_revision: number;
+  /** The agent holds exactly `held` and `held_services` at last_revision and takes a Delta over them; false from an older agent. */
+  resume?: boolean;
+  held?: WireHeldSecret[];
+  held_services?: string[];
 }
 export interface WireDecision {
   request_id: string;
@@ -76,7 +96,7 @@ export type StoreMessage =
   | { body: 'delta'; delta: WireDelta }
   | { body: 'decision'; decision: WireDecision };
 export type AgentMessage =
-  | { body: 'hello'; hello: { containers: WireContainer[]; last_revision: number } }
+  | { body: 'hello'; hello: WireHello }
   | { body: 'ack'; ack: { revision: number } }
   | { body: 'heartbeat'; heartbeat: { sent_at_ms: number } }
   | { body: 'container_start'; container_start: { request_id: string; container: WireContainer } }

@@ -78,6 +78,8 @@ export class Assignments {
         case 'admin-cert':
         case 'replica':
         case 'node-session':
+        case 'keyring':
+        case 'ca':
           break;
       }
     }

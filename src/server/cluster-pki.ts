@@ -100,6 +100,8 @@ export class ClusterPki {
    */
   rotateCa(): Promise<{ previous: PreviousCaRecord; fingerprint: string }> {
     const change = this.caChanges.then(async () => {
+      // Another replica may have rotated or retired since this one last heard (its watch is a moment behind): decide on what is on record.
+      await this.takeStored();
       if (this.previous) {
         throw new HushError('conflict', `a CA rotation is already running (started ${this.previous.startedAt}); it ends when every node holds a certificate of the new CA (\`hush ca status\`)`);
       }
@@ -118,6 +120,7 @@ export class ClusterPki {
   /** Ends a rotation: the previous CA is no longer trusted, for TLS, admin certificates or join tokens. */
   retirePreviousCa(): Promise<boolean> {
     const change = this.caChanges.then(async () => {
+      await this.takeStored();
       if (!this.previous) return false;
       await this.records.retirePrevious();
       this.previous = undefined;
@@ -126,6 +129,32 @@ export class ClusterPki {
     });
     this.caChanges = change.catch(() => undefined);
     return change;
+  }
+
+  /**
+   * Takes the CA the store holds now, if it is not the one in use: another
+   * replica on shared storage rotated it, or retired the previous one (the
+   * watch tells each replica). What follows is as for a change made here:
+   * the listeners present the new chain and trust, and HUSH_HOME moves.
+   * Says whether anything changed.
+   */
+  reload(): Promise<boolean> {
+    const change = this.caChanges.then(() => this.takeStored());
+    this.caChanges = change.catch(() => undefined);
+    return change;
+  }
+
+  /** Within a CA change: adopts the CA on record if it is not the one in use (see reload). */
+  private async takeStored(): Promise<boolean> {
+    const stored = await this.records.load();
+    const previous = await this.records.loadPrevious();
+    if (!stored) return false;
+    const same = stored.certPem === this.ca.certPem && JSON.stringify(previous ?? null) === JSON.stringify(this.previous ?? null);
+    if (same) return false;
+    this.ca = stored;
+    this.previous = previous;
+    await this.emitCaChange();
+    return true;
   }
 
   /** Awaited: what follows from the change (TLS of the listeners, HUSH_HOME's credentials) is done when the rotation or retirement returns. */

@@ -14,12 +14,12 @@ import type { NodeStatus } from '../api/index.js';
 import type { Logger } from '../log/index.js';
 import type { NodeState, StoreMetrics } from '../metrics/index.js';
 import { DEFAULT_HEARTBEAT_PERIOD_MS, MISSED_HEARTBEATS_BEFORE_DOWN, endWithStatus, grpcStatusOf } from '../protocol/index.js';
-import type { AgentMessage, NodeIdentity, StoreMessage, WireContainer, WireReadEntry, WireSecretVersion } from '../protocol/index.js';
+import type { AgentMessage, NodeIdentity, StoreMessage, WireContainer, WireHello, WireReadEntry, WireSecretVersion } from '../protocol/index.js';
 import { ReadLedger, type PropagationTracker, type Propagation, type ReadRecord } from '../rotation/index.js';
 import type { ChangeBatch, NodeRecord, OpenedStore } from '../store/index.js';
 import { assertValidContainer, assertValidHello, nodeContainer, assertValidReadReport, tooManyContainers } from './agent-input.js';
 import { Assignments } from './assignments.js';
-import { NodeSession, type DesiredState } from './node-session.js';
+import { NodeSession, heldStateOf, type DesiredState } from './node-session.js';
 import type { ReplicaPresence } from './presence.js';
 
 /** A failed update of a node is tried again after this long (the storage's own retries have given up by then). */
@@ -184,7 +184,7 @@ export class Dispatcher {
     switch (message.body) {
       case 'hello':
         try {
-          assertValidHello(message.hello.containers, this.limits.maxContainersPerNode);
+          assertValidHello(message.hello, this.limits.maxContainersPerNode);
         } catch (err) {
           // Nothing of a bad Hello is stored; the agent hears why and the session ends.
           this.log.warn({ node: session.nodeId, err: (err as Error).message }, 'node sent an invalid hello');
@@ -192,6 +192,7 @@ export class Dispatcher {
         }
         for (const c of message.hello.containers) session.rememberContainer(c.id, c.service, this.rememberedContainers());
         await this.reconcileContainers(session.nodeId, message.hello.containers);
+        this.maybeResume(session, message.hello);
         await this.sync(session);
         return;
       case 'ack': {
@@ -264,6 +265,38 @@ export class Dispatcher {
 
   private rememberedContainers(): number {
     return REMEMBERED_CONTAINERS_FACTOR * this.limits.maxContainersPerNode;
+  }
+
+  /**
+   * An agent that asks to resume names the revision it last applied and
+   * exactly what it holds then; the session's first send is then a Delta
+   * over that (only versions it lacks, what it must drop, and its services'
+   * grants), not every value again. Correctness does not rest on this
+   * store's history: the Delta is computed from the agent's own list against
+   * what the node should hold now, so compaction, another replica or a store
+   * restart change nothing. A revision this store has not reached means the
+   * agent's state comes from another history (a store restored from a
+   * backup, another cluster, a replica behind): then a Snapshot, as a fresh
+   * agent gets, replaces whatever it holds.
+   */
+  private maybeResume(session: NodeSession, hello: WireHello): void {
+    if (!hello.resume) return;
+    const held = heldStateOf(hello);
+    const storeRevision = this.store.backend.revision();
+    const why = !held
+      ? 'the agent holds nothing yet'
+      : held.revision > storeRevision
+        ? `the agent's revision ${held.revision} is newer than this store's ${storeRevision}`
+        : session.revision > 0
+          ? 'a change reached the session before its hello'
+          : undefined;
+    if (held && !why && session.resume(held)) {
+      this.metrics?.countSessionStart('delta');
+      this.log.info({ node: session.nodeId, fromRevision: held.revision, held: held.versions.size }, 'node session resumed: sending a delta');
+    } else {
+      this.metrics?.countSessionStart('snapshot');
+      this.log.info({ node: session.nodeId, fromRevision: hello.last_revision, reason: why }, 'node asked to resume: sending a snapshot');
+    }
   }
 
   /** After a store or agent restart the agent's list is the truth. */
@@ -342,9 +375,13 @@ export class Dispatcher {
     const view = await this.nodeView(node);
     const names = acl.entitledSecrets(view, node.containers, services);
     const versions = new Map<string, number>();
+    const ids = new Map<string, string>();
     for (const name of names) {
       const secret = await this.store.secrets.inspect(name).catch(() => undefined);
-      if (secret) versions.set(name, secret.version);
+      if (secret) {
+        versions.set(name, secret.version);
+        ids.set(name, secret.id);
+      }
     }
     const running = new Set(node.containers.map((c) => c.service));
     const grants = new Map<string, { service: string; grants: acl.Grant[] }>();
@@ -352,12 +389,12 @@ export class Dispatcher {
       const spec = services.get(name);
       if (spec && acl.decideContainerStart({ service: name, node: view, services }).allowed) grants.set(name, { service: name, grants: spec.grants.filter((g) => versions.has(g.source)) });
     }
-    return { versions, services: grants };
+    return { versions, ids, services: grants };
   }
 
-  private async reveal(name: string, version: number): Promise<WireSecretVersion> {
+  private async reveal(name: string, version: number): Promise<WireSecretVersion & { secret_id: string }> {
     const revealed = await this.store.secrets.reveal(name, version);
-    return { name, version, data: Buffer.from(revealed.data), created_at_ms: Date.parse(revealed.createdAt) };
+    return { name, version, data: Buffer.from(revealed.data), created_at_ms: Date.parse(revealed.createdAt), secret_id: revealed.id };
   }
 
   private async serviceIndex(): Promise<Map<string, acl.ServiceSpec>> {

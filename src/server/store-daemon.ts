@@ -172,6 +172,18 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     // A removed node no longer holds a CA rotation up.
     storage.changes.subscribe((batch) => {
       if (pki.previousCa && batch.changes.some((c) => c.kind === 'revoked')) rotation.checkSoon();
+      // Replicas: a CA rotated or retired through another replica is taken from the watch (a change made here is already in use: nothing to do).
+      if (batch.changes.some((c) => c.kind === 'ca')) {
+        pki
+          .reload()
+          .then(async (changed) => {
+            if (!changed) return;
+            log.info({ fingerprint: pki.caFingerprint, previous: pki.previousCa?.fingerprint }, 'took the cluster CA another replica changed');
+            // This replica watches the rotation too, so it ends even if the one that started it is gone.
+            if (pki.previousCa) await rotation.start();
+          })
+          .catch((err: unknown) => log.error({ err: (err as Error).message }, 'could not take the cluster CA another replica changed'));
+      }
     });
     // Scheduled rotations: run by the store process that holds the lease (this one for the embedded store; the elected leader among replicas).
     const leases = options.leases ?? (storage.backend instanceof EtcdBackend ? leadershipLeases(leadership) : new LocalLeases());

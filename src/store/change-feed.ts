@@ -8,7 +8,7 @@
  */
 import type { AdminCertRecord } from './admin-certs.js';
 import type { Backend, KvEvent, KvOp } from './backend.js';
-import { ADMIN_CERT_PREFIX, NODE_LABELS_PREFIX, NODE_PREFIX, NODE_SESSION_PREFIX, REPLICA_PREFIX, REVOKED_PREFIX, SECRET_PREFIX, SERVICE_PREFIX } from './keys.js';
+import { ADMIN_CERT_PREFIX, CA_CERT_KEY, CA_PREVIOUS_KEY, KEYRING_KEY, NODE_LABELS_PREFIX, NODE_PREFIX, NODE_SESSION_PREFIX, REPLICA_PREFIX, REVOKED_PREFIX, SECRET_PREFIX, SERVICE_PREFIX } from './keys.js';
 import type { NodeRecord } from './nodes.js';
 import type { ServiceRecord } from './services.js';
 
@@ -28,7 +28,11 @@ export type StoreChange =
   /** A store replica on shared storage said it is alive (`record`), or left (no record). */
   | { kind: 'replica'; id: string; record?: ReplicaRecord }
   /** A node's session opened on a replica (`record`), or closed (no record). */
-  | { kind: 'node-session'; nodeId: string; record?: NodeSessionRecord };
+  | { kind: 'node-session'; nodeId: string; record?: NodeSessionRecord }
+  /** The sealed keyring was written (a KEK rotation, maybe by another replica). */
+  | { kind: 'keyring' }
+  /** The cluster CA's records were written: a CA rotation started (maybe through another replica), or its previous CA was retired. */
+  | { kind: 'ca' };
 
 /** A store replica on shared storage (etcd), rewritten every heartbeat period while it runs. */
 export interface ReplicaRecord {
@@ -70,6 +74,8 @@ function decode(op: KvOp): StoreChange | undefined {
   if (op.key.startsWith(REVOKED_PREFIX) && op.type === 'put') return { kind: 'revoked', id: rest(REVOKED_PREFIX) };
   if (op.key.startsWith(REPLICA_PREFIX)) return { kind: 'replica', id: rest(REPLICA_PREFIX), record: value === undefined ? undefined : (JSON.parse(value) as ReplicaRecord) };
   if (op.key.startsWith(NODE_SESSION_PREFIX)) return { kind: 'node-session', nodeId: rest(NODE_SESSION_PREFIX), record: value === undefined ? undefined : (JSON.parse(value) as NodeSessionRecord) };
+  if (op.key === KEYRING_KEY) return { kind: 'keyring' };
+  if (op.key === CA_CERT_KEY || op.key === CA_PREVIOUS_KEY) return { kind: 'ca' };
   if (op.key.startsWith(ADMIN_CERT_PREFIX)) return { kind: 'admin-cert', serial: rest(ADMIN_CERT_PREFIX), record: value === undefined ? undefined : (JSON.parse(value) as AdminCertRecord) };
   return undefined;
 }

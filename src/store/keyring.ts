@@ -25,6 +25,7 @@
  * instead of "upgraded"; a directory really written before then is upgraded
  * once, and its keyring marked.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { readFile, unlink } from 'node:fs/promises';
 import { HushError } from '../errors/index.js';
@@ -35,6 +36,34 @@ import { SharedExclusiveGate } from './gate.js';
 import { KEYRING_KEY } from './keys.js';
 import { deriveAuditMac, deriveLogAuth, type LogAuth } from './log-auth.js';
 import type { Sodium } from './sodium.js';
+import { log } from '../log/index.js';
+
+/**
+ * A value names a key term this keyring does not hold. A newer term than
+ * any held: another replica on shared storage rotated the KEK and this one
+ * has not reloaded yet ('conflict': try again). An older one: the record was
+ * read just before a rotation re-wrapped it, or it is damaged ('internal').
+ * Either way withActiveKek and withCurrentKeys reload and run the work again.
+ */
+class MissingTermError extends HushError {
+  constructor(term: number, newest: number) {
+    super(
+      term > newest ? 'conflict' : 'internal',
+      term > newest ? `key term ${term} is newer than this store's keyring (term ${newest}): the KEK was rotated by another replica; try again` : `key term ${term} is not in the keyring`,
+    );
+  }
+}
+
+/**
+ * The keyring this process holds may be older than the stored one: a commit
+ * conditioned on it failed, or a value names a term it does not hold.
+ */
+export function isKeyringConflict(err: unknown): boolean {
+  return err instanceof MissingTermError || (err instanceof ConflictError && err.key === KEYRING_KEY);
+}
+
+/** Times a piece of work is run again after the keyring it used turned out stale and was reloaded. */
+const STALE_KEYRING_RETRIES = 3;
 
 const KEYRING_AAD = new TextEncoder().encode('hush/keyring/v1');
 const UNLOCK_KEY_PREFIX = 'HUSHKEY-1-';
@@ -84,6 +113,10 @@ export class Keyring {
   private unlocking: Promise<unknown> = Promise.resolve();
   /** Seals under the active KEK (shared) wait for a KEK rotation (exclusive) and vice versa. */
   private readonly kekGate = new SharedExclusiveGate();
+  /** Set inside the gate: work in there that meets a stale keyring leaves the reload to the outermost caller (the gate is not re-entrant). */
+  private readonly insideGate = new AsyncLocalStorage<true>();
+  /** A reload in progress (the watch and a failed commit may both ask at once). */
+  private reloading: Promise<boolean> | undefined;
 
   private constructor(
     private readonly sodium: Sodium,
@@ -162,7 +195,7 @@ export class Keyring {
   kek(term: number): Uint8Array {
     this.assertUnlocked();
     const kek = this.terms.get(term);
-    if (!kek) throw new HushError('internal', `key term ${term} is not in the keyring`);
+    if (!kek) throw new MissingTermError(term, Math.max(...this.terms.keys()));
     return kek;
   }
 
@@ -194,12 +227,70 @@ export class Keyring {
    * KEK that is being rotated away.
    */
   withActiveKek<T>(work: () => Promise<T>): Promise<T> {
-    return this.kekGate.shared(work);
+    return this.retryingStale(() => this.kekGate.shared(() => this.insideGate.run(true, work)));
+  }
+
+  /**
+   * Runs work that opens values (no seal): if it meets a term newer than
+   * this keyring (another replica rotated the KEK), the keyring is reloaded
+   * and the work runs again.
+   */
+  withCurrentKeys<T>(work: () => Promise<T>): Promise<T> {
+    return this.retryingStale(work);
   }
 
   /** Runs a KEK rotation (kek-rotation.ts) once no seal is in progress, and holds new seals until it is done. */
   rotating<T>(work: () => Promise<T>): Promise<T> {
-    return this.kekGate.exclusive(work);
+    return this.kekGate.exclusive(() => this.insideGate.run(true, work));
+  }
+
+  /**
+   * Inside rotating(): the commit found the stored keyring newer than this
+   * one. Loads it (no gate: the rotation holds it exclusively already).
+   */
+  async reloadWithinRotation(): Promise<boolean> {
+    return this.loadStored();
+  }
+
+  /**
+   * Takes the keyring the store holds now, if it is newer than this one
+   * (another replica rotated the KEK: shared storage). Waits for seals in
+   * progress, as a rotation does, so nothing is sealed under a KEK while the
+   * keyring changes under it. Says whether anything changed.
+   */
+  reload(): Promise<boolean> {
+    if (this.locked) return Promise.resolve(false);
+    this.reloading ??= this.kekGate.exclusive(() => this.loadStored()).finally(() => (this.reloading = undefined));
+    return this.reloading;
+  }
+
+  private async retryingStale<T>(run: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await run();
+      } catch (err) {
+        // Nested inside the gate, a reload would wait for ourselves: the outermost caller reloads and runs it all again.
+        if (!isKeyringConflict(err) || attempt >= STALE_KEYRING_RETRIES || this.insideGate.getStore()) throw err;
+        // Even when there is nothing newer to load (a reload got here first), the work reads its records again.
+        await this.reload();
+      }
+    }
+  }
+
+  /** Reads, verifies and opens the stored keyring; takes it if it is not the one held. Call with the gate held exclusively. */
+  private async loadStored(): Promise<boolean> {
+    if (this.locked) return false;
+    const entry = await this.backend.get(KEYRING_KEY);
+    if (!entry || entry.modRevision === this.modRevision) return false;
+    const record = parseKeyringRecord(this.sodium, { value: entry.value, hasData: true });
+    const contents = this.open(record, this.currentRoot!);
+    for (const old of this.terms.values()) this.sodium.memzero(old);
+    this.terms = new Map(Object.entries(contents.terms).map(([term, key]) => [Number(term), unb64(key)]));
+    this.activeTerm = contents.active;
+    this.record = record;
+    this.modRevision = entry.modRevision;
+    log.info({ term: this.activeTerm, revision: entry.modRevision }, 'reloaded the keyring: the KEK was rotated (by another replica)');
+    return true;
   }
 
   /** A commit condition that fails if the keyring changed (a KEK rotation) since it was loaded. */
@@ -208,22 +299,39 @@ export class Keyring {
   }
 
   /**
-   * Prepares a rotation: a new KEK and the keyring record that holds only it.
-   * The caller commits the record together with every data key re-wrapped,
-   * conditioned on the keyring not having changed, then calls `adopt`.
+   * The first step of a rotation on shared storage (kek-rotation.ts): a
+   * keyring record that adds a new term, made active, beside the ones held.
+   * Once committed, no replica can commit a value sealed under an older term
+   * (every seal is conditioned on the keyring), so the values still to
+   * re-wrap are exactly those on record then.
    */
-  prepareRotation(): { term: number; kek: Uint8Array; op: { key: string; value: string }; condition: { key: string; modRevision: number } } {
+  prepareNewTerm(): { term: number; kek: Uint8Array; op: { key: string; value: string }; condition: { key: string; modRevision: number } } {
     this.assertUnlocked();
     const term = Math.max(...this.terms.keys()) + 1;
     const kek = this.sodium.crypto_aead_xchacha20poly1305_ietf_keygen();
-    const value = JSON.stringify(this.seal({ active: term, terms: { [term]: b64(kek) }, log: 'keyed' }, this.currentRoot!, this.record!));
+    const terms: Record<string, string> = { [term]: b64(kek) };
+    for (const [held, key] of this.terms) terms[held] = b64(key);
+    const value = JSON.stringify(this.seal({ active: term, terms, log: 'keyed' }, this.currentRoot!, this.record!));
     return { term, kek, op: { key: KEYRING_KEY, value }, condition: this.condition() };
   }
 
-  adopt(term: number, kek: Uint8Array, value: string, modRevision: number): void {
-    for (const old of this.terms.values()) this.sodium.memzero(old);
-    this.terms = new Map([[term, kek]]);
+  adoptNewTerm(term: number, kek: Uint8Array, value: string, modRevision: number): void {
+    this.terms.set(term, kek);
     this.activeTerm = term;
+    this.record = JSON.parse(value) as KeyringRecord;
+    this.modRevision = modRevision;
+  }
+
+  /** The last step of a rotation: a keyring record holding the active term only (commit it with every value re-wrapped under it). */
+  prepareDropOldTerms(): { op: { key: string; value: string }; condition: { key: string; modRevision: number } } {
+    const { term, kek } = this.activeKek();
+    const value = JSON.stringify(this.seal({ active: term, terms: { [term]: b64(kek) }, log: 'keyed' }, this.currentRoot!, this.record!));
+    return { op: { key: KEYRING_KEY, value }, condition: this.condition() };
+  }
+
+  adoptDroppedOldTerms(value: string, modRevision: number): void {
+    for (const [term, key] of this.terms) if (term !== this.activeTerm) this.sodium.memzero(key);
+    this.terms = new Map([[this.activeTerm, this.terms.get(this.activeTerm)!]]);
     this.record = JSON.parse(value) as KeyringRecord;
     this.modRevision = modRevision;
   }

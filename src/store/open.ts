@@ -89,6 +89,13 @@ export async function openStore(options: OpenStoreOptions): Promise<OpenedStore>
   });
   const nodes = new NodeStore(backend);
   const changes = new ChangeFeed(backend);
+  // Replicas on shared storage: a KEK rotation through another replica is taken from the watch, so this one
+  // opens the re-wrapped values and seals under the new KEK (a write with the old keyring would be refused).
+  if (options.etcd) {
+    changes.subscribe((batch) => {
+      if (batch.changes.some((c) => c.kind === 'keyring')) keyring.reload().catch((err: unknown) => log.error({ err: (err as Error).message }, 'could not reload the keyring after a KEK rotation; the next write or read that needs it tries again'));
+    });
+  }
   const adminCerts = new AdminCertStore(backend, changes);
   // An autolocked store reads nothing before its unlock has verified the log: these run then.
   await keyring.whenReadable(async () => {

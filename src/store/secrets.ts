@@ -10,7 +10,7 @@ import { ConflictError, type Backend, type KvCondition, type KvOp } from './back
 import { Envelope, type SealedValue } from './envelope.js';
 import { newObjectId } from './ids.js';
 import { SECRET_PREFIX, SECRET_USE_PREFIX, sealedKey, secretIdKey, secretKey, secretUseKey, secretUsersPrefix } from './keys.js';
-import type { Keyring } from './keyring.js';
+import { isKeyringConflict, type Keyring } from './keyring.js';
 import { assertValidLabels, assertValidName, assertValidValue, DEFAULT_MAX_VALUE_BYTES } from '../rules/index.js';
 
 /** How a version came to be, and who made it: shown by `hush secret versions` (never a value). */
@@ -147,7 +147,7 @@ export class SecretStore {
     try {
       await this.backend.commit({ conditions: [...txn.conditions, this.keyring.condition()], ops: txn.ops });
     } catch (err) {
-      if (err instanceof ConflictError) throw new HushError('conflict', `a secret named "${name}" already exists; use \`hush secret rotate ${name}\` to give it a new value`);
+      if (err instanceof ConflictError && !isKeyringConflict(err)) throw new HushError('conflict', `a secret named "${name}" already exists; use \`hush secret rotate ${name}\` to give it a new value`);
       throw err;
     }
     return summarize(record);
@@ -278,7 +278,7 @@ export class SecretStore {
         await this.backend.commit({ conditions: [{ key: secretKey(record.name), modRevision }], ops: [{ type: 'put', key: secretKey(record.name), value: JSON.stringify(next) }] });
         return this.inspect(record.name);
       } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= COMMIT_RETRIES) throw err;
+        if (!(err instanceof ConflictError) || isKeyringConflict(err) || attempt >= COMMIT_RETRIES) throw err;
       }
     }
   }
@@ -331,7 +331,7 @@ export class SecretStore {
           });
           return { name, version: next.versions.at(-1)!.version };
         } catch (err) {
-          if (!(err instanceof ConflictError) || attempt >= COMMIT_RETRIES) throw err;
+          if (!(err instanceof ConflictError) || isKeyringConflict(err) || attempt >= COMMIT_RETRIES) throw err;
           // Reads see only durable state: give the commit that won time to become durable before reading again.
           await new Promise((r) => setTimeout(r, 5 * (attempt + 1)));
         }
@@ -351,7 +351,7 @@ export class SecretStore {
         });
         return { name: record.name, version };
       } catch (err) {
-        if (!(err instanceof ConflictError) || attempt >= COMMIT_RETRIES) throw err;
+        if (!(err instanceof ConflictError) || isKeyringConflict(err) || attempt >= COMMIT_RETRIES) throw err;
       }
     }
   }
@@ -425,12 +425,14 @@ export class SecretStore {
   }
 
   /** The plaintext of a version (the current one by default). Only for delivery to an entitled node. */
-  async reveal(nameOrId: string, version?: number): Promise<{ name: string; version: number; createdAt: string; data: Uint8Array }> {
-    const { record } = await this.find(nameOrId);
-    const v = version === undefined ? record.versions.at(-1) : record.versions.find((x) => x.version === version);
-    if (!v) throw new HushError('not_found', `secret "${record.name}" has no version ${version}`);
-    const data = this.envelope.open(v, { id: record.id, name: record.name, version: v.version }, this.keyring.kek(v.term));
-    return { name: record.name, version: v.version, createdAt: v.createdAt, data };
+  async reveal(nameOrId: string, version?: number): Promise<{ id: string; name: string; version: number; createdAt: string; data: Uint8Array }> {
+    return this.keyring.withCurrentKeys(async () => {
+      const { record } = await this.find(nameOrId);
+      const v = version === undefined ? record.versions.at(-1) : record.versions.find((x) => x.version === version);
+      if (!v) throw new HushError('not_found', `secret "${record.name}" has no version ${version}`);
+      const data = this.envelope.open(v, { id: record.id, name: record.name, version: v.version }, this.keyring.kek(v.term));
+      return { id: record.id, name: record.name, version: v.version, createdAt: v.createdAt, data };
+    });
   }
 
   /** Stores an internal value (CA key, join secret) sealed under the KEK, like a secret. */
@@ -474,11 +476,13 @@ export class SecretStore {
   }
 
   async getSealed(name: string): Promise<Uint8Array | undefined> {
-    this.keyring.assertUnlocked();
-    const entry = await this.backend.get(sealedKey(name));
-    if (!entry) return undefined;
-    const sealed = JSON.parse(entry.value) as SealedValue;
-    return this.envelope.open(sealed, sealedBinding(name), this.keyring.kek(sealed.term));
+    return this.keyring.withCurrentKeys(async () => {
+      this.keyring.assertUnlocked();
+      const entry = await this.backend.get(sealedKey(name));
+      if (!entry) return undefined;
+      const sealed = JSON.parse(entry.value) as SealedValue;
+      return this.envelope.open(sealed, sealedBinding(name), this.keyring.kek(sealed.term));
+    });
   }
 
   private async find(nameOrId: string): Promise<{ record: SecretRecord; modRevision: number }> {

@@ -15,6 +15,7 @@ import {
   type JoinResponse,
   type StoreMessage,
   type WireGrant,
+  type WireHello,
   type WireSecretVersion,
   type WireServiceGrants,
 } from '../../src/protocol/index.js';
@@ -66,6 +67,8 @@ export class FakeStore {
   silent = false;
   /** When set, sessions are accepted but never answered (no snapshot). */
   mute = false;
+  /** When set, a Hello that asks to resume is answered with an empty resumed-start Delta over the revision this returns. */
+  resumeOver: ((hello: WireHello) => number) | undefined;
   revision = 1;
   port = 0;
   #server: grpc.Server | undefined;
@@ -190,6 +193,11 @@ export class FakeStore {
       case 'hello': {
         if (this.mute) return;
         for (const c of message.hello.containers) s.containers.set(c.id, c.service);
+        if (this.resumeOver && message.hello.resume) {
+          const delta = { revision: this.revision, base_revision: this.resumeOver(message.hello), upserts: [], removals: [], services: [], removed_services: [] };
+          this.#write(s, { body: 'delta', delta });
+          return;
+        }
         const secrets = [...this.#entitledSecrets(s)].map((name) => this.#wire(name));
         for (const w of secrets) s.sent.set(w.name, w.version);
         this.#write(s, { body: 'snapshot', snapshot: { revision: this.revision, secrets, services: this.#runningServices(s) } });

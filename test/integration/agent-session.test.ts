@@ -10,6 +10,7 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startAgent, type AgentOptions, type RunningAgent } from '../../src/agent/index.js';
 import { log } from '../../src/log/index.js';
+import type { WireHello } from '../../src/protocol/index.js';
 import { FakeStore, grant } from '../helpers/agent-fake-store.js';
 import { rejection } from '../helpers/assert.js';
 import { call, closeClients, type ErrorBody } from '../helpers/http.js';
@@ -68,6 +69,27 @@ describe('agent against a misbehaving store (fault injection; real gRPC, real mu
     expect(agent.session.status().lastError).to.match(/no snapshot from the store within 300 ms/);
     store.mute = false;
     await ready(agent);
+  });
+
+  it('resumes from what it holds after a reconnect; a resumed start over a revision it did not name is refused, and it asks for a snapshot next', async () => {
+    const agent = await start('n1', { zone: 'eu' });
+    await ready(agent);
+    const reply = await call(agent.socket, 'POST', '/v1/containers', { id: 'c1', service: 'api' });
+    expect(reply.status, reply.text).to.equal(201);
+    const hellos = () => store.sessions.flatMap((s) => s.received.filter((m) => m.body === 'hello').map((m) => (m as { hello: WireHello }).hello));
+    // A store that answers a resume over the wrong base.
+    store.resumeOver = (hello) => hello.last_revision + 5;
+    store.kill();
+    await store.start();
+    await until(() => hellos().length >= 3, 'a resuming hello, then one asking for a snapshot', 10_000);
+    const [, resuming, fresh] = hellos();
+    expect(resuming!.resume).to.equal(true);
+    expect(resuming!.held!.map((h) => [h.name, h.version])).to.deep.equal([['db_password', 1]]);
+    expect(resuming!.held_services).to.deep.equal(['api']);
+    expect(resuming!.last_revision).to.be.greaterThan(0);
+    expect(fresh!.resume ?? false, 'after a refused resume, a snapshot is asked for').to.equal(false);
+    await ready(agent);
+    expect(agent.cache.read('db_password')?.toString()).to.equal('pw-version-1');
   });
 
   it('answers 504 when the store never decides', async () => {

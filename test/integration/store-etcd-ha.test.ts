@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFile, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { Etcd3 } from 'etcd3';
 import { freePort, startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.js';
@@ -206,6 +207,93 @@ describe('store HA: two replicas on a 3-member etcd cluster, agents failing over
     }
   });
 
+  it('an agent whose replica is killed resumes on the other from the revision it holds: only what changed is sent, and it ends holding exactly what it should', async () => {
+    const [a, b] = replicas as [Replica, Replica];
+    const token = cli(a, ['join-token']);
+    for (const name of ['keep', 'rotated', 'dropped']) cli(a, ['secret', 'create', name, '-'], `${name} v1`);
+    cli(a, ['service', 'create', 'web', '--secret', 'keep', '--secret', 'rotated', '--secret', 'dropped']);
+    const agent = await agentOn(a, 'n1', token);
+    const mount = await startContainer(agent, 'c1', 'web');
+    expect(await readFile(join(mount, 'rotated'), 'utf8')).to.equal('rotated v1');
+
+    // The agent is held still while A dies and B changes things, so those changes can only reach it in how it resumes.
+    process.kill(await agent.pid(), 'SIGSTOP');
+    try {
+      a.process!.child.kill('SIGKILL');
+      await a.process!.exited;
+      cli(b, ['secret', 'rotate', 'rotated', '-'], 'rotated v2');
+      cli(b, ['service', 'update', 'web', '--secret-rm', 'dropped']);
+    } finally {
+      process.kill(await agent.pid(), 'SIGCONT');
+    }
+    await until(async () => (await versionHeld(agent, 'rotated')) === 2 && (await versionHeld(agent, 'dropped')) === undefined, 'the agent holding what changed through B');
+    expect((await held(agent)).secrets.map((s) => [s.name, s.version])).to.deep.equal([
+      ['keep', 1],
+      ['rotated', 2],
+    ]);
+    expect(await readFile(join(mount, 'rotated'), 'utf8')).to.equal('rotated v2');
+    expect(await readFile(join(mount, 'keep'), 'utf8')).to.equal('keep v1');
+    expect((await readdir(mount)).sort()).to.deep.equal(['keep', 'rotated']);
+
+    // What B sent, seen from outside: one resumed start as a delta, no snapshot, and one secret version (not the unchanged one).
+    const metrics = (await call(b.socket, 'GET', '/metrics')).text;
+    expect(metrics).to.match(/^hush_sessions_resumed_total\{kind="delta"\} 1$/m);
+    expect(metrics).to.not.match(/^hush_sessions_resumed_total\{kind="snapshot"\} [1-9]/m);
+    expect(metrics).to.match(/^hush_node_pushed_secret_versions_total 1$/m);
+    expect(agent.output()).to.match(/"start":"resumed".*session with the store established|session with the store established.*"start":"resumed"/);
+  });
+
+  it('a KEK rotation through A reaches B (B writes under the new KEK, A and B read what either wrote); a CA rotation through A reaches B (its listener, its joins)', async () => {
+    const [a, b] = replicas as [Replica, Replica];
+    const token = cli(a, ['join-token']);
+    cli(a, ['secret', 'create', 'early', '-'], 'made before the KEK rotation');
+    cli(a, ['service', 'create', 'web', '--secret', 'early']);
+    const onA = await agentOn(a, 'n-a', token);
+    const onB = await agentOn(b, 'n-b', token);
+    const mountA = await startContainer(onA, 'c-a', 'web');
+    const mountB = await startContainer(onB, 'c-b', 'web');
+
+    // KEK: rotated through A, then at once (no waiting for B's watch) written through B.
+    cli(a, ['key', 'rotate']);
+    cli(b, ['secret', 'create', 'late', '-'], 'made through B after the KEK rotation');
+    cli(b, ['secret', 'rotate', 'early', '-'], 'rotated through B after the KEK rotation');
+    cli(b, ['service', 'update', 'web', '--secret-add', 'late']);
+    // Each agent's values come from its own replica: A opens what B sealed, B opens the re-wrapped and its own.
+    for (const [mount, where] of [
+      [mountA, 'A'],
+      [mountB, 'B'],
+    ] as const) {
+      await until(async () => (await readFile(join(mount, 'late'), 'utf8').catch(() => '')) === 'made through B after the KEK rotation', `the secret made through B, read through ${where}`);
+      await until(async () => (await readFile(join(mount, 'early'), 'utf8')) === 'rotated through B after the KEK rotation', `the rotation made through B, read through ${where}`);
+    }
+    await until(() => /reloaded the keyring/.test(b.process!.output()), 'B saying it reloaded the keyring');
+
+    // CA: rotated through A. B's node listener then presents a chain that verifies against the new CA alone.
+    const oldCa = JSON.parse(cli(a, ['ca', 'status', '--format', 'json'])).fingerprint as string;
+    cli(a, ['ca', 'rotate']);
+    const newCa = JSON.parse(cli(a, ['ca', 'status', '--format', 'json'])).fingerprint as string;
+    expect(newCa).to.not.equal(oldCa);
+    const newCaPem = await readFile(join(a.home, 'ca.pem'), 'utf8');
+    await until(() => chainVerifies(b.port, newCaPem), "B's node listener presenting a chain of the new CA");
+    expect(JSON.parse(cli(b, ['ca', 'status', '--format', 'json'])).fingerprint).to.equal(newCa);
+    await until(() => cli(b, ['join-token']) === cli(a, ['join-token']), 'B handing out the join token of the new CA');
+
+    // An agent joining through B (only B) with the new CA's token gets a certificate of the new CA.
+    const late = await startAgentProcess({ store: `127.0.0.1:${b.port}`, token: cli(b, ['join-token']), name: 'n-late', socket: join(dir, 'n-late.sock') });
+    agents.push(late);
+    const status = (await call<{ certificate: { ca: string } }>(late.socket, 'GET', '/v1/status')).body;
+    expect(status.certificate.ca).to.equal(newCa);
+    const mountLate = await startContainer(late, 'c-late', 'web');
+    expect(await readFile(join(mountLate, 'late'), 'utf8')).to.equal('made through B after the KEK rotation');
+    // Recorded as moved to the new CA, seen through either replica.
+    for (const r of replicas) {
+      const rotation = JSON.parse(cli(r, ['ca', 'status', '--format', 'json'])).rotation as { nodes: { name: string; moved: boolean }[] };
+      expect(rotation.nodes.find((n) => n.name === 'n-late')?.moved, `n-late moved, through ${r.name}`).to.equal(true);
+    }
+    // The agents already connected keep their sessions and their reads.
+    expect(await readFile(join(mountB, 'early'), 'utf8')).to.equal('rotated through B after the KEK rotation');
+  });
+
   it('keeps serving when one etcd member dies; with two dead, writes fail with a clear 503 while agents serve their cache; recovers when they return', async () => {
     const [a, b] = replicas as [Replica, Replica];
     const token = cli(a, ['join-token']);
@@ -318,6 +406,19 @@ describe('store HA: two replicas on a 3-member etcd cluster, agents failing over
     expect((await readdir(etcd.members[0]!.dataDir)).length).to.be.above(0);
   });
 });
+
+/** Whether the node listener on `port` presents a chain that verifies against `caPem` alone (under the store's TLS name). */
+function chainVerifies(port: number, caPem: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, ca: caPem, servername: 'hush-store', ALPNProtocols: ['h2'] });
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('secureConnect', () => done(socket.authorized));
+    socket.once('error', () => done(false));
+  });
+}
 
 async function ensureDir(path: string): Promise<string> {
   const { mkdir } = await import('node:fs/promises');

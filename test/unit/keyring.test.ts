@@ -144,7 +144,7 @@ describe('keyring', () => {
       expect(keyring.term).to.equal(0);
       expect(thrown(() => keyring.kek(1)).code).to.equal('locked');
       expect(thrown(() => keyring.activeKek()).code).to.equal('locked');
-      expect(thrown(() => keyring.prepareRotation()).code).to.equal('locked');
+      expect(thrown(() => keyring.prepareNewTerm()).code).to.equal('locked');
       expect((await refusal(backend.get(KEYRING_KEY))).code).to.equal('locked');
       await keyring.unlock(first.newUnlockKey!);
       expect(keyring.locked).to.equal(false);
@@ -234,19 +234,22 @@ describe('keyring', () => {
   });
 
   describe('rotation', () => {
-    /** What the store does for a rotation with no data keys to re-wrap: commit the prepared record, then adopt it. */
+    /** What the store does for a rotation with no data keys to re-wrap: commit the new term, adopt it; then drop the old terms, adopt that. */
     const rotate = async (keyring: Keyring, backend: EmbeddedBackend) => {
-      const rotation = keyring.prepareRotation();
-      const revision = await backend.commit({ conditions: [rotation.condition], ops: [{ type: 'put', ...rotation.op }] });
-      keyring.adopt(rotation.term, rotation.kek, rotation.op.value, revision);
+      const rotation = keyring.prepareNewTerm();
+      const added = await backend.commit({ conditions: [rotation.condition], ops: [{ type: 'put', ...rotation.op }] });
+      keyring.adoptNewTerm(rotation.term, rotation.kek, rotation.op.value, added);
+      const drop = keyring.prepareDropOldTerms();
+      const revision = await backend.commit({ conditions: [drop.condition], ops: [{ type: 'put', ...drop.op }] });
+      keyring.adoptDroppedOldTerms(drop.op.value, revision);
       return { ...rotation, revision };
     };
 
-    it('prepares the next term with a new KEK and a record conditioned on the keyring as loaded', async () => {
+    it('prepares the next term with a new KEK beside the old ones, in a record conditioned on the keyring as loaded', async () => {
       const { keyring, backend } = await openKeyring();
       const old = keyring.kek(1);
       const stored = (await backend.get(KEYRING_KEY))!;
-      const rotation = keyring.prepareRotation();
+      const rotation = keyring.prepareNewTerm();
       expect(rotation.term).to.equal(2);
       expect(rotation.kek).to.have.length(32);
       expect(Buffer.from(rotation.kek).equals(Buffer.from(old))).to.equal(false);
@@ -256,6 +259,21 @@ describe('keyring', () => {
       // Preparing changes nothing until it is committed and adopted.
       expect(keyring.term).to.equal(1);
       expect((await backend.get(KEYRING_KEY))!.value).to.equal(stored.value);
+    });
+
+    it('between the two steps holds both terms, the new one active, and so does a restart', async () => {
+      const { keyring, backend } = await openKeyring();
+      const old = Buffer.from(keyring.kek(1));
+      const rotation = keyring.prepareNewTerm();
+      keyring.adoptNewTerm(rotation.term, rotation.kek, rotation.op.value, await backend.commit({ conditions: [rotation.condition], ops: [{ type: 'put', ...rotation.op }] }));
+      expect(keyring.activeKek().term).to.equal(2);
+      expect(Buffer.from(keyring.kek(1)).equals(old)).to.equal(true);
+      const kek = Buffer.from(rotation.kek);
+      await restart();
+      const reopened = (await openKeyring()).keyring;
+      expect(reopened.term).to.equal(2);
+      expect(Buffer.from(reopened.kek(1)).equals(old)).to.equal(true);
+      expect(Buffer.from(reopened.kek(2)).equals(kek)).to.equal(true);
     });
 
     it('adopts a committed rotation: the new term only, the old KEK wiped from memory, kept across a restart', async () => {
@@ -287,20 +305,24 @@ describe('keyring', () => {
 
     it('refuses the second of two rotations prepared from the same keyring (its condition is stale)', async () => {
       const { keyring, backend } = await openKeyring();
-      const a = keyring.prepareRotation();
-      const b = keyring.prepareRotation();
+      const a = keyring.prepareNewTerm();
+      const b = keyring.prepareNewTerm();
       const revision = await backend.commit({ conditions: [a.condition], ops: [{ type: 'put', ...a.op }] });
-      keyring.adopt(a.term, a.kek, a.op.value, revision);
+      keyring.adoptNewTerm(a.term, a.kek, a.op.value, revision);
       expect(await rejection(backend.commit({ conditions: [b.condition], ops: [{ type: 'put', ...b.op }] }))).to.be.instanceOf(ConflictError);
       expect(Buffer.from(keyring.kek(2)).equals(Buffer.from(a.kek))).to.equal(true);
       expect((await backend.get(KEYRING_KEY))!.value).to.equal(a.op.value);
     });
 
-    it('names a term that is not in the keyring', async () => {
-      const { keyring } = await openKeyring();
-      const err = thrown(() => keyring.kek(9));
-      expect(err.code).to.equal('internal');
-      expect(err.message).to.equal('key term 9 is not in the keyring');
+    it('names a term that is not in the keyring; a newer one as a conflict (another replica rotated the KEK: reload and try again)', async () => {
+      const { keyring, backend } = await openKeyring();
+      await rotate(keyring, backend);
+      const older = thrown(() => keyring.kek(1));
+      expect(older.code).to.equal('internal');
+      expect(older.message).to.equal('key term 1 is not in the keyring');
+      const newer = thrown(() => keyring.kek(9));
+      expect(newer.code).to.equal('conflict');
+      expect(newer.message).to.equal("key term 9 is newer than this store's keyring (term 2): the KEK was rotated by another replica; try again");
     });
   });
 });

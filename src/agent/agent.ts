@@ -100,6 +100,15 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     log.info({ from, to: address().display }, 'trying the next store replica');
   };
 
+  // The attempt on this replica's channel stalled: close the channel (its stuck connection goes with it) so the next attempt dials anew.
+  const redial = () => {
+    const stalled = clients.get(at);
+    if (!stalled) return;
+    clients.delete(at);
+    log.info({ store: address().display }, 'no answer on the connection to the store; dialling a new one');
+    stalled.close();
+  };
+
   const cache = new SecretCache();
   const session: StoreSession = new StoreSession({
     client: () => current().client,
@@ -111,6 +120,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     snapshotTimeoutMs: opts.snapshotTimeoutMs,
     backoff: opts.backoff,
     onDisconnected: failover,
+    onStalled: redial,
   });
   const registry: ContainerRegistry = new ContainerRegistry({ link: session, cache, mounts, log, decisionTimeoutMs: opts.decisionTimeoutMs });
 

@@ -20,6 +20,8 @@
  * - halfClose(direction): ends one direction of every open connection (a FIN
  *   to that side) and drops what that direction carries afterwards, while the
  *   other direction keeps flowing.
+ * - heal({ strand: true }): the fault ends for new connections only; the
+ *   ones open now stay cut, silently, for good.
  * - reset(): destroys every open connection (an RST to both sides).
  * New connections get whatever fault is set when their bytes arrive.
  */
@@ -42,13 +44,14 @@ class Pipe {
   constructor(
     private readonly to: Socket,
     private readonly proxy: ChaosProxy,
+    private readonly connection: { stranded: boolean },
   ) {}
 
   /** Forwards `chunk` after every earlier piece, applying the proxy's mode at the time it is handled. */
   push(chunk: Buffer): void {
     this.#chain = this.#chain.then(async () => {
       await this.proxy.passable();
-      if (this.#closed) return;
+      if (this.#closed || this.connection.stranded) return;
       const mode = this.proxy.mode;
       if (mode.delayMs > 0) await sleep(mode.delayMs);
       if (!mode.fragment) return this.#write(chunk);
@@ -64,7 +67,7 @@ class Pipe {
   finish(how: 'end' | 'destroy'): void {
     this.#chain = this.#chain.then(async () => {
       await this.proxy.passable();
-      if (this.#closed) return;
+      if (this.#closed || this.connection.stranded) return;
       this.#closed = true;
       if (how === 'end') this.to.end();
       else this.to.destroy();
@@ -83,6 +86,8 @@ class Pipe {
 }
 
 interface Connection {
+  /** Cut for good: what it carries vanishes (see heal). */
+  stranded: boolean;
   agent: Socket;
   store: Socket;
   toStore: Pipe;
@@ -132,8 +137,15 @@ export class ChaosProxy {
     this.#healed = new Promise((resolve) => (this.#heal = resolve));
   }
 
-  /** Ends the blackhole (delivering what it held) and every other fault. */
-  heal(): void {
+  /**
+   * Ends the blackhole (delivering what it held) and every other fault. With
+   * `strand`, the connections open now stay cut for good instead: nothing they
+   * carry, held or new, ever arrives, and neither end hears of it (as when a
+   * middlebox lost their state, or the peer that accepted them froze); only
+   * new connections get through.
+   */
+  heal(opts: { strand?: boolean } = {}): void {
+    if (opts.strand) for (const c of this.#connections) c.stranded = true;
     this.mode = { blackhole: false, delayMs: 0 };
     this.#heal?.();
     this.#heal = undefined;
@@ -170,7 +182,9 @@ export class ChaosProxy {
     this.accepted++;
     // allowHalfOpen: a FIN from one side must not end the other direction; the proxy decides that.
     const store = createConnection({ ...this.target, allowHalfOpen: true });
-    const c: Connection = { agent, store, toStore: new Pipe(store, this), toAgent: new Pipe(agent, this) };
+    const c = { stranded: false, agent, store } as Connection;
+    c.toStore = new Pipe(store, this, c);
+    c.toAgent = new Pipe(agent, this, c);
     this.#connections.add(c);
     const wire = (from: Socket, pipe: Pipe) => {
       from.on('data', (chunk: Buffer) => pipe.push(chunk));

@@ -159,7 +159,7 @@ describe('partitions between agent and store (chaos proxy, store and agent proce
     proxy!.heal({ strand: true });
     await converged();
     // Figures for docs/reliability.md (printed, not asserted).
-    console.log(`      blackhole noticed after ${noticedAfterMs} ms (${noticed.state}: ${noticed.lastError}); converged ${Date.now() - healedAt} ms after the heal; ${reads().length} reads, none failed`);
+    console.log(`      blackhole noticed after ${noticedAfterMs} ms (${noticed.state}: ${noticed.lastError}); converged ${Date.now() - healedAt} ms after the heal; ${reads().length} reads, none failed; ${proxy!.openConnections} connections open at the proxy`);
     expect(proxy!.accepted, 'a connection dialled after the heal').to.be.above(accepted);
     expect(await nodeState()).to.equal('ready');
     expect((await propagation()).nodes.map((n) => [n.name, n.version])).to.deep.equal([['p1', version]]);

@@ -13,10 +13,7 @@
  * How long the agent takes to notice a blackhole is src/protocol/timing.ts's:
  * its heartbeat is one-way (the store judges the node by it), so the agent
  * notices a silent store by its HTTP/2 keepalive pings going unanswered
- * (ping every 10 s, 5 s to answer). A connection whose TLS handshake is
- * never answered has no keepalive yet: the agent gives it up when no
- * snapshot came within 15 s (src/agent/session.ts). Those two bound this
- * test's longest waits.
+ * (ping every 10 s, 5 s to answer), which bounds this test's longest wait.
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
@@ -121,7 +118,7 @@ describe('partitions between agent and store (chaos proxy, store and agent proce
     await removeDir(dir);
   });
 
-  it('blackhole: the container keeps reading its cached secret, the store names the lagging node, the agent notices; after the heal (connections made during the partition dead for good) it dials anew and converges', async () => {
+  it('blackhole: the container keeps reading its cached secret, the store names the lagging node, the agent notices, and converges after the heal', async () => {
     const before = await agentStatus();
     const acceptedBefore = proxy!.accepted;
     const cutAt = Date.now();
@@ -150,17 +147,16 @@ describe('partitions between agent and store (chaos proxy, store and agent proce
     const mark = reads().length;
     await until(() => readsSince(mark).length >= 5, 'reads while the agent is cut off', 20_000, 50);
     expect(new Set(readsSince(mark)), 'reads while cut off: the cached version').to.deep.equal(new Set([`read ${values.at(-2)}`]));
-
-    // Its next attempt is a connection the partition swallows (the TCP handshake is answered, the TLS one never is).
+    // Its next attempt is a connection the partition holds (accepted, nothing answered).
     await until(() => proxy!.accepted > acceptedBefore, 'the agent to dial again into the partition', 30_000, 50);
-    const accepted = proxy!.accepted;
-    // The partition ends, but what was cut stays cut: only a new connection gets through.
+
+    // The partition ends: what it held arrives, the attempt completes. (An attempt that stays dead after the heal
+    // is agent-session.test.ts's case: the agent dials anew after its snapshot timeout.)
     const healedAt = Date.now();
-    proxy!.heal({ strand: true });
+    proxy!.heal();
     await converged();
     // Figures for docs/reliability.md (printed, not asserted).
-    console.log(`      blackhole noticed after ${noticedAfterMs} ms (${noticed.state}: ${noticed.lastError}); converged ${Date.now() - healedAt} ms after the heal; ${reads().length} reads, none failed; ${proxy!.openConnections} connections open at the proxy`);
-    expect(proxy!.accepted, 'a connection dialled after the heal').to.be.above(accepted);
+    console.log(`      blackhole noticed after ${noticedAfterMs} ms (${noticed.state}: ${noticed.lastError}); converged ${Date.now() - healedAt} ms after the heal; ${reads().length} reads, none failed`);
     expect(await nodeState()).to.equal('ready');
     expect((await propagation()).nodes.map((n) => [n.name, n.version])).to.deep.equal([['p1', version]]);
     expectNoBadRead();

@@ -101,6 +101,15 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     log.info({ from, to: address().display }, 'trying the next store replica');
   };
 
+  // The attempt on this replica's channel stalled: close the channel (its stuck connection goes with it) so the next attempt dials anew.
+  const redial = () => {
+    const stalled = clients.get(at);
+    if (!stalled) return;
+    clients.delete(at);
+    log.info({ store: address().display }, 'no answer on the connection to the store; dialling a new one');
+    stalled.close();
+  };
+
   const cache = new SecretCache();
   const session: StoreSession = new StoreSession({
     client: () => current().client,
@@ -113,6 +122,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     backoff: opts.backoff,
     onDisconnected: failover,
     onReady: () => reads.resend(),
+    onStalled: redial,
   });
   // Who read what, to the store (only called once the session is ready, after `registry` exists).
   const reads = new ReadReporter({ containers: () => registry.reads(), send: (entries) => session.sendReads(entries) });

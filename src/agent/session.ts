@@ -55,6 +55,15 @@ export interface SessionOptions {
   onDisconnected?: () => void;
   /** A session is established (its snapshot applied): a new store session knows nothing this one was told. */
   onReady?: () => void;
+  /**
+   * An attempt brought no snapshot in time. The channel under it may sit on a
+   * connection whose TLS handshake is never answered (a peer that accepted
+   * it and went silent, a middlebox that lost its state): grpc-js bounds
+   * neither the handshake nor, before it, keepalive, so retrying on that
+   * channel waits on the same dead connection forever. The agent drops the
+   * channel, and the retry dials anew.
+   */
+  onStalled?: () => void;
 }
 
 export interface SessionStatus {
@@ -227,7 +236,9 @@ export class StoreSession implements StoreLink {
     // keepalive only notices dead connections, so bound the wait for the snapshot ourselves.
     const snapshotTimeoutMs = this.#opts.snapshotTimeoutMs ?? 15_000;
     this.#snapshotTimer = setTimeout(() => {
-      if (stream === this.#stream && !this.#gotSnapshot) this.#failed(new Error(`no snapshot from the store within ${snapshotTimeoutMs} ms`));
+      if (stream !== this.#stream || this.#gotSnapshot) return;
+      this.#opts.onStalled?.();
+      this.#failed(new Error(`no snapshot from the store within ${snapshotTimeoutMs} ms`));
     }, snapshotTimeoutMs);
   }
 

@@ -30,7 +30,29 @@ export interface Dockerd {
   docker(args: string[], opts?: { input?: string; timeoutMs?: number }): { status: number | null; stdout: string; stderr: string };
   /** Environment for child processes that talk to this daemon (docker, docker-compose). */
   env: Record<string, string>;
+  /** Stops the daemon (SIGTERM: it stops its containers) and starts it again on the same folders. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** dockerd on the folder's socket, data root and exec root; its log appended to dockerd.log. */
+function spawnDaemon(dir: string, host: string): ChildProcess {
+  const logFd = openSync(join(dir, 'dockerd.log'), 'a');
+  const child = spawn(
+    'dockerd',
+    [
+      '--host', host,
+      '--data-root', join(dir, 'root'),
+      '--exec-root', join(dir, 'exec'),
+      '--pidfile', join(dir, 'dockerd.pid'),
+      '--config-file', join(dir, 'daemon.json'),
+      '--iptables=false', '--ip-forward=false', '--bridge=none', '--storage-driver=overlay2',
+    ],
+    // Its own process group: a SIGKILL at the end takes its containerd with it.
+    { detached: true, stdio: ['ignore', logFd, logFd] },
+  );
+  closeSync(logFd);
+  return child;
 }
 
 function dockerdLog(dir: string): string {
@@ -49,32 +71,31 @@ export async function startDockerd(): Promise<Dockerd> {
   const dir = await mkdtemp('/tmp/hush-dockerd-');
   const host = `unix://${dir}/docker.sock`;
   await writeFile(join(dir, 'daemon.json'), JSON.stringify({ 'deprecated-key-path': join(dir, 'key.json') }));
-  const logFd = openSync(join(dir, 'dockerd.log'), 'a');
-  const child: ChildProcess = spawn(
-    'dockerd',
-    [
-      '--host', host,
-      '--data-root', join(dir, 'root'),
-      '--exec-root', join(dir, 'exec'),
-      '--pidfile', join(dir, 'dockerd.pid'),
-      '--config-file', join(dir, 'daemon.json'),
-      '--iptables=false', '--ip-forward=false', '--bridge=none', '--storage-driver=overlay2',
-    ],
-    // Its own process group: a SIGKILL at the end takes its containerd with it.
-    { detached: true, stdio: ['ignore', logFd, logFd] },
-  );
-  closeSync(logFd);
+  let child = spawnDaemon(dir, host);
   const env = { DOCKER_HOST: host, DOCKER_TLS_VERIFY: '', DOCKER_CERT_PATH: '', DOCKER_CONTEXT: '' };
   const docker: Dockerd['docker'] = (args, opts = {}) => {
     const r = spawnSync('docker', args, { env: { ...process.env, ...env }, input: opts.input ?? '', encoding: 'utf8', timeout: opts.timeoutMs ?? 60_000 });
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   };
-  const daemon: Dockerd = { dir, host, docker, env, stop: () => stopDockerd(dir, child, docker) };
-  try {
-    await until(() => {
+  const answering = () =>
+    until(() => {
       if (child.exitCode !== null || child.signalCode !== null) throw new Error(`dockerd exited (${child.exitCode ?? child.signalCode})`);
       return docker(['version', '--format', '{{.Server.APIVersion}}']).status === 0;
     }, 'the private dockerd to answer', 30_000, 100);
+  const restart = async () => {
+    child.kill('SIGTERM');
+    await until(() => child.exitCode !== null || child.signalCode !== null, 'dockerd to stop for its restart', 30_000, 100);
+    try {
+      process.kill(-child.pid!, 'SIGKILL'); // a containerd that outlived its dockerd would hold the new one's socket
+    } catch {
+      // none left
+    }
+    child = spawnDaemon(dir, host);
+    await answering();
+  };
+  const daemon: Dockerd = { dir, host, docker, env, restart, stop: () => stopDockerd(dir, child, docker) };
+  try {
+    await answering();
     await buildBusyboxImage(dir, docker);
   } catch (err) {
     await daemon.stop().catch(() => undefined);

@@ -12,6 +12,7 @@ import { startAgent, type AgentOptions, type RunningAgent } from '../../src/agen
 import { log } from '../../src/log/index.js';
 import type { WireHello } from '../../src/protocol/index.js';
 import { FakeStore, grant } from '../helpers/agent-fake-store.js';
+import { ChaosProxy } from '../helpers/chaos-proxy.js';
 import { rejection } from '../helpers/assert.js';
 import { call, closeClients, type ErrorBody } from '../helpers/http.js';
 import { newTestCa } from '../helpers/test-ca.js';
@@ -90,6 +91,26 @@ describe('agent against a misbehaving store (fault injection; real gRPC, real mu
     expect(fresh!.resume ?? false, 'after a refused resume, a snapshot is asked for').to.equal(false);
     await ready(agent);
     expect(agent.cache.read('db_password')?.toString()).to.equal('pw-version-1');
+  });
+
+  it('dials a new connection when an attempt stalls on one that is accepted and never answered', async () => {
+    const [host, port] = store.address.split(':') as [string, string];
+    const proxy = await ChaosProxy.start({ host, port: Number(port) });
+    try {
+      const agent = await start('n1', {}, { store: proxy.address, snapshotTimeoutMs: 300 });
+      await ready(agent);
+      // The next attempt goes into a partition: its TCP connection is accepted, its TLS handshake never answered.
+      proxy.blackhole();
+      const accepted = proxy.accepted;
+      proxy.reset();
+      await until(() => proxy.accepted > accepted, 'an attempt into the partition', 10_000);
+      // The partition ends, but that connection stays dead: only a new one gets through.
+      proxy.heal({ strand: true });
+      await ready(agent);
+      expect(proxy.accepted, 'a connection dialled after the heal').to.be.above(accepted + 1);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('answers 504 when the store never decides', async () => {

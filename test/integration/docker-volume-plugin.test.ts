@@ -252,4 +252,31 @@ describe('Docker volume plugin (integration, real dockerd + FUSE)', function () 
     expect(restarted.status, restarted.stderr).to.equal(0);
     expect(dockerd!.docker(['exec', 'survivor', 'cat', '/run/secrets/other']).stdout).to.equal(other);
   });
+
+  it('dockerd restarted under the plugin: a --restart always container reads again, a new docker run is served, nothing stale is left', async () => {
+    // --stop-timeout 1: sleep as PID 1 ignores the SIGTERM dockerd sends at shutdown.
+    const started = dockerd!.docker(['run', '-d', '--name', 'keeper', '--restart', 'always', '--stop-timeout', '1', '--network', 'none', ...volume('worker'), TEST_IMAGE, 'sleep', '300']);
+    expect(started.status, started.stderr).to.equal(0);
+    expect(dockerd!.docker(['exec', 'keeper', 'cat', '/run/secrets/other']).stdout).to.equal(other);
+    const before = (await containers()).map((c) => c.id);
+    expect(before).to.have.length(1);
+
+    await dockerd!.restart();
+    expect(upIsRunning(), 'the agent outlives its dockerd').to.equal(true);
+    // dockerd starts the container again, mounting the volume through the plugin anew.
+    let read = { status: 1 as number | null, stdout: '', stderr: '' };
+    await until(() => (read = dockerd!.docker(['exec', 'keeper', 'cat', '/run/secrets/other'])).status === 0, 'the restarted container to read its secret', 60_000, 200);
+    expect(read.stdout).to.equal(other);
+    const fresh = run('web', ['cat', '/run/secrets/password']);
+    expect(fresh.status, fresh.stderr).to.equal(0);
+    expect(fresh.stdout).to.equal(text);
+
+    // The mount of the container's first life was unmounted at the daemon's stop: one registration, one mount.
+    await until(async () => (await containers()).length === 1, 'one container registered', 20_000);
+    const after = await containers();
+    expect(after[0]!.service).to.equal('worker');
+    expect(after[0]!.id, 'a new mount for the container\'s new life').to.not.equal(before[0]);
+    expect(await hushMountsUnder(mounts)).to.deep.equal([after[0]!.mount]);
+    await until(async () => (await containers())[0]?.runtime?.name === 'keeper', 'the agent to name the container from the restarted daemon', 20_000, 200);
+  });
 });

@@ -9,7 +9,7 @@
  */
 export { CHARSETS, encodeValue, generateEncoded, generateValue, MAX_GENERATE_BYTES, MIN_GENERATE_BYTES, type Charset, type RandomSource } from './generate.js';
 export { DEFAULT_KEEP_VERSIONS, MAX_KEEP_VERSIONS, assertKeepVersions, retainVersions } from './retention.js';
-export { PropagationTracker, type Propagation } from './propagation.js';
+export { PropagationTracker, type AckedState, type Propagation } from './propagation.js';
 export { ReadLedger, type ReadRecord } from './reads.js';
 export { afterRun, isDue, newSchedule, parsePeriod, type RotationSchedule } from './schedule.js';
 export {

@@ -36,14 +36,15 @@ export interface Propagation {
   nodes: NodeHolding[];
 }
 
-interface Acked {
+/** What one node acknowledged. */
+export interface AckedState {
   revision: number;
   /** Secret → the version held and when the node first acked that version (later acks of other changes keep the time). */
   held: ReadonlyMap<string, { version: number; at: Date }>;
 }
 
 export class PropagationTracker implements AckReporter {
-  private readonly nodes = new Map<string, Acked>();
+  private readonly nodes = new Map<string, AckedState>();
 
   acked(nodeId: string, revision: number, held: ReadonlyMap<string, number>, at: Date): void {
     const known = this.nodes.get(nodeId);
@@ -59,6 +60,11 @@ export class PropagationTracker implements AckReporter {
 
   forget(nodeId: string): void {
     this.nodes.delete(nodeId);
+  }
+
+  /** What `nodeId` acknowledged, to share with other store replicas; undefined if nothing. */
+  state(nodeId: string): AckedState | undefined {
+    return this.nodes.get(nodeId);
   }
 
   /** The last revision the node acknowledged (0 if none). */
@@ -84,11 +90,13 @@ export class PropagationTracker implements AckReporter {
   /**
    * How far `version` of `secret` has reached among `entitled` (the nodes that
    * should hold it, which the dispatcher knows): complete once each of them
-   * acknowledged that version or a newer one.
+   * acknowledged that version or a newer one. A node this tracker has no
+   * acks of is looked up `elsewhere` (with store replicas: the acks another
+   * replica shared for a node whose session it serves).
    */
-  propagation(secret: string, version: number, entitled: Iterable<string>, names?: ReadonlyMap<string, string>): Propagation {
+  propagation(secret: string, version: number, entitled: Iterable<string>, names?: ReadonlyMap<string, string>, elsewhere?: (nodeId: string) => AckedState | undefined): Propagation {
     const nodes = [...new Set(entitled)].sort().map((node): NodeHolding => {
-      const held = this.nodes.get(node)?.held.get(secret);
+      const held = (this.nodes.get(node) ?? elsewhere?.(node))?.held.get(secret);
       const holding: NodeHolding = { node, version: held?.version, ackedAt: held?.at.toISOString() };
       if (names) holding.name = names.get(node);
       return holding;

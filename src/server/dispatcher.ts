@@ -122,7 +122,8 @@ export class Dispatcher {
       entitled.push(nodeId);
       names.set(nodeId, node.name);
     }
-    return versions.map((version) => this.acks.propagation(secret, version, entitled, names));
+    const elsewhere = this.presence ? (nodeId: string) => this.presence!.acksElsewhere(nodeId) : undefined;
+    return versions.map((version) => this.acks.propagation(secret, version, entitled, names, elsewhere));
   }
 
   /** What the nodes reported reading (of one secret, if given), with each node's name and each container's runtime identity when known. */
@@ -202,7 +203,11 @@ export class Dispatcher {
         if (revision <= session.ackedRevision) return;
         session.ackedRevision = revision;
         const held = session.acknowledge(revision);
-        if (held) this.acks.acked(session.nodeId, revision, held, new Date());
+        if (held) {
+          this.acks.acked(session.nodeId, revision, held, new Date());
+          const state = this.acks.state(session.nodeId);
+          if (state) this.presence?.shareAcks(session.nodeId, state);
+        }
         return;
       }
       case 'heartbeat':

@@ -6,6 +6,12 @@
  * (`replicas/<id>`, rewritten every heartbeat period), and learns the other
  * replicas' from the change feed.
  *
+ * Each replica also shares what the nodes it serves acknowledged holding
+ * (`node-acks/<node id>`, at most one write per node per ACK_SHARE_MS), so
+ * that any replica can say where a version has arrived (`--wait`, the
+ * propagation view). Another replica's acks of a node count only while the
+ * node's session is live on that replica.
+ *
  * A replica killed with -9 leaves its session records behind; they count only
  * while the replica that wrote them is seen alive (a record rewritten within
  * MISSED_HEARTBEATS_BEFORE_DOWN periods, timed by this replica's own clock on
@@ -14,7 +20,12 @@
  */
 import type { Logger } from '../log/index.js';
 import { MISSED_HEARTBEATS_BEFORE_DOWN } from '../protocol/index.js';
-import { keys, type Backend, type ChangeBatch, type NodeSessionRecord, type ReplicaRecord } from '../store/index.js';
+import type { AckedState } from '../rotation/index.js';
+import { keys, type Backend, type ChangeBatch, type NodeAcksRecord, type NodeSessionRecord, type ReplicaRecord } from '../store/index.js';
+
+/** Acks of one node are shared at most this often: a burst of rotations costs one write per node, not one per ack. */
+const ACK_SHARE_MS = 50;
+const ACKS_PER_COMMIT = 100;
 
 export interface RemoteSession {
   replica: string;
@@ -29,6 +40,11 @@ export class ReplicaPresence {
   private readonly written = new Map<string, Promise<number | undefined>>();
   private timer: NodeJS.Timeout | undefined;
   private nodeAddress: string | undefined;
+  /** Acks other replicas shared, by node. */
+  private readonly remoteAcks = new Map<string, NodeAcksRecord>();
+  /** Acks of this replica's nodes waiting to be shared (the latest per node), and the timer that writes them. */
+  private readonly unshared = new Map<string, NodeAcksRecord>();
+  private shareTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly replicaId: string,
@@ -42,6 +58,7 @@ export class ReplicaPresence {
     const now = Date.now();
     for (const entry of await this.backend.list(keys.NODE_SESSION_PREFIX)) this.sessions.set(entry.key.slice(keys.NODE_SESSION_PREFIX.length), JSON.parse(entry.value) as NodeSessionRecord);
     for (const entry of await this.backend.list(keys.REPLICA_PREFIX)) this.seen.set(entry.key.slice(keys.REPLICA_PREFIX.length), now);
+    for (const entry of await this.backend.list(keys.NODE_ACKS_PREFIX)) this.remoteAcks.set(entry.key.slice(keys.NODE_ACKS_PREFIX.length), JSON.parse(entry.value) as NodeAcksRecord);
     await this.beat();
     this.timer = setInterval(() => void this.beat(), this.periodMs);
     this.timer.unref();
@@ -54,6 +71,7 @@ export class ReplicaPresence {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    clearTimeout(this.shareTimer);
     // A clean stop says so at once; a crash is noticed by the missed beats.
     await this.backend.commit({ ops: [{ type: 'delete', key: keys.replicaKey(this.replicaId) }] }).catch(() => undefined);
   }
@@ -67,6 +85,9 @@ export class ReplicaPresence {
       } else if (change.kind === 'node-session') {
         if (change.record) this.sessions.set(change.nodeId, change.record);
         else this.sessions.delete(change.nodeId);
+      } else if (change.kind === 'node-acks') {
+        if (change.record) this.remoteAcks.set(change.nodeId, change.record);
+        else this.remoteAcks.delete(change.nodeId);
       }
     }
   }
@@ -78,6 +99,36 @@ export class ReplicaPresence {
     const seenAt = record.replica === this.replicaId ? Date.now() : this.seen.get(record.replica);
     if (seenAt === undefined || Date.now() - seenAt > MISSED_HEARTBEATS_BEFORE_DOWN * this.periodMs) return undefined;
     return record;
+  }
+
+  /** What a node acknowledged, as the replica serving its session shared it; undefined unless that session is live on another replica. */
+  acksElsewhere(nodeId: string): AckedState | undefined {
+    const record = this.remoteAcks.get(nodeId);
+    const session = this.remote(nodeId);
+    if (!record || !session || session.replica === this.replicaId || record.replica !== session.replica) return undefined;
+    return { revision: record.revision, held: new Map(Object.entries(record.held).map(([secret, h]) => [secret, { version: h.version, at: new Date(h.at) }])) };
+  }
+
+  /** One of this replica's nodes acknowledged: shares what it holds now (coalesced per node). */
+  shareAcks(nodeId: string, state: AckedState): void {
+    const held: NodeAcksRecord['held'] = {};
+    for (const [secret, h] of state.held) held[secret] = { version: h.version, at: h.at.toISOString() };
+    this.unshared.set(nodeId, { replica: this.replicaId, revision: state.revision, held });
+    this.shareTimer ??= setTimeout(() => void this.flushAcks(), ACK_SHARE_MS);
+  }
+
+  private async flushAcks(): Promise<void> {
+    const records = [...this.unshared];
+    this.unshared.clear();
+    this.shareTimer = undefined;
+    // In commits of at most ACKS_PER_COMMIT puts: etcd refuses a transaction of more than 128 operations by default.
+    for (let i = 0; i < records.length; i += ACKS_PER_COMMIT) {
+      const ops = records.slice(i, i + ACKS_PER_COMMIT).map(([nodeId, record]) => ({ type: 'put' as const, key: keys.nodeAcksKey(nodeId), value: JSON.stringify(record) }));
+      await this.backend.commit({ ops }).catch((err: unknown) => {
+        // The next ack of each node shares its whole state again; until then other replicas see these nodes a step behind.
+        this.log.warn({ nodes: ops.length, err: (err as Error).message }, 'could not share node acknowledgements in the shared store');
+      });
+    }
   }
 
   opened(nodeId: string): void {

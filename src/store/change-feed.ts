@@ -8,7 +8,7 @@
  */
 import type { AdminCertRecord } from './admin-certs.js';
 import type { Backend, KvEvent, KvOp } from './backend.js';
-import { ADMIN_CERT_PREFIX, CA_CERT_KEY, CA_PREVIOUS_KEY, KEYRING_KEY, NODE_LABELS_PREFIX, NODE_PREFIX, NODE_SESSION_PREFIX, REPLICA_PREFIX, REVOKED_PREFIX, SECRET_PREFIX, SERVICE_PREFIX } from './keys.js';
+import { ADMIN_CERT_PREFIX, CA_CERT_KEY, CA_PREVIOUS_KEY, KEYRING_KEY, NODE_LABELS_PREFIX, NODE_ACKS_PREFIX, NODE_PREFIX, NODE_SESSION_PREFIX, REPLICA_PREFIX, REVOKED_PREFIX, SECRET_PREFIX, SERVICE_PREFIX } from './keys.js';
 import type { NodeRecord } from './nodes.js';
 import type { ServiceRecord } from './services.js';
 
@@ -29,6 +29,8 @@ export type StoreChange =
   | { kind: 'replica'; id: string; record?: ReplicaRecord }
   /** A node's session opened on a replica (`record`), or closed (no record). */
   | { kind: 'node-session'; nodeId: string; record?: NodeSessionRecord }
+  /** What a node acknowledged holding, shared by the replica serving it (shared storage only). */
+  | { kind: 'node-acks'; nodeId: string; record?: NodeAcksRecord }
   /** The sealed keyring was written (a KEK rotation, maybe by another replica). */
   | { kind: 'keyring' }
   /** The cluster CA's records were written: a CA rotation started (maybe through another replica), or its previous CA was retired. */
@@ -46,6 +48,18 @@ export interface ReplicaRecord {
 export interface NodeSessionRecord {
   replica: string;
   openedAt: string;
+}
+
+/**
+ * What a node acknowledged holding, as the replica serving its session
+ * shares it so that every replica can answer "where has version N arrived?"
+ * (shared storage only). Names and versions, never a value.
+ */
+export interface NodeAcksRecord {
+  replica: string;
+  revision: number;
+  /** Secret name → the version held and when the node first acknowledged it (ISO time). */
+  held: Record<string, { version: number; at: string }>;
 }
 
 export interface ChangeBatch {
@@ -73,6 +87,7 @@ function decode(op: KvOp): StoreChange | undefined {
   if (op.key.startsWith(NODE_LABELS_PREFIX)) return { kind: 'node-labels', name: rest(NODE_LABELS_PREFIX) };
   if (op.key.startsWith(REVOKED_PREFIX) && op.type === 'put') return { kind: 'revoked', id: rest(REVOKED_PREFIX) };
   if (op.key.startsWith(REPLICA_PREFIX)) return { kind: 'replica', id: rest(REPLICA_PREFIX), record: value === undefined ? undefined : (JSON.parse(value) as ReplicaRecord) };
+  if (op.key.startsWith(NODE_ACKS_PREFIX)) return { kind: 'node-acks', nodeId: rest(NODE_ACKS_PREFIX), record: value === undefined ? undefined : (JSON.parse(value) as NodeAcksRecord) };
   if (op.key.startsWith(NODE_SESSION_PREFIX)) return { kind: 'node-session', nodeId: rest(NODE_SESSION_PREFIX), record: value === undefined ? undefined : (JSON.parse(value) as NodeSessionRecord) };
   if (op.key === KEYRING_KEY) return { kind: 'keyring' };
   if (op.key === CA_CERT_KEY || op.key === CA_PREVIOUS_KEY) return { kind: 'ca' };

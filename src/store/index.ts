@@ -22,7 +22,7 @@ export {
 } from './stacks.js';
 export { NodeStore, type NodeContainer, type NodeRecord } from './nodes.js';
 export * as keys from './keys.js';
-export { type ChangeBatch, type NodeSessionRecord, type ReplicaRecord, type StoreChange } from './change-feed.js';
+export { type ChangeBatch, type NodeAcksRecord, type NodeSessionRecord, type ReplicaRecord, type StoreChange } from './change-feed.js';
 export { CaRecords, type PreviousCaRecord } from './ca-records.js';
 export { openStore, type OpenedStore } from './open.js';
 export {

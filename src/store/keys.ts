@@ -42,6 +42,7 @@ export const NODE_CERT_PREFIX = 'pki/node-certs/';
 export const KEYRING_KEY = 'meta/keyring';
 export const REPLICA_PREFIX = 'replicas/';
 export const NODE_SESSION_PREFIX = 'node-sessions/';
+export const NODE_ACKS_PREFIX = 'node-acks/';
 
 export const secretKey = (name: string): string => SECRET_PREFIX + name;
 export const secretIdKey = (id: string): string => SECRET_ID_PREFIX + id;
@@ -58,6 +59,7 @@ export const adminCertKey = (serial: string): string => ADMIN_CERT_PREFIX + seri
 export const adminCertNameKey = (name: string): string => ADMIN_CERT_NAME_PREFIX + name;
 export const replicaKey = (id: string): string => REPLICA_PREFIX + id;
 export const nodeSessionKey = (nodeId: string): string => NODE_SESSION_PREFIX + nodeId;
+export const nodeAcksKey = (nodeId: string): string => NODE_ACKS_PREFIX + nodeId;
 export const AUDIT_PREFIX = 'audit/';
 export const AUDIT_HEAD_KEY = 'audit-head';
 /** Zero-padded, so the keys list in record order. */

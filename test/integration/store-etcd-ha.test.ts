@@ -125,6 +125,17 @@ describe('store HA: two replicas on a 3-member etcd cluster, agents failing over
     expect(await readFile(join(mountB, 'db'), 'utf8')).to.equal('rotated through A');
     expect(await readFile(join(mountA, 'db'), 'utf8')).to.equal('rotated through A');
 
+    // Either replica knows where a version has arrived, also on the nodes the other serves (acks are shared through etcd):
+    // `--wait` through A returns once the agent on B acked, and each replica's propagation view names both nodes.
+    const waited = hush(['secret', 'rotate', 'db_password', '-', '--wait', '--timeout', '30'], { env: { HUSH_HOST: `unix://${a.socket}`, HUSH_HOME: a.home }, input: 'third value' });
+    expect(waited.status, waited.stderr).to.equal(0);
+    expect(await versionHeld(onB, 'db_password'), 'B\'s agent holds it once --wait through A returned').to.equal(3);
+    for (const r of replicas) {
+      const view = await call<{ complete: boolean; nodes: { name: string; version: number }[] }>(r.socket, 'GET', '/v1/secrets/db_password/propagation?version=3');
+      expect(view.body.complete, `complete through ${r.name}`).to.equal(true);
+      expect(view.body.nodes.map((n) => `${n.name}@${n.version}`).sort()).to.deep.equal(['node-a@3', 'node-b@3']);
+    }
+
     // Either replica lists every node, with the replica its session is on.
     for (const r of replicas) {
       await until(() => {

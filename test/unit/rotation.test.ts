@@ -101,4 +101,22 @@ describe('rotation: propagation tracker', () => {
     versions.set('db', 7);
     expect(tracker.versionOn('n1', 'db')).to.equal(1);
   });
+
+  it('looks up elsewhere (another replica\'s shared acks) only the nodes it has no acks of', () => {
+    const tracker = new PropagationTracker();
+    tracker.acked('n1', 10, held([['db', 2]]), at);
+    const shared = new Map([
+      ['n1', { revision: 3, held: new Map([['db', { version: 1, at }]]) }],
+      ['n2', { revision: 12, held: new Map([['db', { version: 2, at }]]) }],
+    ]);
+    const p = tracker.propagation('db', 2, ['n1', 'n2', 'n3'], undefined, (node) => shared.get(node));
+    expect(p.nodes.map((n) => [n.node, n.version])).to.deep.equal([
+      ['n1', 2],
+      ['n2', 2],
+      ['n3', undefined],
+    ]);
+    expect(p.complete).to.equal(false);
+    expect(tracker.propagation('db', 2, ['n1', 'n2'], undefined, (node) => shared.get(node)).complete).to.equal(true);
+    expect(tracker.state('n1')?.revision).to.equal(10);
+  });
 });

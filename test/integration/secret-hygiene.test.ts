@@ -323,10 +323,11 @@ describe('secret hygiene: no value in files, logs, environments or argv (integra
    * encoded it, "bare" otherwise: a value on its own, as hush code holds one.
    */
   const memoryHits = async (who: string, pid: number, heapDir: string, control: Buffer) => {
+    const needles = [...values].flatMap(([name, value]) => encodings(value).map(([form, bytes]) => ({ label: `${name}/${form}`, raw: value, bytes })));
+    // Memory first: the snapshot collects garbage, which could overwrite a leftover copy before the scan sees it.
+    const occurrences = await occurrencesInProcessMemory(pid, [control, ...needles.map((n) => n.bytes)], 16);
     const snapshot = await heapSnapshot(pid, join(dir, heapDir));
     expect(heapHits(snapshot, new Map([['control', control]])), `${who}: the control in its heap snapshot`).to.include('control/raw');
-    const needles = [...values].flatMap(([name, value]) => encodings(value).map(([form, bytes]) => ({ label: `${name}/${form}`, raw: value, bytes })));
-    const occurrences = await occurrencesInProcessMemory(pid, [control, ...needles.map((n) => n.bytes)], 16);
     expect(occurrences.some((o) => o.needle.equals(control)), `${who}: the control in its memory`).to.equal(true);
     const memory = { framed: [] as string[], bare: [] as string[], encoded: [] as string[] };
     for (const o of occurrences) {

@@ -345,9 +345,14 @@ describe('secret hygiene: no value in files, logs, environments or argv (integra
       else memory.bare.push(`${needle.label} between ${o.before.toString('hex')} and ${o.after.toString('hex')} in ${o.region.replace(/\s+/g, ' ')}`);
     }
     const heap = heapHits(snapshot, values);
-    const list = (l: string[]) => `${l.length}${l.length ? ` [${l.join(', ')}]` : ''}`;
+    // Counts per value; where each bare one was is in the assertion's message.
+    const list = (l: string[]) => {
+      const per = new Map<string, number>();
+      for (const label of l) per.set(label.split(' ')[0]!, (per.get(label.split(' ')[0]!) ?? 0) + 1);
+      return `${l.length}${l.length ? ` [${[...per].map(([label, n]) => `${label} ×${n}`).join(', ')}]` : ''}`;
+    };
     console.log(
-      `      ${who}: heap snapshot (${(snapshot.bytes.length / 1e6).toFixed(1)} MB) ${list(heap)}; whole memory: bare ${list(memory.bare)}, in a received message ${list(memory.framed)}, encoded ${list(memory.encoded)}`,
+      `      ${who}: heap snapshot (${(snapshot.bytes.length / 1e6).toFixed(1)} MB) ${list(heap)}; whole memory: bare ${list(memory.bare)}, in a store message ${list(memory.framed)}, encoded ${list(memory.encoded)}`,
     );
     return { heap, memory };
   };

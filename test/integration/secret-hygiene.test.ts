@@ -71,6 +71,8 @@ async function heapSnapshot(pid: number, dir: string): Promise<{ bytes: Buffer; 
     const file = (await readdir(dir)).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
     if (!file) return false;
     const bytes = await readFile(join(dir, file));
+    // The JSON ends with the strings array: parsed only once it could be complete.
+    if (!bytes.subarray(-2).equals(Buffer.from(']}'))) return false;
     try {
       taken = { bytes, strings: (JSON.parse(bytes.toString('utf8')) as { strings: string[] }).strings };
     } catch {

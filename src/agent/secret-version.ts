@@ -24,6 +24,19 @@ export interface SecretVersionInfo {
   secretId?: string;
 }
 
+/**
+ * A zero-filled buffer whose bytes live outside the V8 heap. Buffer.alloc
+ * puts up to 64 bytes inside the V8 heap, where the garbage collector moves
+ * young objects by copying them, so a plaintext moved before its reader
+ * zeroes it leaves a copy that nothing zeroes: the secret-hygiene memory scan
+ * found each small value so in the agent, bare, after its container had
+ * stopped, and no longer finds it with this. An ArrayBuffer's own store is
+ * never moved, so fill(0) reaches the only copy.
+ */
+function offHeapBuffer(length: number): Buffer {
+  return Buffer.from(new ArrayBuffer(length));
+}
+
 export class SecretVersion implements SecretVersionInfo {
   readonly name: string;
   readonly version: number;
@@ -61,7 +74,7 @@ export class SecretVersion implements SecretVersionInfo {
     }
     const end = Math.min(this.size, position + length);
     if (position >= end) return Buffer.alloc(0);
-    const out = Buffer.alloc(end - position);
+    const out = offHeapBuffer(end - position);
     const count = this.#chunks.length;
     for (let i = Math.floor(position / CHUNK_BYTES); i * CHUNK_BYTES < end; i++) {
       const plain = this.#sealer.open(this.#chunks[i]!, this.#aad(i, count));

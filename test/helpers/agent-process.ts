@@ -28,8 +28,10 @@ export interface AgentProcessOptions {
   socket: string;
   name?: string;
   labels?: Record<string, string>;
-  /** Run under `strace -f -o FILE` with these syscalls traced. */
-  strace?: { file: string; syscalls: string[] };
+  /** Run under `strace -f -o FILE` with these syscalls traced (`flags`: more strace options, e.g. `-y`, `-xx`). */
+  strace?: { file: string; syscalls: string[]; flags?: string[] };
+  /** Options for node itself, before the script (e.g. `--heapsnapshot-signal=SIGUSR2`). */
+  nodeArgs?: string[];
   /** Resolve as soon as the process runs instead of waiting for its session. */
   noWait?: boolean;
 }
@@ -58,9 +60,9 @@ export function agentArgs(opts: AgentProcessOptions): string[] {
 }
 
 export async function startAgentProcess(opts: AgentProcessOptions): Promise<AgentProcess> {
-  const args = agentArgs(opts);
+  const args = [...(opts.nodeArgs ?? []), ...agentArgs(opts)];
   const [command, argv] = opts.strace
-    ? ['strace', ['-f', '-qq', '-o', opts.strace.file, '-e', `trace=${opts.strace.syscalls.join(',')}`, process.execPath, ...args]]
+    ? ['strace', ['-f', '-qq', ...(opts.strace.flags ?? []), '-o', opts.strace.file, '-e', `trace=${opts.strace.syscalls.join(',')}`, process.execPath, ...args]]
     : [process.execPath, args];
   const env: NodeJS.ProcessEnv = { ...process.env, HUSH_AGENT_DEBUG: '1', HUSH_LOG_LEVEL: 'debug' };
   // Under `npm run coverage` V8 writes a coverage file at exit: the harness's
@@ -151,9 +153,29 @@ async function tracedChildPid(stracePid: number): Promise<number> {
  * needles found, with the mapping they were found in.
  */
 export async function findInProcessMemory(pid: number, needles: Buffer[]): Promise<{ needle: string; region: string }[]> {
+  const found: { needle: string; region: string }[] = [];
+  await scanProcessMemory(pid, needles, (needle, region) => {
+    if (!found.some((f) => f.needle === needle.toString())) found.push({ needle: needle.toString(), region });
+  });
+  return found;
+}
+
+/** Every occurrence of each of `needles` in the memory of `pid`, with up to `context` bytes before and after it. */
+export async function occurrencesInProcessMemory(pid: number, needles: Buffer[], context: number): Promise<{ needle: Buffer; region: string; before: Buffer; after: Buffer }[]> {
+  const found: { needle: Buffer; region: string; before: Buffer; after: Buffer }[] = [];
+  await scanProcessMemory(
+    pid,
+    needles,
+    (needle, region, view, at) =>
+      found.push({ needle, region, before: Buffer.from(view.subarray(Math.max(0, at - context), at)), after: Buffer.from(view.subarray(at + needle.length, at + needle.length + context)) }),
+    context,
+  );
+  return found;
+}
+
+async function scanProcessMemory(pid: number, needles: Buffer[], visit: (needle: Buffer, region: string, view: Buffer, at: number) => void, context = 0): Promise<void> {
   const maps = await readFile(`/proc/${pid}/maps`, 'utf8');
   const mem = await open(`/proc/${pid}/mem`, 'r');
-  const found: { needle: string; region: string }[] = [];
   try {
     for (const line of maps.split('\n')) {
       const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+)/.exec(line);
@@ -163,24 +185,25 @@ export async function findInProcessMemory(pid: number, needles: Buffer[]): Promi
       const start = parseInt(m[1]!, 16);
       const end = parseInt(m[2]!, 16);
       const chunk = 16 * 1024 * 1024;
-      const overlap = Math.max(...needles.map((n) => n.length)) - 1;
+      const overlap = Math.max(...needles.map((n) => n.length)) - 1 + context;
       for (let at = start; at < end; at += chunk) {
-        const length = Math.min(end - at, chunk + overlap);
+        // Each chunk is read with `context` bytes before it and `overlap` after, so a needle across a boundary is seen (once), with its context.
+        const from = Math.max(start, at - context);
+        const length = Math.min(end - from, at - from + chunk + overlap);
         const buffer = Buffer.alloc(length);
         let bytesRead = 0;
         try {
-          ({ bytesRead } = await mem.read(buffer, 0, length, at));
+          ({ bytesRead } = await mem.read(buffer, 0, length, from));
         } catch {
           continue; // unreadable (guard pages and the like)
         }
         const view = buffer.subarray(0, bytesRead);
         for (const needle of needles) {
-          if (view.includes(needle) && !found.some((f) => f.needle === needle.toString())) found.push({ needle: needle.toString(), region: line });
+          for (let i = view.indexOf(needle, at - from); i !== -1 && i < at - from + chunk; i = view.indexOf(needle, i + 1)) visit(needle, line, view, i);
         }
       }
     }
   } finally {
     await mem.close();
   }
-  return found;
 }

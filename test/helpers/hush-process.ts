@@ -73,8 +73,8 @@ export interface StoreProcess {
  * Starts `hush store` and waits until its admin socket answers and (unless it
  * starts autolocked) its cluster side (PKI, node and HTTPS listeners) is up.
  */
-export async function startStoreProcess(opts: { data: string; socket: string; home: string; extraArgs?: string[]; logLevel?: string }): Promise<StoreProcess> {
-  const child = spawn(process.execPath, [HUSH_BIN, 'store', '--data', opts.data, '--socket', opts.socket, '--home', opts.home, ...(opts.extraArgs ?? [])], {
+export async function startStoreProcess(opts: { data: string; socket: string; home: string; extraArgs?: string[]; logLevel?: string; nodeArgs?: string[] }): Promise<StoreProcess> {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), HUSH_BIN, 'store', '--data', opts.data, '--socket', opts.socket, '--home', opts.home, ...(opts.extraArgs ?? [])], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, HUSH_LOG_LEVEL: opts.logLevel ?? 'info' },
   });

@@ -2,7 +2,8 @@
  * Crash safety of the store under mixed load, on each backend: each cycle
  * starts the store on the same data directory (embedded) or the same etcd
  * prefix (etcd: one real etcd member), runs concurrent creates, rotations,
- * service creates and service updates, and kills it with SIGKILL at a random
+ * service creates and updates, and compose deploys (POST /v1/deploy, one
+ * transaction each), and kills it with SIGKILL at a random
  * moment. On etcd, every third cycle (the 2nd, 5th, ...) also kills the etcd member
  * with SIGKILL at the same moment and starts it again: what etcd
  * acknowledged to the store must have been on its disk. Every start must
@@ -83,6 +84,9 @@ describe('store kill -9 cycles under concurrent mixed writes (integration)', fun
     const versions = new Map<string, Map<number, Buffer>>();
     /** service -> constraints acknowledged (services are only ever added to). */
     const services = new Map<string, Set<string>>();
+    /** Services made by acknowledged deploys (their constraints are the plan's, so constraint updates leave them alone). */
+    const deployed = new Set<string>();
+    let deploys = 0;
     let acknowledged = 0;
     let attempted = 0;
     /** Concurrent changes to one object that outlasted the store's retries: a 409 "try again", not acknowledged. */
@@ -92,7 +96,7 @@ describe('store kill -9 cycles under concurrent mixed writes (integration)', fun
 
     const operation = async (): Promise<void> => {
       const names = [...versions.keys()];
-      const kind = names.length === 0 ? 0 : int(4);
+      const kind = names.length === 0 ? 0 : int(5);
       attempted++;
       if (kind === 0 || (kind === 2 && services.size > 50)) {
         const name = `s${nextName++}`;
@@ -113,6 +117,23 @@ describe('store kill -9 cycles under concurrent mixed writes (integration)', fun
         if (reply.status === 409) return void conflicts++;
         if (reply.status !== 201) throw new Error(`service create ${name}: ${reply.status} ${reply.text}`);
         services.set(name, new Set());
+      } else if (kind === 4) {
+        // A compose deploy of one of three projects: two secrets with new values and a service granted both, in one transaction.
+        const project = `p${int(3)}`;
+        const values = [randomBytes(32), randomBytes(32)];
+        const secrets = values.map((value, i) => ({ key: `k${i}`, name: `${project}_k${i}`, external: false, labels: {}, data: value.toString('base64') }));
+        const service = { name: `${project}_app`, grants: secrets.map((s) => ({ source: s.name, target: s.key })), constraints: [] };
+        const reply = await call<{ actions: { kind: string; name: string; version?: number }[] }>(socket, 'POST', '/v1/deploy', { project, secrets, services: [service] });
+        if (reply.status === 409) return void conflicts++;
+        if (reply.status !== 200) throw new Error(`deploy ${project}: ${reply.status} ${reply.text}`);
+        for (const action of reply.body.actions) {
+          const i = secrets.findIndex((s) => s.name === action.name);
+          if (action.kind !== 'secret' || i < 0 || action.version === undefined) continue;
+          if (!versions.has(action.name)) versions.set(action.name, new Map());
+          versions.get(action.name)!.set(action.version, values[i]!);
+        }
+        deployed.add(service.name);
+        deploys++;
       } else {
         const all = [...services.keys()];
         if (all.length === 0) return;
@@ -184,10 +205,11 @@ describe('store kill -9 cycles under concurrent mixed writes (integration)', fun
         if (!record) lost.push(`service ${name}`);
         else for (const c of constraints) if (!record.constraints.includes(c)) lost.push(`service ${name} constraint ${c}`);
       }
+      for (const name of deployed) if (!(await opened.services.get(name).catch(() => undefined))) lost.push(`deployed service ${name}`);
     } finally {
       await opened.backend.close();
     }
-    console.log(`      ${backend}, seed ${SEED}: ${cycles} kill -9 cycles${etcd ? ` (etcd killed too in ${etcdKills})` : ''}, ${attempted} writes attempted, ${acknowledged} acknowledged, ${conflicts} refused as conflicts (${checkedVersions} secret versions decrypted and compared, ${services.size} services), ${lost.length} lost`);
+    console.log(`      ${backend}, seed ${SEED}: ${cycles} kill -9 cycles${etcd ? ` (etcd killed too in ${etcdKills})` : ''}, ${attempted} writes attempted, ${acknowledged} acknowledged (${deploys} deploys), ${conflicts} refused as conflicts (${checkedVersions} secret versions decrypted and compared, ${services.size} services), ${lost.length} lost`);
     expect(lost, where(cycles)).to.deep.equal([]);
     expect(acknowledged).to.be.above(cycles * 5);
   }

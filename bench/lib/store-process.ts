@@ -10,17 +10,26 @@ export interface RunningStore {
   child: Child;
 }
 
-export async function startStoreProcess(dir: string, nodeArgs: string[] = []): Promise<RunningStore> {
+/**
+ * `storeArgs` go after the defaults and win over them (commander keeps the
+ * last value): e.g. a fixed `--listen` port for a bench that restarts the store.
+ * Ready once the admin socket answers and the cluster side (node port,
+ * dispatcher) has started.
+ */
+export async function startStoreProcess(dir: string, nodeArgs: string[] = [], storeArgs: string[] = []): Promise<RunningStore> {
   await mkdir(dir, { recursive: true });
   const socket = join(dir, 'admin.sock');
   const cli = join(REPO_ROOT, 'dist', 'cli', 'main.js');
   // Ephemeral node port, no HTTPS: the bench must not collide with a hush already running here.
-  const child = startChild(process.execPath, [...nodeArgs, cli, 'store', '--data', join(dir, 'data'), '--socket', socket, '--home', join(dir, 'home'), '--listen', '127.0.0.1:0', '--admin', ''], {
+  const child = startChild(process.execPath, [...nodeArgs, cli, 'store', '--data', join(dir, 'data'), '--socket', socket, '--home', join(dir, 'home'), '--listen', '127.0.0.1:0', '--admin', '', ...storeArgs], {
     cwd: dir,
     env: { ...process.env, HUSH_LOG_LEVEL: 'warn' },
   });
   try {
-    await waitReady(child, 'hush store', async () => (await call(socket, undefined, 'GET', '/healthz')).status === 200);
+    await waitReady(child, 'hush store', async () => {
+      const health = await call(socket, undefined, 'GET', '/healthz');
+      return health.status === 200 && (JSON.parse(health.body) as { cluster?: string }).cluster === 'ready';
+    });
   } catch (err) {
     await child.stop();
     throw err;

@@ -1,7 +1,7 @@
 /**
  * The agent simulator that bench/propagation.ts and bench/reconnect.ts scale
- * up, kept from rotting: a real store process, 20 simulated agents in two
- * processes (each joined with the token, its own certificate and TLS
+ * up, kept from rotting: a real store process, 20 simulated agents in one worker
+ * process (each joined with the token, its own certificate and TLS
  * connection, the agent's own session code), half of them running a service
  * granted the secret and half one that is not. One rotation: every entitled
  * agent receives and acks the new version, and the store's propagation view
@@ -25,7 +25,7 @@ interface Propagation {
 
 const AGENTS = 20;
 
-describe('agent simulator (store process, 20 simulated agents in 2 processes)', function () {
+describe('agent simulator (store process, 20 simulated agents in a worker process)', function () {
   this.timeout(120_000);
   let dir: string;
   let socket: string;
@@ -58,7 +58,7 @@ describe('agent simulator (store process, 20 simulated agents in 2 processes)', 
     await admin('POST', '/v1/services', { name: 'unrelated', grants: [{ source: 'elsewhere' }] });
     const token = hush(['join-token'], { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir } }).stdout.trim();
 
-    fleet = await SimFleet.start(2);
+    fleet = await SimFleet.start(1);
     const names = Array.from({ length: AGENTS }, (_, i) => `sim-${String(i).padStart(2, '0')}`);
     await fleet.join(target, token, names);
     const entitled = names.filter((_, i) => i % 2 === 0);

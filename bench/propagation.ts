@@ -23,6 +23,7 @@
  *   npx tsx bench/propagation.ts
  */
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { Agent } from 'node:http';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -101,6 +102,16 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
+}
+
+/**
+ * The store's view of `version` restricted to `names`: nodes from an earlier
+ * stage keep their containers registered (and so stay entitled) after their
+ * sessions closed, and would keep the whole view from ever being complete.
+ */
+async function viewOf(admin: Admin, version: number, names: ReadonlySet<string>): Promise<{ held: boolean; nodes: Propagation['nodes'] }> {
+  const nodes = (await admin.propagation(version)).nodes.filter((n) => n.name !== undefined && names.has(n.name));
+  return { held: nodes.length === names.size && nodes.every((n) => n.version !== undefined && n.version >= version), nodes };
 }
 
 interface SizeResult {
@@ -191,29 +202,37 @@ async function currentVersion(admin: Admin): Promise<number> {
   return (await admin.json<{ version: number }>('GET', `/v1/secrets/${SECRET}`)).version;
 }
 
-/** Rotates once and waits until `entitled` agents acked (agent side) and the store's view is complete; returns the rotation's times. */
-async function rotateAndWait(fleet: SimFleet, admin: Admin, entitled: number): Promise<{ version: number; sentAt: number; okAt: number; completeAt: number }> {
+/** Rotates once and waits until the `entitled` agents acked (agent side) and the store's view says they hold it; returns the rotation's times. */
+async function rotateAndWait(fleet: SimFleet, admin: Admin, entitled: ReadonlySet<string>): Promise<{ version: number; sentAt: number; okAt: number; completeAt: number; nodes: Propagation['nodes'] }> {
   const r = await admin.rotate(randomBytes(VALUE_BYTES));
-  await waitFor(`${entitled} acks of version ${r.version}`, async () => (await fleet.acked(SECRET, r.version)) >= entitled);
-  await waitFor(`the store's view of version ${r.version} to be complete`, async () => (await admin.propagation(r.version)).complete);
-  return { ...r, completeAt: now() };
+  await waitFor(`${entitled.size} acks of version ${r.version}`, async () => (await fleet.acked(SECRET, r.version)) >= entitled.size);
+  let nodes: Propagation['nodes'] = [];
+  await waitFor(`the store's view of version ${r.version} to be complete`, async () => {
+    const view = await viewOf(admin, r.version, entitled);
+    nodes = view.nodes;
+    return view.held;
+  });
+  return { ...r, completeAt: now(), nodes };
+}
+
+/** Waits until the store's view says every one of `names` holds the current version (their snapshots are in). */
+async function waitHeld(admin: Admin, names: ReadonlySet<string>): Promise<void> {
+  const version = await currentVersion(admin);
+  await waitFor(`${names.size} agents to hold version ${version}`, async () => (await viewOf(admin, version, names)).held);
 }
 
 async function measureSize(fleet: SimFleet, admin: Admin, target: string, names: string[], storePid: number): Promise<SizeResult> {
   const n = names.length;
+  const all = new Set(names);
   await fleet.connect(target, names.map((name) => ({ name, service: 'entitled' })), { watch: [SECRET] });
-  const version = await currentVersion(admin);
-  await waitFor(`N=${n}: every agent to hold version ${version}`, async () => {
-    const p = await admin.propagation(version);
-    return p.complete && p.nodes.length === n;
-  });
+  await waitHeld(admin, all);
   const received: number[] = [];
   const acked: number[] = [];
   const storeAcked: number[] = [];
   const complete: number[] = [];
   const rotateMs: number[] = [];
   for (let i = 0; i < ROTATIONS; i++) {
-    const r = await rotateAndWait(fleet, admin, n);
+    const r = await rotateAndWait(fleet, admin, all);
     const records = await fleet.collect();
     for (const rec of records) {
       const got = rec.got[`${SECRET}@${r.version}`];
@@ -221,9 +240,7 @@ async function measureSize(fleet: SimFleet, admin: Admin, target: string, names:
       received.push(got.receivedAt - r.okAt);
       acked.push(got.ackedAt - r.okAt);
     }
-    const view = await admin.propagation(r.version);
-    if (view.nodes.length !== n) throw new Error(`N=${n}: the store's view lists ${view.nodes.length} entitled nodes`);
-    for (const node of view.nodes) storeAcked.push(Date.parse(node.ackedAt!) - r.okAt);
+    for (const node of r.nodes) storeAcked.push(Date.parse(node.ackedAt!) - r.okAt);
     complete.push(r.completeAt - r.okAt);
     rotateMs.push(r.okAt - r.sentAt);
   }
@@ -248,20 +265,17 @@ interface BytesResult {
 /** Half the agents entitled, each behind its own counting relay: bytes each received per rotation. */
 async function measureBytes(fleet: SimFleet, admin: Admin, target: string, names: string[]): Promise<BytesResult> {
   const isEntitled = (i: number) => i % 2 === 0;
-  const entitled = names.filter((_, i) => isEntitled(i)).length;
+  const entitledNames = new Set(names.filter((_, i) => isEntitled(i)));
+  const entitled = entitledNames.size;
   await fleet.connect(target, names.map((name, i) => ({ name, service: isEntitled(i) ? 'entitled' : 'unrelated' })), { watch: [SECRET], countBytes: true });
-  const version = await currentVersion(admin);
-  await waitFor('every entitled agent to hold the current version', async () => {
-    const p = await admin.propagation(version);
-    return p.complete && p.nodes.length === entitled;
-  });
+  await waitHeld(admin, entitledNames);
   const perNode: number[] = [];
   const ackBytes: number[] = [];
   let unentitledBytes = 0;
   let unentitledMessages = 0;
   for (let i = 0; i < ROTATIONS; i++) {
     await fleet.mark();
-    await rotateAndWait(fleet, admin, entitled);
+    await rotateAndWait(fleet, admin, entitledNames);
     const records: SessionRecord[] = await fleet.collect();
     for (const rec of records) {
       if (rec.service === 'entitled') {
@@ -316,20 +330,28 @@ async function measureFuse(admin: Admin, dir: string, target: string, token: str
     if (container.status !== 201) throw new Error(`container on fuse-${i}: ${container.status} ${container.body}`);
     files.push(join(mounts, `fuse-c${i}`, 'value'));
   }
+  const agentNames = new Set(Array.from({ length: FUSE_AGENTS }, (_, i) => `fuse-${i}`));
+  await waitHeld(admin, agentNames);
   const reader = join(REPO_ROOT, 'bench', 'lib', 'fuse-poll-reader.ts');
   const readable: number[] = [];
   const storeAcked: number[] = [];
   for (let r = 0; r < ROTATIONS; r++) {
     const readers = files.map((file) => startChild(process.execPath, ['--import', 'tsx', reader, file], { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] }));
+    // 'close', not 'exit': the reader's last line may still be in its stdout pipe when it exits.
+    const closed = readers.map((c) => once(c.process, 'close'));
     try {
       await Promise.all(readers.map((c, i) => waitReady(c, `reader of ${files[i]}`, async () => c.output().includes('ready\n'), 30_000)));
       const value = randomBytes(VALUE_BYTES);
       for (const c of readers) c.process.stdin!.write(`${value.toString('base64')}\n`);
       const rotation = await admin.rotate(value);
-      for (const [i, c] of readers.entries()) readable.push((await seenAt(c, files[i]!)) - rotation.okAt);
-      await waitFor(`the store's view of version ${rotation.version}`, async () => (await admin.propagation(rotation.version)).complete);
-      const view = await admin.propagation(rotation.version);
-      for (const node of view.nodes) storeAcked.push(Date.parse(node.ackedAt!) - rotation.okAt);
+      for (const [i, c] of readers.entries()) readable.push((await seenAt(c, closed[i]!, files[i]!)) - rotation.okAt);
+      let nodes: Propagation['nodes'] = [];
+      await waitFor(`the store's view of version ${rotation.version}`, async () => {
+        const view = await viewOf(admin, rotation.version, agentNames);
+        nodes = view.nodes;
+        return view.held;
+      });
+      for (const node of nodes) storeAcked.push(Date.parse(node.ackedAt!) - rotation.okAt);
     } finally {
       await Promise.all(readers.map((c) => c.stop()));
     }
@@ -338,9 +360,9 @@ async function measureFuse(admin: Admin, dir: string, target: string, token: str
 }
 
 /** When the reader first read the expected value: it says so and exits 0 (or exits 1 after its own timeout). */
-async function seenAt(reader: Child, file: string): Promise<number> {
+async function seenAt(reader: Child, closed: Promise<unknown>, file: string): Promise<number> {
   const p = reader.process;
-  if (p.exitCode === null && p.signalCode === null) await new Promise((resolve) => p.once('exit', resolve));
+  await closed;
   const seen = /seen ([\d.]+)\n/.exec(reader.output());
   if (p.exitCode !== 0 || !seen) throw new Error(`reader of ${file} failed (${p.exitCode ?? p.signalCode}):\n${reader.output()}`);
   return Number(seen[1]);

@@ -48,7 +48,7 @@ async function firstConnect(host: string, port: number, timeoutMs = 60_000): Pro
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const socket = net.connect({ host, port });
-    const ok = await Promise.race([once(socket, 'connect').then(() => true), once(socket, 'error').then(() => false)]);
+    const ok = await new Promise<boolean>((resolve) => socket.once('connect', () => resolve(true)).once('error', () => resolve(false)));
     const at = now();
     socket.destroy();
     if (ok) return at;

@@ -392,6 +392,8 @@ function report(r: {
   const lines = [
     '## Rotation propagation (`bench/propagation.ts`)',
     '',
+    `Measured ${new Date().toISOString()}.`,
+    '',
     `One store process on this machine; ${count(SECRETS)} other secrets in it (${VALUE_BYTES}-byte values, created in ${(r.fillMs / 1000).toFixed(1)} s). ` +
       `Simulated agents in ${PROCESSES} processes: each joined through the real join flow (token, CA check, Join RPC, its own RSA-2048 node certificate; ` +
       `${count(r.joined)} joins took ${(r.joinMs / 1000).toFixed(1)} s), holds its own mutual-TLS gRPC connection, and runs the agent's own session code ` +

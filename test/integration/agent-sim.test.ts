@@ -1,6 +1,6 @@
 /**
  * The agent simulator that bench/propagation.ts and bench/reconnect.ts scale
- * up, kept from rotting: a real store process, 20 simulated agents in one worker
+ * up, kept from rotting: a real store process, 12 simulated agents in one worker
  * process (each joined with the token, its own certificate and TLS
  * connection, the agent's own session code), half of them running a service
  * granted the secret and half one that is not. One rotation: every entitled
@@ -23,9 +23,9 @@ interface Propagation {
   nodes: { node: string; name?: string; version?: number; ackedAt?: string }[];
 }
 
-const AGENTS = 20;
+const AGENTS = 12;
 
-describe('agent simulator (store process, 20 simulated agents in a worker process)', function () {
+describe('agent simulator (store process, 12 simulated agents in a worker process)', function () {
   this.timeout(120_000);
   let dir: string;
   let socket: string;

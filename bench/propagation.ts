@@ -31,7 +31,7 @@ import { pathToFileURL } from 'node:url';
 import { cleanStaleMounts } from '../src/tmpfs-mount/index.js';
 import { memoryOf, mib, ms, spreadOf, type Spread } from './lib/latency.js';
 import { watchBackgroundLoad } from './lib/machine.js';
-import { freePort, startChild, waitReady, type Child } from './lib/proc.js';
+import { cpuSeconds, freePort, startChild, waitReady, type Child } from './lib/proc.js';
 import { SimFleet, type SessionRecord } from './lib/sim-fleet.js';
 import { call, startStoreProcess, type RunningStore } from './lib/store-process.js';
 import { REPO_ROOT, makeScratchDir } from './lib/tmp.js';
@@ -127,6 +127,9 @@ interface SizeResult {
   /** Per rotation: the 201 until the store's view said complete (as polled). */
   complete: Spread;
   rotateMs: Spread;
+  /** CPU time per rotation (ms) of the store, and of all simulated-agent processes together, over the rotation loop. */
+  storeCpuMs: number;
+  agentsCpuMs: number;
   storeRss?: { rss: number; peak: number };
 }
 
@@ -238,6 +241,8 @@ async function measureSize(fleet: SimFleet, admin: Admin, target: string, names:
   const storeAcked: number[] = [];
   const complete: number[] = [];
   const rotateMs: number[] = [];
+  const agentsCpu = () => fleet.pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const cpu0 = { store: cpuSeconds(storePid), agents: agentsCpu() };
   for (let i = 0; i < ROTATIONS; i++) {
     const r = await rotateAndWait(fleet, admin, all);
     const records = await fleet.collect();
@@ -252,9 +257,11 @@ async function measureSize(fleet: SimFleet, admin: Admin, target: string, names:
     complete.push(r.completeAt - r.okAt);
     rotateMs.push(r.okAt - r.sentAt);
   }
+  const storeCpuMs = ((cpuSeconds(storePid) - cpu0.store) * 1000) / ROTATIONS;
+  const agentsCpuMs = ((agentsCpu() - cpu0.agents) * 1000) / ROTATIONS;
   const storeRss = n >= RSS_AT ? await memoryOf(storePid) : undefined;
   await fleet.close();
-  return { n, rotations: ROTATIONS, received: spreadOf(received), acked: spreadOf(acked), ackedFromSend: spreadOf(ackedFromSend), storeAcked: spreadOf(storeAcked), complete: spreadOf(complete), rotateMs: spreadOf(rotateMs), storeRss };
+  return { n, rotations: ROTATIONS, storeCpuMs, agentsCpuMs, received: spreadOf(received), acked: spreadOf(acked), ackedFromSend: spreadOf(ackedFromSend), storeAcked: spreadOf(storeAcked), complete: spreadOf(complete), rotateMs: spreadOf(rotateMs), storeRss };
 }
 
 interface BytesResult {
@@ -404,13 +411,15 @@ function report(r: {
       'Times are from the moment the rotate call\'s 201 reached the client to: the delta with the new version arriving at the agent ("received"), ' +
       'the agent\'s ack leaving ("acked", agent side), the store recording the ack ("store saw ack", ackedAt in the propagation view, whole ms), ' +
       'and the propagation view, polled every few ms, answering complete ("complete"). The store sends the delta as soon as the new version is durable, ' +
-      'before the HTTP answer is written, so small values can be negative; the last column counts from the moment the request was sent instead. ' +
+      'before the HTTP answer is written, so small values can be negative; the "from the request" column counts from the moment the request was sent instead. ' +
+      'The CPU column is the CPU time the store process, and the simulated agents\' processes together, used per rotation (from /proc, 10 ms ticks, the bench\'s own polling included): ' +
+      'all of it competes for the same 2 cores, with other work on the machine. ' +
       `Other work on the machine during this bench: ${busy} of all CPU time.`,
     '',
-    '| agents | samples | received p50 / p99 / max ms | acked p50 / p99 / max ms | store saw ack p50 / p99 / max ms | complete p50 / max ms | rotate call ms (p50) | acked, from the request p50 / p99 / max ms |',
-    '|--:|--:|--:|--:|--:|--:|--:|--:|',
+    '| agents | samples | received p50 / p99 / max ms | acked p50 / p99 / max ms | store saw ack p50 / p99 / max ms | complete p50 / max ms | rotate call ms (p50) | acked, from the request p50 / p99 / max ms | CPU ms per rotation: store / simulated agents |',
+    '|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     ...r.sizes.map(
-      (s) => `| ${count(s.n)} | ${count(s.acked.n)} | ${row(s.received)} | ${row(s.acked)} | ${row(s.storeAcked)} | ${ms(s.complete.p50)} / ${ms(s.complete.max)} | ${ms(s.rotateMs.p50)} | ${row(s.ackedFromSend)} |`,
+      (s) => `| ${count(s.n)} | ${count(s.acked.n)} | ${row(s.received)} | ${row(s.acked)} | ${row(s.storeAcked)} | ${ms(s.complete.p50)} / ${ms(s.complete.max)} | ${ms(s.rotateMs.p50)} | ${row(s.ackedFromSend)} | ${ms(s.storeCpuMs, 0)} / ${ms(s.agentsCpuMs, 0)} |`,
     ),
     '',
   ];

@@ -15,6 +15,8 @@ import { runCliStartupBench } from './cli-startup.js';
 import { runDockerReloadBench } from './docker-reload.js';
 import { runFuseReadBench } from './fuse-read.js';
 import { runHaBench } from './ha.js';
+import { runPropagationBench } from './propagation.js';
+import { runReconnectBench } from './reconnect.js';
 import { runStoreWritesBench } from './store-writes.js';
 
 type Bench = () => Promise<{ markdown: string }>;
@@ -30,6 +32,8 @@ async function main(): Promise<void> {
     ['docker-reload', runDockerReloadBench],
     ['cli-startup', runCliStartupBench],
     ['ha', runHaBench],
+    ['propagation', runPropagationBench],
+    ['reconnect', runReconnectBench],
   ];
   const only = process.argv.slice(2);
   const unknown = only.filter((name) => !all.some(([n]) => n === name));

@@ -15,3 +15,5 @@ export { CHUNK_BYTES } from './secret-version.js';
 export { sourceForService } from './secret-source.js';
 export { fetchVerifiedStoreCa } from './store-ca.js';
 export { DecisionTimeout, type StoreLink } from './store-link.js';
+// The session and its reconnect backoff, for bench/'s agent simulation: simulated agents must speak and retry exactly as this one does.
+export { StoreSession } from './session.js';

@@ -25,9 +25,10 @@ import { startDockerd, stopDockerSuite, TEST_IMAGE, type Dockerd } from '../test
 import { call, closeClients } from '../test/helpers/http.js';
 import { hush, startHush, type Running } from '../test/helpers/hush-process.js';
 import { until } from '../test/helpers/until.js';
+import { envInt } from './lib/env.js';
 import { makeScratchDir } from './lib/tmp.js';
 
-const ROTATIONS = Number(process.env.HUSH_BENCH_ROTATIONS ?? 30);
+const ROTATIONS = envInt('HUSH_BENCH_ROTATIONS', 30);
 
 interface Stats {
   p50: number;

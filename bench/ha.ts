@@ -24,11 +24,7 @@ import { fmtMs, fmtRate, fmtX, type LoadOptions } from './lib/load.js';
 import { freePort } from './lib/proc.js';
 import { call, startStoreProcess, type RunningStore } from './lib/store-process.js';
 import { describeScratch, makeScratchDir } from './lib/tmp.js';
-
-const envInt = (name: string, fallback: number) => {
-  const n = Number.parseInt(process.env[name] ?? '', 10);
-  return Number.isFinite(n) && n > 0 ? n : fallback;
-};
+import { envInt } from './lib/env.js';
 
 const CONCURRENCY = 64;
 const VALUE_BYTES = 200;

@@ -35,22 +35,18 @@ import { cpuSeconds, freePort, startChild, waitReady, type Child } from './lib/p
 import { SimFleet, type SessionRecord } from './lib/sim-fleet.js';
 import { call, startStoreProcess, type RunningStore } from './lib/store-process.js';
 import { REPO_ROOT, makeScratchDir } from './lib/tmp.js';
+import { envInt } from './lib/env.js';
 
 const envList = (name: string, fallback: number[]) => {
   const raw = process.env[name];
   const list = raw?.split(',').map((x) => Number.parseInt(x.trim(), 10)).filter((n) => Number.isSafeInteger(n) && n > 0);
   return list && list.length > 0 ? list.sort((a, b) => a - b) : fallback;
 };
-const envInt = (name: string, fallback: number) => {
-  const n = Number.parseInt(process.env[name] ?? '', 10);
-  return Number.isSafeInteger(n) && n >= 0 ? n : fallback;
-};
-
 const SIZES = envList('HUSH_BENCH_PROPAGATION_SIZES', [10, 100, 1000]);
-const ROTATIONS = envInt('HUSH_BENCH_PROPAGATION_ROTATIONS', 5);
-const SECRETS = envInt('HUSH_BENCH_PROPAGATION_SECRETS', 10_000);
-const PROCESSES = Math.max(1, envInt('HUSH_BENCH_SIM_PROCESSES', 2));
-const FUSE_AGENTS = envInt('HUSH_BENCH_FUSE_AGENTS', 3);
+const ROTATIONS = envInt('HUSH_BENCH_PROPAGATION_ROTATIONS', 5, 0);
+const SECRETS = envInt('HUSH_BENCH_PROPAGATION_SECRETS', 10_000, 0);
+const PROCESSES = Math.max(1, envInt('HUSH_BENCH_SIM_PROCESSES', 2, 0));
+const FUSE_AGENTS = envInt('HUSH_BENCH_FUSE_AGENTS', 3, 0);
 /** Agents in the bytes run, half of them entitled. */
 const BYTES_AGENTS = 100;
 const VALUE_BYTES = 32;

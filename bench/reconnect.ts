@@ -30,11 +30,7 @@ import { freePort } from './lib/proc.js';
 import { SimFleet } from './lib/sim-fleet.js';
 import { call, startStoreProcess, type RunningStore } from './lib/store-process.js';
 import { makeScratchDir } from './lib/tmp.js';
-
-const envInt = (name: string, fallback: number) => {
-  const n = Number.parseInt(process.env[name] ?? '', 10);
-  return Number.isSafeInteger(n) && n > 0 ? n : fallback;
-};
+import { envInt } from './lib/env.js';
 
 const AGENTS = envInt('HUSH_BENCH_RECONNECT_AGENTS', 100);
 const PROCESSES = envInt('HUSH_BENCH_SIM_PROCESSES', 2);

@@ -19,11 +19,7 @@ import { measureOpCosts, probeRealRecord, runCreate, runEngine, runRaw, type InP
 import { fmtMs, fmtPct, fmtRate, fmtX, type LoadOptions } from './lib/load.js';
 import { startStoreProcess, type RunningStore } from './lib/store-process.js';
 import { describeScratch, makeScratchDir } from './lib/tmp.js';
-
-const envInt = (name: string, fallback: number) => {
-  const n = Number.parseInt(process.env[name] ?? '', 10);
-  return Number.isFinite(n) && n > 0 ? n : fallback;
-};
+import { envInt } from './lib/env.js';
 
 const CONCURRENCY = 64;
 const VALUE_BYTES = 200;

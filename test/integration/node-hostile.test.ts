@@ -105,8 +105,8 @@ describe('node protocol: a hostile agent with a real certificate (property-based
 
   /** Sends `messages` on one session, half-closes, and waits for the store to end it (or 3 s of silence). */
   async function sessionWith(c: grpc.Client, messages: (Buffer | object)[], raw: boolean): Promise<Outcome[]> {
-    const stream = raw
-      ? c.makeBidiStreamRequest(SESSION, (b: Buffer) => b, (b: Buffer) => b)
+    const stream: grpc.ClientDuplexStream<unknown, StoreMessage | Buffer> = raw
+      ? (c.makeBidiStreamRequest(SESSION, (b: Buffer) => b, (b: Buffer) => b) as grpc.ClientDuplexStream<unknown, Buffer>)
       : ((c as Client).Session() as grpc.ClientDuplexStream<unknown, StoreMessage>);
     const outcomes: Outcome[] = [];
     return new Promise((resolve) => {

@@ -260,6 +260,8 @@ describe('node port limits (integration)', function () {
         '--node-max-connections', '10',
         '--node-max-joins', '1',
         '--node-max-queued-joins', '1',
+        '--node-join-failures', '3',
+        '--node-join-lockout', '3000',
       ]);
     });
     after(async () => {
@@ -325,6 +327,34 @@ describe('node port limits (integration)', function () {
       let joined: string | undefined;
       for (let attempt = 0; attempt < 50 && !joined; attempt++) joined = await joinNode(c).then((n) => n.nodeId, () => new Promise<undefined>((r) => setTimeout(r, 100)));
       expect(joined).to.match(/^[a-z0-9]{25}$/);
+    });
+
+    it('throttles join-token guessing from one address: after 3 refused tokens even the right one is refused unread until the lockout ends, and the store logs it once', async () => {
+      const key = pki.generateKeyPair().keyPem;
+      const csr = pki.createCsr(key, 'x');
+      const wrong = c.token.slice(0, -1) + (c.token.endsWith('a') ? 'b' : 'a');
+      const nodesBefore = (await call<unknown[]>(c.store.socket, 'GET', '/v1/nodes')).body.length;
+      const attempt = async (token: string) => {
+        const joining = client(c);
+        const result = await joinWith(joining, { token, csr_pem: csr, name: `guess-${nodesBefore}` });
+        joining.close();
+        return result;
+      };
+      for (let i = 0; i < 3; i++) expect((await attempt(wrong)).error?.code, `wrong token ${i + 1}`).to.equal(grpc.status.PERMISSION_DENIED);
+      const locked = await attempt(c.token);
+      expect(locked.error?.code).to.equal(grpc.status.RESOURCE_EXHAUSTED);
+      expect(locked.error?.details).to.match(/^too many refused joins from 127\.0\.0\.1; joins from there are refused for \d+ s more$/);
+      expect((await attempt(wrong)).error?.code, 'a wrong token while locked out is refused unread too').to.equal(grpc.status.RESOURCE_EXHAUSTED);
+      await until(() => c.store.output().includes('join tokens refused again and again'), 'the lockout in the store log');
+      const logged = c.store.output().split('\n').filter((l) => l.includes('join tokens refused again and again'));
+      expect(logged).to.have.length(1);
+      expect(logged[0]).to.include('"address":"127.0.0.1"').and.include('"failures":3');
+      expect(logged[0]).to.not.include(c.token.split('-').at(-1)!);
+      expect((await call<unknown[]>(c.store.socket, 'GET', '/v1/nodes')).body.length).to.equal(nodesBefore);
+      // The lockout ends: the right token joins again (attempts while it lasts do not extend it).
+      let joined: JoinResponse | undefined;
+      await until(async () => (joined = (await attempt(c.token)).reply) !== undefined, 'the lockout to end and the right token to join', 20_000, 250);
+      expect(joined!.node_id).to.match(/^[a-z0-9]{25}$/);
     });
   });
 });

@@ -14,8 +14,7 @@ import { HushError, isHushError } from '../errors/index.js';
 import { log } from '../log/index.js';
 import { callGate } from './call-gate.js';
 import { ConnectionGate } from './connection-gate.js';
-import { splitHostPort } from '../http/index.js';
-import { JoinThrottle } from './join-throttle.js';
+import { AddressLockout, splitHostPort } from '../http/index.js';
 import { JOIN_FAILURE_WINDOW_MS, type NodeLimits } from './node-limits.js';
 import { GRPC_MAX_SNAPSHOT_BYTES, nodeServiceDefinition, type AgentMessage, type JoinRequest, type JoinResponse, type RenewRequest, type RenewResponse, type StoreMessage } from './node-proto.js';
 import { KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from './timing.js';
@@ -160,7 +159,7 @@ export async function startNodeServer(address: string, tls: TlsMaterial, handler
       }),
     ],
   });
-  const joinThrottle = new JoinThrottle({ maxFailures: limits.maxJoinFailuresPerAddress, windowMs: JOIN_FAILURE_WINDOW_MS, lockMs: limits.joinLockoutMs });
+  const joinThrottle = new AddressLockout({ maxFailures: limits.maxJoinFailuresPerAddress, windowMs: JOIN_FAILURE_WINDOW_MS, lockMs: limits.joinLockoutMs });
   const provider = new UpdatableCertificateProvider(tls);
   const credentials = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
 

@@ -1,19 +1,21 @@
 /**
- * Join calls whose token was refused, per peer address. A join token's secret is 256 random
- * bits, so guessing it is hopeless; this keeps a guesser (or an agent stuck
- * on a wrong token) from costing the store a token check, an audit record
- * and a log line per attempt, and makes the attempts visible: after
- * `maxFailures` refused Joins from one address within `windowMs`, that
- * address's Joins are refused unread for `lockMs`, and the lockout is logged
- * once with the count. Nodes behind one NAT address share its count; a
- * granted Join does not clear it (a guesser could interleave one).
+ * Failed authentications per peer address: refused join tokens on the node
+ * port, refused client certificates on the admin HTTPS listener. Secrets and
+ * keys there are far too large to guess; this keeps a guesser (or a client
+ * stuck on a wrong credential) from costing a check, an audit record and a
+ * log line per attempt, and makes the attempts visible: after `maxFailures`
+ * failures from one address within `windowMs`, that address is refused
+ * unread for `lockMs`, and the caller logs the lockout once. Clients behind
+ * one NAT address share its count; a success does not clear it (a guesser
+ * could interleave one); failures while locked out are not counted, so a
+ * lockout ends `lockMs` after it began.
  */
 
-export interface JoinThrottleLimits {
-  /** Refused Joins from one address, within `windowMs`, that lock it out. */
+export interface LockoutLimits {
+  /** Failures from one address, within `windowMs`, that lock it out. */
   maxFailures: number;
   windowMs: number;
-  /** How long a locked-out address's Joins are refused. */
+  /** How long a locked-out address is refused. */
   lockMs: number;
 }
 
@@ -31,16 +33,16 @@ export interface Lockout {
   retryAfterMs: number;
 }
 
-export class JoinThrottle {
+export class AddressLockout {
   // Map keeps insertion order: re-inserting on each touch makes the first entry the one idle longest.
   private readonly tallies = new Map<string, Tally>();
 
   constructor(
-    private readonly limits: JoinThrottleLimits,
+    private readonly limits: LockoutLimits,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** The lockout in force for `address`, if any (the Join is then refused unread). */
+  /** The lockout in force for `address`, if any (its request is then refused unread). */
   check(address: string): Lockout | undefined {
     const tally = this.tallies.get(address);
     if (!tally) return undefined;
@@ -49,10 +51,11 @@ export class JoinThrottle {
     return { address, retryAfterMs: left };
   }
 
-  /** Counts a refused Join; returns the failure count when this one started a lockout (for the caller to log). */
+  /** Counts a failure; returns the failure count when this one started a lockout (for the caller to log). */
   failed(address: string): number | undefined {
     const now = this.now();
     let tally = this.tallies.get(address);
+    if (tally && tally.lockedUntil > now) return undefined;
     if (tally) this.tallies.delete(address);
     if (!tally || now - tally.windowStart > this.limits.windowMs) tally = { failures: 0, windowStart: now, lockedUntil: tally?.lockedUntil ?? 0 };
     tally.failures++;

@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { JoinThrottle } from '../../src/protocol/join-throttle.js';
+import { AddressLockout } from '../../src/http/address-lockout.js';
 
-describe('join throttle (refused join tokens per address)', () => {
+describe('address lockout (failed authentications per address)', () => {
   let now = 0;
-  const throttle = () => new JoinThrottle({ maxFailures: 3, windowMs: 60_000, lockMs: 10_000 }, () => now);
+  const throttle = () => new AddressLockout({ maxFailures: 3, windowMs: 60_000, lockMs: 10_000 }, () => now);
   beforeEach(() => (now = 1_000_000));
 
   it('locks an address out at the third refusal within the window, for the lockout only; other addresses are not touched', () => {
@@ -20,6 +20,15 @@ describe('join throttle (refused join tokens per address)', () => {
     expect(t.check('10.0.0.1')).to.equal(undefined);
     // A fresh count after the lockout.
     expect(t.failed('10.0.0.1')).to.equal(undefined);
+  });
+
+  it('does not count failures while locked out: the lockout ends when it was due', () => {
+    const t = throttle();
+    for (let i = 0; i < 3; i++) t.failed('10.0.0.1');
+    now += 5_000;
+    for (let i = 0; i < 10; i++) expect(t.failed('10.0.0.1')).to.equal(undefined);
+    now += 5_000;
+    expect(t.check('10.0.0.1')).to.equal(undefined);
   });
 
   it('forgets refusals older than the window', () => {

@@ -6,4 +6,3 @@
 export { closeServer, listenHttps, updateHttpsTls, listenOnUnixSocket, splitHostPort } from './listen.js';
 export { decodeBase64, requestBodySchema, validator, type Validator } from './validate.js';
 export { errorHandler, notFoundHandler, sendError, toHttpError } from './errors.js';
-export { AddressLockout, type Lockout, type LockoutLimits } from './address-lockout.js';

@@ -1,7 +1,6 @@
 /**
- * Failed authentications per peer address: refused join tokens on the node
- * port, refused client certificates on the admin HTTPS listener. Secrets and
- * keys there are far too large to guess; this keeps a guesser (or a client
+ * Failed authentications per peer address (refused join tokens on the node
+ * port). A token's secret is far too large to guess; this keeps a guesser (or a client
  * stuck on a wrong credential) from costing a check, an audit record and a
  * log line per attempt, and makes the attempts visible: after `maxFailures`
  * failures from one address within `windowMs`, that address is refused

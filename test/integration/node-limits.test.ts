@@ -261,7 +261,8 @@ describe('node port limits (integration)', function () {
         '--node-max-joins', '1',
         '--node-max-queued-joins', '1',
         '--node-join-failures', '3',
-        '--node-join-lockout', '3000',
+        // Long enough that a loaded machine cannot see it end mid-test (test/unit/address-lockout.test.ts checks the ending).
+        '--node-join-lockout', '60000',
       ]);
     });
     after(async () => {
@@ -329,10 +330,12 @@ describe('node port limits (integration)', function () {
       expect(joined).to.match(/^[a-z0-9]{25}$/);
     });
 
-    it('throttles join-token guessing from one address: after 3 refused tokens even the right one is refused unread until the lockout ends, and the store logs it once', async () => {
+    it('throttles join-token guessing from one address: after 3 refused tokens even the right one is refused unread, and the store logs it once', async () => {
       const key = pki.generateKeyPair().keyPem;
       const csr = pki.createCsr(key, 'x');
       const wrong = c.token.slice(0, -1) + (c.token.endsWith('a') ? 'b' : 'a');
+      // Positive control: the right token joins from here before the guessing.
+      expect((await joinNode(c)).nodeId).to.match(/^[a-z0-9]{25}$/);
       const nodesBefore = (await call<unknown[]>(c.store.socket, 'GET', '/v1/nodes')).body.length;
       const attempt = async (token: string) => {
         const joining = client(c);
@@ -351,10 +354,6 @@ describe('node port limits (integration)', function () {
       expect(logged[0]).to.include('"address":"127.0.0.1"').and.include('"failures":3');
       expect(logged[0]).to.not.include(c.token.split('-').at(-1)!);
       expect((await call<unknown[]>(c.store.socket, 'GET', '/v1/nodes')).body.length).to.equal(nodesBefore);
-      // The lockout ends: the right token joins again (attempts while it lasts do not extend it).
-      let joined: JoinResponse | undefined;
-      await until(async () => (joined = (await attempt(c.token)).reply) !== undefined, 'the lockout to end and the right token to join', 20_000, 250);
-      expect(joined!.node_id).to.match(/^[a-z0-9]{25}$/);
     });
   });
 });

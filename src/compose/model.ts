@@ -34,6 +34,22 @@ export interface MaterialiseContext {
   onUnset: (name: string, file: SourceFile, path: DocPath) => void;
 }
 
+/**
+ * Bounds on what a file may expand to. yaml's maxAliasCount bounds how many
+ * times aliases are followed, not how much each one brings: one anchor on a
+ * 50,000-item list used 900 times passed it and took 11 s and 400 MB to walk
+ * (a bigger list runs out of memory). No real compose file comes near these.
+ */
+export const MAX_VALUES = 200_000;
+/**
+ * The compose spec declares most lists `uniqueItems`, which ajv checks
+ * pairwise: a 10,000-item `ports:` list took 3-7 s to validate, 20,000 took
+ * 18 s (quadratic). At 1,000 the check takes milliseconds.
+ */
+export const MAX_LIST_ITEMS = 1_000;
+/** Deeper than any compose file goes; keeps the recursive walk far from the stack limit. */
+export const MAX_DEPTH = 64;
+
 /** The file's content as plain values with variables substituted. */
 export function materialise(file: SourceFile, ctx: MaterialiseContext): YamlValue {
   let raw: unknown;
@@ -41,12 +57,16 @@ export function materialise(file: SourceFile, ctx: MaterialiseContext): YamlValu
     // maxAliasCount bounds alias expansion ("billion laughs").
     raw = file.doc.toJS({ maxAliasCount: 1000 });
   } catch (err) {
-    throw errorAt(file, [], `invalid YAML: ${err instanceof Error ? err.message : String(err)}`);
+    // yaml's toJS recurses: a file nested thousands deep overflows the stack there.
+    const reason = err instanceof RangeError && /call stack/.test(err.message) ? `nested more than ${MAX_DEPTH} levels deep` : err instanceof Error ? err.message : String(err);
+    throw errorAt(file, [], `invalid YAML: ${reason}`);
   }
-  return walk(raw, [], file, ctx);
+  return walk(raw, [], file, ctx, { values: 0 });
 }
 
-function walk(value: unknown, path: DocPath, file: SourceFile, ctx: MaterialiseContext): YamlValue {
+function walk(value: unknown, path: DocPath, file: SourceFile, ctx: MaterialiseContext, seen: { values: number }): YamlValue {
+  if (++seen.values > MAX_VALUES) throw errorAt(file, [], `the file expands to more than ${MAX_VALUES} values (through aliases?); a compose file is far smaller`);
+  if (path.length > MAX_DEPTH) throw errorAt(file, path.slice(0, MAX_DEPTH), `nested more than ${MAX_DEPTH} levels deep`);
   if (typeof value === 'string') {
     try {
       return interpolate(value, ctx.lookup, (name) => ctx.onUnset(name, file, path));
@@ -56,13 +76,14 @@ function walk(value: unknown, path: DocPath, file: SourceFile, ctx: MaterialiseC
     }
   }
   if (Array.isArray(value)) {
-    const out = value.map((item, i) => walk(item, [...path, i], file, ctx));
+    if (value.length > MAX_LIST_ITEMS) throw errorAt(file, path, `a list of ${value.length} items; at most ${MAX_LIST_ITEMS} are accepted`);
+    const out = value.map((item, i) => walk(item, [...path, i], file, ctx, seen));
     ctx.prov.tag(out, { file, path });
     return out;
   }
   if (isYamlMap(value)) {
     const out: YamlMap = {};
-    for (const key of Object.keys(value)) put(out, key, walk(value[key], [...path, key], file, ctx));
+    for (const key of Object.keys(value)) put(out, key, walk(value[key], [...path, key], file, ctx, seen));
     ctx.prov.tag(out, { file, path });
     return out;
   }

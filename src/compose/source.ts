@@ -4,7 +4,7 @@
  * tags `!reset` / `!override`.
  */
 import { dirname } from 'node:path';
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type ScalarTag } from 'yaml';
+import { isAlias, isCollection, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type ScalarTag } from 'yaml';
 import { ComposeError, formatPath, type DocPath, type PathSegment } from './errors.js';
 
 export type MergeTag = 'reset' | 'override';
@@ -67,7 +67,26 @@ export function parseSource(name: string, path: string, text: string): SourceFil
     // Keep the first line only: the rest is yaml's context snippet.
     throw new ComposeError(`invalid YAML: ${err.message.split('\n')[0]}`, { file: name, line: lines.linePos(err.pos[0]).line });
   }
+  refuseCollectionKeys(name, doc, lines);
   return { name, path, dir: dirname(path), doc, lines, tags: collectMergeTags(doc) };
+}
+
+/**
+ * `? [a, b]: x` and `{a: 1}: x` are valid YAML, but a compose key is a name:
+ * yaml would turn such a key into its text and print a warning on stderr.
+ * The random-input suite found these (test/unit/compose-property.test.ts).
+ */
+function refuseCollectionKeys(name: string, doc: Document.Parsed, lines: LineCounter): void {
+  visit(doc, {
+    Pair(_key, pair) {
+      const key = isAlias(pair.key) ? pair.key.resolve(doc) : pair.key;
+      // A tagged scalar (`!!binary`, `!!timestamp`) is an object too, and is stringified the same way.
+      const scalarObject = isScalar(key) && typeof key.value === 'object' && key.value !== null;
+      if (!isCollection(key) && !scalarObject) return;
+      const at = (pair.key as { range?: [number, number, number] }).range?.[0] ?? 0;
+      throw new ComposeError('a key must be a name, not a list, a mapping or a tagged value', { file: name, line: lines.linePos(at).line });
+    },
+  });
 }
 
 function collectMergeTags(doc: Document.Parsed): Map<string, MergeTag> {

@@ -51,6 +51,22 @@ function isServed(path: string): Promise<boolean> {
 }
 
 /**
+ * Slow clients (slowloris) cannot hold the HTTPS listener's sockets: a TLS
+ * handshake must finish, and a request's headers arrive, within 10 s (Node's
+ * defaults are 120 s and 60 s, and headers are only checked every 30 s); a
+ * whole request within 5 minutes (large secret values over slow links).
+ * Headers are capped at Node's 16 KiB (431 beyond). Legitimate clients send
+ * a request's headers in one write, well within these.
+ */
+const SLOW_CLIENT_LIMITS = {
+  handshakeTimeout: 10_000,
+  headersTimeout: 10_000,
+  requestTimeout: 300_000,
+  connectionsCheckingInterval: 1_000,
+  maxHeaderSize: 16 * 1024,
+} as const;
+
+/**
  * Serves the admin API on HTTPS: TLS 1.3 only, and a client certificate from
  * the cluster CA is required (the TLS layer refuses anything else). Whether
  * that certificate is still admitted (on record, not revoked) is the app's
@@ -59,7 +75,18 @@ function isServed(path: string): Promise<boolean> {
  */
 export async function listenHttps(app: RequestListener, address: string, tls: { caPem: string; keyPem: string; certChainPem: string }, connections?: ConnectionTracker): Promise<Server> {
   const { host, port } = splitHostPort(address);
-  const server = createHttpsServer({ minVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: true, ca: tls.caPem, key: tls.keyPem, cert: tls.certChainPem }, app);
+  const server = createHttpsServer(
+    {
+      minVersion: 'TLSv1.3',
+      requestCert: true,
+      rejectUnauthorized: true,
+      ca: tls.caPem,
+      key: tls.keyPem,
+      cert: tls.certChainPem,
+      ...SLOW_CLIENT_LIMITS,
+    },
+    app,
+  );
   connections?.attach(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

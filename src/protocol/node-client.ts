@@ -6,6 +6,7 @@
  * cable) within seconds instead of TCP's minutes.
  */
 import * as grpc from '@grpc/grpc-js';
+import { createSecureContext } from 'node:tls';
 import { GRPC_MAX_SNAPSHOT_BYTES, STORE_TLS_NAME, nodeServiceClient, type AgentMessage, type JoinRequest, type JoinResponse, type RenewRequest, type RenewResponse, type StoreMessage } from './node-proto.js';
 import { KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from './timing.js';
 
@@ -43,12 +44,21 @@ export interface NodeCredentials {
 
 /** For Join only: authenticates the store by the CA from the token check; the agent has no certificate yet. */
 export function joinClient(address: NodeTarget, caPem: string): NodeClient {
-  return makeClient(address, grpc.credentials.createSsl(Buffer.from(caPem)));
+  return makeClient(address, tls13({ ca: caPem }));
 }
 
 /** For Session and Renew: mutual TLS with the node's certificate. */
 export function nodeClient(address: NodeTarget, creds: NodeCredentials): NodeClient {
-  return makeClient(address, grpc.credentials.createSsl(Buffer.from(creds.caPem), Buffer.from(creds.keyPem), Buffer.from(creds.certPem)));
+  return makeClient(address, tls13({ ca: creds.caPem, key: creds.keyPem, cert: creds.certPem }));
+}
+
+/**
+ * The store speaks TLS 1.3 only; the agent must not settle for less either
+ * (grpc-js's createSsl would accept TLS 1.2 from whatever answers). Trust is
+ * the cluster CA alone: a secure context built from it, as createSsl does.
+ */
+function tls13(material: { ca: string; key?: string; cert?: string }): grpc.ChannelCredentials {
+  return grpc.credentials.createFromSecureContext(createSecureContext({ minVersion: 'TLSv1.3', ...material }));
 }
 
 function makeClient(address: NodeTarget, credentials: grpc.ChannelCredentials): NodeClient {

@@ -35,6 +35,10 @@ export interface NodeLimits {
   maxStreamsPerConnection: number;
   /** Containers one node may report (Hello) or register (container start). */
   maxContainersPerNode: number;
+  /** Joins with a refused token from one address within a minute that lock it out (src/protocol/address-lockout.ts). */
+  maxJoinFailuresPerAddress: number;
+  /** How long a locked-out address's Joins are refused unread. */
+  joinLockoutMs: number;
 }
 
 export const DEFAULT_NODE_LIMITS: Readonly<NodeLimits> = {
@@ -48,7 +52,13 @@ export const DEFAULT_NODE_LIMITS: Readonly<NodeLimits> = {
   maxCallsPerNode: 4,
   maxStreamsPerConnection: 8,
   maxContainersPerNode: 1_000,
+  // An agent with a wrong token retries with backoff (a few attempts a minute); a guesser makes thousands.
+  maxJoinFailuresPerAddress: 10,
+  joinLockoutMs: 60_000,
 };
+
+/** The window in which refused Joins from one address are counted. */
+export const JOIN_FAILURE_WINDOW_MS = 60_000;
 
 /**
  * File descriptors kept out of the node port's reach: the data files, the

@@ -15,7 +15,8 @@ import { log } from '../log/index.js';
 import { callGate } from './call-gate.js';
 import { ConnectionGate } from './connection-gate.js';
 import { splitHostPort } from '../http/index.js';
-import type { NodeLimits } from './node-limits.js';
+import { AddressLockout } from './address-lockout.js';
+import { JOIN_FAILURE_WINDOW_MS, type NodeLimits } from './node-limits.js';
 import { GRPC_MAX_SNAPSHOT_BYTES, nodeServiceDefinition, type AgentMessage, type JoinRequest, type JoinResponse, type RenewRequest, type RenewResponse, type StoreMessage } from './node-proto.js';
 import { KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from './timing.js';
 
@@ -116,6 +117,18 @@ export function endWithStatus(stream: grpc.ServerDuplexStream<unknown, unknown>,
 
 const UNAUTHENTICATED = { code: grpc.status.UNAUTHENTICATED, details: 'a valid node certificate issued by this cluster is required; join with `hush agent --token`' };
 
+/**
+ * What counts towards a Join lockout: a token the store refused (wrong,
+ * rotated away, bound to another name, another cluster's). A bad name or
+ * label is refused before the token is checked, so it tells a guesser nothing.
+ */
+const TOKEN_REFUSED = grpc.status.PERMISSION_DENIED;
+
+/** The IP address of a call's peer ("1.2.3.4:5678", "[::1]:5678" → without the port). */
+function peerAddress(call: { getPeer(): string }): string {
+  return call.getPeer().replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+}
+
 export interface NodeServer {
   port: number;
   /** New TLS material (a CA rotation) for connections from now on; open connections keep theirs. */
@@ -147,12 +160,31 @@ export async function startNodeServer(address: string, tls: TlsMaterial, handler
       }),
     ],
   });
+  const joinThrottle = new AddressLockout({ maxFailures: limits.maxJoinFailuresPerAddress, windowMs: JOIN_FAILURE_WINDOW_MS, lockMs: limits.joinLockoutMs });
   const provider = new UpdatableCertificateProvider(tls);
   const credentials = grpc.experimental.createCertificateProviderServerCredentials(provider, provider, false);
 
   server.addService(nodeServiceDefinition(), {
     Join: (call: grpc.ServerUnaryCall<JoinRequest, JoinResponse>, callback: grpc.sendUnaryData<JoinResponse>) => {
-      handler.join(call.request).then((reply) => callback(null, reply), (err) => callback(grpcStatusOf(err)));
+      const address = peerAddress(call);
+      const lockout = joinThrottle.check(address);
+      if (lockout) {
+        const seconds = Math.ceil(lockout.retryAfterMs / 1000);
+        return callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `too many refused joins from ${address}; joins from there are refused for ${seconds} s more` });
+      }
+      handler.join(call.request).then(
+        (reply) => callback(null, reply),
+        (err) => {
+          const status = grpcStatusOf(err);
+          if (status.code === TOKEN_REFUSED) {
+            const failures = joinThrottle.failed(address);
+            if (failures !== undefined) {
+              log.warn({ address, failures, windowMs: JOIN_FAILURE_WINDOW_MS, lockoutMs: limits.joinLockoutMs }, 'join tokens refused again and again from one address: its joins are refused for a while (an agent with a wrong token, or someone guessing)');
+            }
+          }
+          callback(status);
+        },
+      );
     },
     Renew: (call: grpc.ServerUnaryCall<RenewRequest, RenewResponse>, callback: grpc.sendUnaryData<RenewResponse>) => {
       const identity = identityOf(call);

@@ -34,6 +34,8 @@ export interface AgentProcessOptions {
   nodeArgs?: string[];
   /** Resolve as soon as the process runs instead of waiting for its session. */
   noWait?: boolean;
+  /** Serve the Docker volume plugin under this (unique) name; default none. */
+  dockerPlugin?: string;
 }
 
 export const mountsDirOf = (opts: { socket: string }): string => `${opts.socket}.mounts`;
@@ -51,9 +53,9 @@ export function agentArgs(opts: AgentProcessOptions): string[] {
     // Each agent its own mounts directory: an agent cleans stale mounts under its directory at start.
     '--mounts',
     mountsDirOf(opts),
-    // No Docker plugin: several agents run at once here, and /run/docker/plugins/hush.sock is the host's.
+    // No Docker plugin unless asked for by a unique name: several agents run at once here, and /run/docker/plugins/hush.sock is the host's.
     '--docker-plugin',
-    'off',
+    opts.dockerPlugin ?? 'off',
     ...(opts.name ? ['--name', opts.name] : []),
     ...Object.entries(opts.labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]),
   ];

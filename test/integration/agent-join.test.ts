@@ -21,10 +21,10 @@ interface TlsStore {
   received: Buffer[];
 }
 
-async function tlsStore(ca: TestCa, opts: { sendCa?: boolean } = {}): Promise<TlsStore> {
+async function tlsStore(ca: TestCa, opts: { sendCa?: boolean; maxVersion?: tls.SecureVersion } = {}): Promise<TlsStore> {
   const cert = ca.serverCert();
   const received: Buffer[] = [];
-  const server = tls.createServer({ key: cert.keyPem, cert: opts.sendCa === false ? cert.certPem : cert.certPem + ca.certPem, ALPNProtocols: ['h2'] });
+  const server = tls.createServer({ key: cert.keyPem, cert: opts.sendCa === false ? cert.certPem : cert.certPem + ca.certPem, ALPNProtocols: ['h2'], maxVersion: opts.maxVersion });
   server.on('secureConnection', (socket) => {
     socket.on('data', (chunk: Buffer) => received.push(chunk));
     socket.on('error', () => {});
@@ -84,6 +84,18 @@ describe('agent join: CA fingerprint check before anything is sent', function ()
     servers.push(store.server);
     const err = await rejection(fetchVerifiedStoreCa(parseStoreAddress(`127.0.0.1:${store.port}`), ca.fingerprint));
     expect(err.message).to.match(/did not present its CA certificate/);
+  });
+
+  it('refuses a store that speaks at most TLS 1.2, even with the right CA: the Join is never sent', async () => {
+    const store = await tlsStore(ca, { maxVersion: 'TLSv1.2' });
+    servers.push(store.server);
+    const refusedHandshakes: string[] = [];
+    store.server.on('tlsClientError', (err: Error) => refusedHandshakes.push(err.message));
+    const err = await rejection(joinStore({ address: parseStoreAddress(`127.0.0.1:${store.port}`), token: ca.joinToken() }));
+    expect(err.message).to.match(/127\.0\.0\.1:\d+/);
+    // The CA check (which sends nothing) got through; the Join channel's handshake did not, and nothing reached the store.
+    expect(refusedHandshakes.join('\n')).to.match(/unsupported protocol|protocol version/i);
+    expect(Buffer.concat(store.received).length).to.equal(0);
   });
 
   it('says so when nothing listens', async () => {

@@ -260,6 +260,9 @@ describe('node port limits (integration)', function () {
         '--node-max-connections', '10',
         '--node-max-joins', '1',
         '--node-max-queued-joins', '1',
+        '--node-join-failures', '3',
+        // Long enough that a loaded machine cannot see it end mid-test (test/unit/address-lockout.test.ts checks the ending).
+        '--node-join-lockout', '60000',
       ]);
     });
     after(async () => {
@@ -312,6 +315,9 @@ describe('node port limits (integration)', function () {
     });
 
     it('serves one Join at a time, queues one, and refuses the next before reading it', async () => {
+      // The previous test filled the connection limit; on a loaded machine the store may not have seen those
+      // sockets close yet, and would reset this test's connection. A completed join shows it accepts again.
+      await until(() => joinNode(c).then(() => true, () => false), 'the node port to accept a connection again', 20_000, 250);
       const h2 = h2Session(c);
       const first = heldCall(h2, '/hush.v1.NodeService/Join', 1_000);
       const queued = heldCall(h2, '/hush.v1.NodeService/Join', 1_000);
@@ -325,6 +331,32 @@ describe('node port limits (integration)', function () {
       let joined: string | undefined;
       for (let attempt = 0; attempt < 50 && !joined; attempt++) joined = await joinNode(c).then((n) => n.nodeId, () => new Promise<undefined>((r) => setTimeout(r, 100)));
       expect(joined).to.match(/^[a-z0-9]{25}$/);
+    });
+
+    it('throttles join-token guessing from one address: after 3 refused tokens even the right one is refused unread, and the store logs it once', async () => {
+      const key = pki.generateKeyPair().keyPem;
+      const csr = pki.createCsr(key, 'x');
+      const wrong = c.token.slice(0, -1) + (c.token.endsWith('a') ? 'b' : 'a');
+      // Positive control: the right token joins from here before the guessing.
+      expect((await joinNode(c)).nodeId).to.match(/^[a-z0-9]{25}$/);
+      const nodesBefore = (await call<unknown[]>(c.store.socket, 'GET', '/v1/nodes')).body.length;
+      const attempt = async (token: string) => {
+        const joining = client(c);
+        const result = await joinWith(joining, { token, csr_pem: csr, name: `guess-${nodesBefore}` });
+        joining.close();
+        return result;
+      };
+      for (let i = 0; i < 3; i++) expect((await attempt(wrong)).error?.code, `wrong token ${i + 1}`).to.equal(grpc.status.PERMISSION_DENIED);
+      const locked = await attempt(c.token);
+      expect(locked.error?.code).to.equal(grpc.status.RESOURCE_EXHAUSTED);
+      expect(locked.error?.details).to.match(/^too many refused joins from 127\.0\.0\.1; joins from there are refused for \d+ s more$/);
+      expect((await attempt(wrong)).error?.code, 'a wrong token while locked out is refused unread too').to.equal(grpc.status.RESOURCE_EXHAUSTED);
+      await until(() => c.store.output().includes('join tokens refused again and again'), 'the lockout in the store log');
+      const logged = c.store.output().split('\n').filter((l) => l.includes('join tokens refused again and again'));
+      expect(logged).to.have.length(1);
+      expect(logged[0]).to.include('"address":"127.0.0.1"').and.include('"failures":3');
+      expect(logged[0]).to.not.include(c.token.split('-').at(-1)!);
+      expect((await call<unknown[]>(c.store.socket, 'GET', '/v1/nodes')).body.length).to.equal(nodesBefore);
     });
   });
 });

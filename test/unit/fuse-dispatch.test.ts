@@ -8,10 +8,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { Errno, InitFlag, IN_HEADER_BYTES, NO_REPLY_OPS, Op, OpenFlag, ROOT_ID, S_IFREG } from '../../src/tmpfs-mount/fuse-abi.js';
 import { Dispatcher, negotiate, REPLY_BUFFER_BYTES, REQUEST_BUFFER_BYTES, serveOne, type FuseIo } from '../../src/tmpfs-mount/kernel-dispatch.js';
 import { Counter, type FromWorker, type ViewUpdate, type WorkerNode } from '../../src/tmpfs-mount/kernel-messages.js';
 import { forceDrop, MountKey, stateOf } from '../../src/tmpfs-mount/shared-version.js';
+import { check, runs } from '../helpers/property.js';
 
 const KEY = randomBytes(32);
 const ALL_FLAGS = 0x7fffffff;
@@ -360,6 +362,95 @@ describe('FUSE kernel protocol: request handler', () => {
       // The view survived: the real names still resolve and read.
       const r = f.send(request(Op.READ, readBody(0, 4096), { nodeid: 2 }))!;
       expect(r.body.equals(A)).to.equal(true);
+    });
+  });
+
+  describe('property-based synthetic kernel requests (fast-check, shrinking to the smallest failing sequence)', () => {
+    const KNOWN_ERRNOS = new Set<number>(Object.values(Errno));
+    const NAMES = new Map([['a', 2], ['big', 3], ['broken', 4]]);
+    // Bodies that look like what each opcode carries, and what it should never carry.
+    const name = fc.oneof(
+      fc.constantFrom('a', 'big', 'broken', 'nope', '', '.', '..', 'a/b', 'x'.repeat(4096)).map(cstring),
+      fc.constantFrom('a', 'big').map((n) => Buffer.from(n)), // without its NUL
+      fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)),
+    );
+    const body = fc.oneof(
+      name,
+      fc.record({ offset: fc.oneof(fc.nat(300_000), fc.constant(2 ** 53 - 1)), size: fc.oneof(fc.nat(300_000), fc.constant(0xffffffff)) }).map(({ offset, size }) => readBody(offset, size)),
+      fc.nat({ max: 2 ** 32 - 1 }).map(u64),
+      fc.record({ major: fc.constantFrom(7, 6, 8, 0, 0xffffffff), minor: fc.nat(100) }).map(({ major, minor }) => initBody(major, minor)),
+      fc.tuple(fc.nat(0xffff), fc.array(fc.tuple(fc.nat(10), fc.nat(5)), { maxLength: 5 })).map(([count, pairs]) => Buffer.concat([u64(count), ...pairs.flatMap(([id, n]) => [u64(id), u64(n)])])),
+      fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
+    );
+    const opcode = fc.oneof(fc.constantFrom(...Object.values(Op)), fc.constantFrom(0, 53, 63, 64, 4096, 0xffffffff), fc.nat({ max: 2 ** 32 - 1 }));
+    // How the bytes arrive: honest, cut short, or with a header length that lies.
+    const framing = fc.oneof(fc.constant({ kind: 'honest' as const }), fc.record({ kind: fc.constant('short' as const), keep: fc.nat(60) }), fc.record({ kind: fc.constant('lying' as const), len: fc.nat({ max: 2 ** 32 - 1 }) }));
+    const kernelRequest = fc.record({ opcode, body, nodeid: fc.oneof(fc.constantFrom(1, 2, 3, 4), fc.nat(1000), fc.constant(2 ** 53 - 1)), uid: fc.nat({ max: 2 ** 32 - 1 }), framing });
+
+    it('any sequence of requests: exactly one reply (with its unique and a known errno) to each that expects one, and the view unchanged after', async () => {
+      await check(
+        fc.property(fc.boolean(), fc.array(kernelRequest, { minLength: 1, maxLength: 40 }), (initFirst, reqs) => {
+          const f = initFirst ? initialized() : fixture();
+          const req = Buffer.alloc(REQUEST_BUFFER_BYTES);
+          const out = Buffer.alloc(REPLY_BUFFER_BYTES);
+          reqs.forEach((r, i) => {
+            const unique = BigInt(i + 100);
+            const msg = request(r.opcode, r.body, { unique, nodeid: r.nodeid, uid: r.uid, len: r.framing.kind === 'lying' ? r.framing.len : undefined });
+            const length = r.framing.kind === 'short' ? Math.min(r.framing.keep, msg.length) : msg.length;
+            msg.copy(req);
+            const replies: Buffer[] = [];
+            serveOne(f.d, { read: () => length, write: (buf, n) => void replies.push(Buffer.from(buf.subarray(0, n))) }, req, out);
+            const expectsReply = length >= 16 && !(length >= IN_HEADER_BYTES && NO_REPLY_OPS.has(r.opcode));
+            expect(replies, `request ${i}`).to.have.length(expectsReply ? 1 : 0);
+            for (const reply of replies) {
+              expect(reply.readUInt32LE(0)).to.equal(reply.length);
+              expect(reply.readBigUInt64LE(8)).to.equal(unique);
+              const error = reply.readInt32LE(4);
+              expect(error === 0 || KNOWN_ERRNOS.has(-error), `errno ${error}`).to.equal(true);
+            }
+            // What a READ reply carried is wiped once written.
+            const used = replies[0]?.length ?? 16;
+            expect(out.subarray(16, used).every((b) => b === 0)).to.equal(true);
+            f.d.destroyed = false; // a DESTROY ends a real thread; here requests keep coming
+          });
+          // Nothing the requests said changed the view: the names, their nodes and their bytes.
+          if (!f.d.initialized) f.send(request(Op.INIT, initBody(), { unique: 1n }));
+          for (const [n, id] of NAMES) expect(f.d.table.byName(n)?.id, n).to.equal(id);
+          expect(f.send(request(Op.READ, readBody(0, 4096), { nodeid: 2 }))!.body.equals(A)).to.equal(true);
+        }),
+        runs(200),
+      );
+    });
+
+    it('LOOKUP of any bytes (with or without a NUL, up to 4 KiB): the entry only for a name in the view, ENOENT otherwise', async () => {
+      await check(
+        fc.property(name, (n) => {
+          const f = initialized();
+          const r = f.send(request(Op.LOOKUP, n))!;
+          const end = n.indexOf(0);
+          const wanted = n.toString('latin1', 0, end < 0 ? n.length : end);
+          const id = NAMES.get(wanted);
+          if (id === undefined) expect(r.error).to.equal(-Errno.ENOENT);
+          else if (id === 4) expect(r.error, 'the unreadable version').to.equal(-Errno.EIO);
+          else expect(Number(r.body.readBigUInt64LE(0))).to.equal(id);
+        }),
+        runs(300),
+      );
+    });
+
+    it('READ at any offset and size: the bytes of the file at that offset, never more than asked, or an error', async () => {
+      const read = fc.record({ node: fc.constantFrom(2, 3), offset: fc.oneof(fc.nat(BIG.length + 10), fc.constant(2 ** 53 - 1)), size: fc.oneof(fc.nat(300_000), fc.constant(0xffffffff)) });
+      await check(
+        fc.property(read, ({ node, offset, size }) => {
+          const f = initialized();
+          const r = f.send(request(Op.READ, readBody(offset, size), { nodeid: node }))!;
+          expect(r.error).to.equal(0);
+          const file = node === 2 ? A : BIG;
+          expect(r.body.length).to.be.at.most(size);
+          expect(r.body.equals(file.subarray(Math.min(offset, file.length), Math.min(offset, file.length) + r.body.length))).to.equal(true);
+        }),
+        runs(200),
+      );
     });
   });
 });

@@ -23,6 +23,8 @@ interface StoreFlags {
   nodeMaxConnectionsPerAddress?: number;
   nodeMaxJoins?: number;
   nodeMaxQueuedJoins?: number;
+  nodeJoinFailures?: number;
+  nodeJoinLockout?: number;
   nodeMaxCallsPerNode?: number;
   nodeMaxStreams?: number;
   nodeMaxContainers?: number;
@@ -64,6 +66,8 @@ const NODE_LIMIT_FLAGS: [flag: string, description: string][] = [
   ['--node-max-calls-per-node <n>', 'calls one node may have open at once (default 4)'],
   ['--node-max-streams <n>', 'concurrent HTTP/2 streams per node-port connection (default 8)'],
   ['--node-max-containers <n>', 'containers one node may run with secrets (default 1000)'],
+  ['--node-join-failures <n>', 'joins with a refused token from one address within a minute before its joins are refused for a while (default 10)'],
+  ['--node-join-lockout <ms>', 'how long joins from such an address are refused (default 60000)'],
 ];
 
 /** The listener flags `hush store` and `hush up` share. */
@@ -259,6 +263,8 @@ async function startStoreFrom(dataDir: string, flags: StoreFlags) {
       maxCallsPerNode: flags.nodeMaxCallsPerNode,
       maxStreamsPerConnection: flags.nodeMaxStreams,
       maxContainersPerNode: flags.nodeMaxContainers,
+      maxJoinFailuresPerAddress: flags.nodeJoinFailures,
+      joinLockoutMs: flags.nodeJoinLockout,
     },
   });
 }

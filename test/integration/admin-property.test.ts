@@ -155,7 +155,7 @@ function describeRequest(r: AdminRequest): string {
 }
 
 describe('admin API: property-based bad input on every documented route (integration)', function () {
-  this.timeout(600_000);
+  this.timeout(Math.max(180_000, runs(300) * 200));
   let dir: string;
   let socket: string;
   let store: StoreProcess | undefined;

@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { HushError } from '../errors/index.js';
+import { answerClientErrors } from './client-errors.js';
 
 /** Something that follows a server's connections (the admin API's ClientConnections, which cuts those of a revoked certificate). */
 export interface ConnectionTracker {
@@ -23,6 +24,7 @@ export async function listenOnUnixSocket(app: RequestListener, path: string): Pr
     if (err.code !== 'ENOENT') throw err;
   });
   const server = createServer(app);
+  answerClientErrors(server);
   const previousUmask = process.umask(0o177);
   try {
     await new Promise<void>((resolve, reject) => {
@@ -87,6 +89,7 @@ export async function listenHttps(app: RequestListener, address: string, tls: { 
     },
     app,
   );
+  answerClientErrors(server);
   connections?.attach(server);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -5,6 +5,7 @@
  * the route, and the store's revision does not move.
  */
 import { expect } from 'chai';
+import { request, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { documentedRoutes, revisionOf, seedAdminObjects } from '../helpers/admin-routes.js';
 import { call, closeClients, type ErrorBody } from '../helpers/http.js';
@@ -12,6 +13,20 @@ import { startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hu
 import { removeDir, tempDir } from '../helpers/tmp.js';
 
 const TEXT = { 'content-type': 'text/plain' };
+
+/** One request on a connection of its own (no keep-alive pool): the connection's first request. */
+function firstRequest(socketPath: string, method: string, path: string, headers: Record<string, string>): Promise<{ status: number; headers: IncomingHttpHeaders; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, method, path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' };
 
 describe('admin API refuses what a route does not define (integration)', function () {
@@ -75,6 +90,21 @@ describe('admin API refuses what a route does not define (integration)', functio
         expect(reply.body.error.code, what).to.equal(code);
         expect(reply.body.error.message, what).to.match(message);
       }
+    }
+    // Refused by Node's HTTP parser before any route sees them (a fresh connection each, as a new client's first request):
+    // the same JSON error body as every other refusal, not a bare status line.
+    const parserCases: [string, string, Record<string, string>, number, string, RegExp][] = [
+      ['a URL past the 16 KiB header cap', `/v1/secrets/${'x'.repeat(17_000)}`, {}, 431, 'too_large', /request headers \(URL included\) are larger than 16 KiB/],
+      ['a URL past the cap, Docker route', `/v1.41/secrets/${'x'.repeat(17_000)}`, {}, 431, 'too_large', /larger than 16 KiB/],
+      ['a header past the cap', '/v1/secrets', { 'x-junk': 'x'.repeat(17_000) }, 431, 'too_large', /larger than 16 KiB/],
+    ];
+    for (const [what, path, headers, status, code, message] of parserCases) {
+      const reply = await firstRequest(socket, 'GET', path, headers);
+      expect(reply.status, `${what}: ${reply.text}`).to.equal(status);
+      expect(reply.headers['content-type'], what).to.equal('application/json');
+      const parsed = JSON.parse(reply.text) as ErrorBody;
+      expect(parsed.error.code, what).to.equal(code);
+      expect(parsed.error.message, what).to.match(message);
     }
     expect(await revisionOf(socket)).to.equal(before);
     expect(await joinToken()).to.equal(token);

@@ -6,3 +6,5 @@
 export { closeServer, listenHttps, updateHttpsTls, listenOnUnixSocket, splitHostPort } from './listen.js';
 export { decodeBase64, requestBodySchema, validator, type Validator } from './validate.js';
 export { errorHandler, notFoundHandler, sendError, toHttpError } from './errors.js';
+export { AddressLockout, type Lockout, type LockoutLimits } from './address-lockout.js';
+export { AUTH_FAILURE_WINDOW_MS, DEFAULT_AUTH_FAILURE_LIMITS, resolveAuthFailureLimits, type AuthFailureLimits } from './auth-failures.js';

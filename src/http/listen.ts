@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { HushError } from '../errors/index.js';
+import { AuthFailureGuard, DEFAULT_AUTH_FAILURE_LIMITS, type AuthFailureLimits } from './auth-failures.js';
 import { answerClientErrors } from './client-errors.js';
 
 /** Something that follows a server's connections (the admin API's ClientConnections, which cuts those of a revoked certificate). */
@@ -73,10 +74,19 @@ const SLOW_CLIENT_LIMITS = {
  * the cluster CA is required (the TLS layer refuses anything else). Whether
  * that certificate is still admitted (on record, not revoked) is the app's
  * check on every request; `connections` tracks open connections so that a
- * revocation can close them.
+ * revocation can close them. Addresses that fail to authenticate again and
+ * again are locked out (auth-failures.ts; `authFailures.maxFailures` 0 turns
+ * that off).
  */
-export async function listenHttps(app: RequestListener, address: string, tls: { caPem: string; keyPem: string; certChainPem: string }, connections?: ConnectionTracker): Promise<Server> {
+export async function listenHttps(
+  app: RequestListener,
+  address: string,
+  tls: { caPem: string; keyPem: string; certChainPem: string },
+  connections?: ConnectionTracker,
+  authFailures: AuthFailureLimits = DEFAULT_AUTH_FAILURE_LIMITS,
+): Promise<Server> {
   const { host, port } = splitHostPort(address);
+  const guard = authFailures.maxFailures > 0 ? new AuthFailureGuard(authFailures) : undefined;
   const server = createHttpsServer(
     {
       minVersion: 'TLSv1.3',
@@ -87,8 +97,9 @@ export async function listenHttps(app: RequestListener, address: string, tls: { 
       cert: tls.certChainPem,
       ...SLOW_CLIENT_LIMITS,
     },
-    app,
+    guard ? guard.wrap(app) : app,
   );
+  guard?.attach(server);
   answerClientErrors(server);
   connections?.attach(server);
   await new Promise<void>((resolve, reject) => {

@@ -35,7 +35,7 @@ export interface NodeLimits {
   maxStreamsPerConnection: number;
   /** Containers one node may report (Hello) or register (container start). */
   maxContainersPerNode: number;
-  /** Joins with a refused token from one address within a minute that lock it out (src/protocol/address-lockout.ts). */
+  /** Joins with a refused token from one address within a minute that lock it out (src/http/address-lockout.ts). */
   maxJoinFailuresPerAddress: number;
   /** How long a locked-out address's Joins are refused unread. */
   joinLockoutMs: number;

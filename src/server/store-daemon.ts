@@ -12,7 +12,7 @@ import tls from 'node:tls';
 import { ClientConnections, createAdminApp, type ClusterControl } from '../api/index.js';
 import { HushError } from '../errors/index.js';
 import { updateHomeConfig } from '../home/index.js';
-import { closeServer, listenHttps, listenOnUnixSocket, splitHostPort, updateHttpsTls } from '../http/index.js';
+import { closeServer, listenHttps, listenOnUnixSocket, resolveAuthFailureLimits, splitHostPort, updateHttpsTls, type AuthFailureLimits } from '../http/index.js';
 import { log } from '../log/index.js';
 import { StoreMetrics } from '../metrics/index.js';
 import {
@@ -65,6 +65,8 @@ export interface StoreDaemonOptions {
   adminCertSeconds?: number;
   /** Node-port limits (connections, calls, sizes); unset fields take DEFAULT_NODE_LIMITS. */
   nodeLimits?: Partial<NodeLimits>;
+  /** Failed client authentications on the admin HTTPS listener that lock an address out, and for how long; unset fields take the defaults (src/http/auth-failures.ts), maxFailures 0 turns it off. */
+  adminAuthFailures?: Partial<AuthFailureLimits>;
   /** How often agents send a heartbeat (sent to each at session start); a node is down after three missed. Default 5000. */
   heartbeatPeriodMs?: number;
   /** Where to print the one-time unlock key of a new autolocked store. */
@@ -93,6 +95,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     throw new HushError('bad_request', `heartbeat period must be ${MIN_HEARTBEAT_PERIOD_MS} to ${MAX_HEARTBEAT_PERIOD_MS} ms, not ${heartbeatPeriodMs}`);
   }
   if (options.keepVersions !== undefined) assertKeepVersions(options.keepVersions);
+  const adminAuthFailures = resolveAuthFailureLimits(options.adminAuthFailures);
   const storage = await openStore({ dataDir: options.dataDir, etcd: options.etcd, autolock: options.autolock, maxValueBytes: options.maxValueBytes, keepVersions: options.keepVersions });
   const audit = (entry: AuditEntry) => storage.audit.append(entry);
   const replicaId = options.etcd ? (options.replicaId ?? (await replicaIdIn(options.dataDir))) : undefined;
@@ -222,7 +225,7 @@ export async function startStore(options: StoreDaemonOptions): Promise<RunningSt
     const nodeAddress = `${splitHostPort(listen).host}:${node.port}`;
     let adminAddress: string | undefined;
     if (admin) {
-      httpsServer = await listenHttps(app, admin, serverTls, clientConnections);
+      httpsServer = await listenHttps(app, admin, serverTls, clientConnections, adminAuthFailures);
       adminAddress = `${splitHostPort(admin).host}:${(httpsServer.address() as AddressInfo).port}`;
     }
     cluster = {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { AddressLockout } from '../../src/protocol/address-lockout.js';
+import { AddressLockout } from '../../src/http/address-lockout.js';
 
 describe('address lockout (failed authentications per address)', () => {
   let now = 0;

@@ -25,6 +25,8 @@ interface StoreFlags {
   nodeMaxQueuedJoins?: number;
   nodeJoinFailures?: number;
   nodeJoinLockout?: number;
+  adminAuthFailures?: number;
+  adminAuthLockout?: number;
   nodeMaxCallsPerNode?: number;
   nodeMaxStreams?: number;
   nodeMaxContainers?: number;
@@ -48,6 +50,12 @@ interface UpFlags extends StoreFlags {
 }
 
 const toInt = (v: string) => Number.parseInt(v, 10);
+
+/** A count where 0 turns the limit off. */
+function wholeNumber(value: string): number {
+  if (!/^(0|[1-9][0-9]*)$/.test(value) || !Number.isSafeInteger(Number(value))) throw new InvalidArgumentError(`must be a whole number from 0, not "${value}".`);
+  return Number(value);
+}
 
 function positiveInt(value: string): number {
   if (!/^[1-9][0-9]*$/.test(value) || !Number.isSafeInteger(Number(value))) throw new InvalidArgumentError(`must be a whole number above 0, not "${value}".`);
@@ -78,6 +86,9 @@ function withStoreListeners(command: Command, nodeListenDefault: string): Comman
     .option('--admin <host:port>', 'admin HTTPS listener (client certificate required); "" turns it off', '127.0.0.1:2476')
     .option('--max-value-bytes <n>', 'largest secret value accepted', toInt)
     .option('--keep-versions <n>', 'versions each secret keeps unless it sets its own (--keep); older ones are destroyed (default 16, at most 1000)', positiveInt)
+    // Defaults and reasons in docs/security.md, "Admin listener limits" (src/http/auth-failures.ts).
+    .option('--admin-auth-failures <n>', 'failed client authentications on the admin HTTPS listener (bad or no certificate, revoked or unknown one) from one address within a minute before its connections are refused for a while; 0 turns this off (default 20)', wholeNumber)
+    .option('--admin-auth-lockout <ms>', 'how long admin HTTPS connections from such an address are refused (default 30000)', positiveInt)
     .addOption(certTtlOption('--admin-cert-ttl <duration>', 'lifetime of the admin certificate the store keeps in HUSH_HOME and renews when a third is left, e.g. 30d, 12h (default 30d, at most 90d)'));
 }
 
@@ -266,6 +277,7 @@ async function startStoreFrom(dataDir: string, flags: StoreFlags) {
       maxJoinFailuresPerAddress: flags.nodeJoinFailures,
       joinLockoutMs: flags.nodeJoinLockout,
     },
+    adminAuthFailures: { maxFailures: flags.adminAuthFailures, lockoutMs: flags.adminAuthLockout },
   });
 }
 

@@ -1,6 +1,7 @@
 /**
  * Failed authentications per peer address (refused join tokens on the node
- * port). A token's secret is far too large to guess; this keeps a guesser (or a client
+ * port, failed client authentication on the admin HTTPS listener). A
+ * token's secret or a certificate's key is far too large to guess; this keeps a guesser (or a client
  * stuck on a wrong credential) from costing a check, an audit record and a
  * log line per attempt, and makes the attempts visible: after `maxFailures`
  * failures from one address within `windowMs`, that address is refused

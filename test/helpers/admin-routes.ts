@@ -6,7 +6,10 @@
  */
 import { expect } from 'chai';
 import { documentedOperations } from '../../src/api/index.js';
-import { call } from './http.js';
+import { join } from 'node:path';
+import { call, closeClients } from './http.js';
+import { startStoreProcess, stopProcess, type StoreProcess } from './hush-process.js';
+import { removeDir, tempDir } from './tmp.js';
 
 /** The object each route's path parameter names; seedAdminObjects creates them all. */
 const OBJECT_FOR: [prefix: string, name: string][] = [
@@ -57,4 +60,32 @@ export async function revisionOf(socket: string): Promise<number> {
   const reply = await call<{ revision: number }>(socket, 'GET', '/healthz');
   expect(reply.status, 'the store answers /healthz').to.equal(200);
   return reply.body.revision;
+}
+
+export interface SeededStore {
+  socket: string;
+  store: StoreProcess;
+  /** Kills the store and removes its folder. */
+  stop(): Promise<void>;
+}
+
+/** A store on its own admin socket with the object every documented route names (seedAdminObjects): what the suites that walk the routes start from. */
+export async function startSeededStore(): Promise<SeededStore> {
+  const dir = await tempDir('hush-admin-routes-');
+  const socket = join(dir, 'admin.sock');
+  const stop = async (store?: StoreProcess) => {
+    closeClients();
+    if (store) await stopProcess(store, 'SIGKILL');
+    await removeDir(dir);
+  };
+  let store: StoreProcess | undefined;
+  try {
+    store = await startStoreProcess({ data: join(dir, 'data'), socket, home: dir });
+    await seedAdminObjects(socket);
+  } catch (err) {
+    await stop(store);
+    throw err;
+  }
+  const started = store;
+  return { socket, store: started, stop: () => stop(started) };
 }

@@ -12,12 +12,9 @@
 import { expect } from 'chai';
 import { randomInt } from 'node:crypto';
 import { request } from 'node:http';
-import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { documentedRoutes, revisionOf, seedAdminObjects, type AdminRoute } from '../helpers/admin-routes.js';
-import { closeClients } from '../helpers/http.js';
-import { startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
-import { removeDir, tempDir } from '../helpers/tmp.js';
+import { documentedRoutes, revisionOf, startSeededStore, type AdminRoute, type SeededStore } from '../helpers/admin-routes.js';
+import type { StoreProcess } from '../helpers/hush-process.js';
 
 const REQUESTS = Number(process.env.HUSH_FUZZ_REQUESTS ?? 300);
 const SEED = Number(process.env.HUSH_FUZZ_SEED ?? randomInt(2 ** 31));
@@ -175,22 +172,15 @@ function send(socketPath: string, req: FuzzRequest): Promise<{ status: number; t
 
 describe('random admin requests against a real store (integration)', function () {
   this.timeout(Math.max(120_000, REQUESTS * 200));
-  let dir: string;
+  let seeded: SeededStore | undefined;
   let socket: string;
   let store: StoreProcess | undefined;
 
   before(async () => {
-    dir = await tempDir();
-    socket = join(dir, 'admin.sock');
-    store = await startStoreProcess({ data: join(dir, 'data'), socket, home: dir });
-    await seedAdminObjects(socket);
+    seeded = await startSeededStore();
+    ({ socket, store } = seeded);
   });
-  after(async () => {
-    closeClients();
-    if (store) await stopProcess(store, 'SIGKILL');
-    store = undefined;
-    await removeDir(dir);
-  });
+  after(async () => seeded?.stop());
 
   it(`answers ${REQUESTS} random requests with no 5xx, stays up, and every refusal changes nothing`, async () => {
     const r = generator(SEED);

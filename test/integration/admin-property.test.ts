@@ -19,13 +19,10 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { request } from 'node:http';
-import { join } from 'node:path';
 import { documentedOperations, openApiDocument } from '../../src/api/index.js';
-import { revisionOf, seedAdminObjects } from '../helpers/admin-routes.js';
-import { closeClients } from '../helpers/http.js';
-import { startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
+import { revisionOf, startSeededStore, type SeededStore } from '../helpers/admin-routes.js';
+import type { StoreProcess } from '../helpers/hush-process.js';
 import { check, runs } from '../helpers/property.js';
-import { removeDir, tempDir } from '../helpers/tmp.js';
 
 interface Operation {
   method: string;
@@ -156,22 +153,15 @@ function describeRequest(r: AdminRequest): string {
 
 describe('admin API: property-based bad input on every documented route (integration)', function () {
   this.timeout(Math.max(180_000, runs(300) * 200));
-  let dir: string;
+  let seeded: SeededStore | undefined;
   let socket: string;
   let store: StoreProcess | undefined;
 
   before(async () => {
-    dir = await tempDir('hush-admin-property-');
-    socket = join(dir, 'admin.sock');
-    store = await startStoreProcess({ data: join(dir, 'data'), socket, home: dir });
-    await seedAdminObjects(socket);
+    seeded = await startSeededStore();
+    ({ socket, store } = seeded);
   });
-  after(async () => {
-    closeClients();
-    if (store) await stopProcess(store, 'SIGKILL');
-    store = undefined;
-    if (dir) await removeDir(dir);
-  });
+  after(async () => seeded?.stop());
 
   it('never a 5xx; a refusal has a JSON error body and leaves the revision unchanged; the store stays up', async () => {
     expect(OPERATIONS.length, 'the documented operations').to.be.at.least(45);

@@ -16,25 +16,13 @@ import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as pki from '../../src/pki/index.js';
+import type { ReadRecord } from '../../src/rotation/index.js';
 import { nodeServiceClient, STORE_TLS_NAME, type JoinResponse, type StoreMessage, type WireReadEntry } from '../../src/protocol/index.js';
 import { freePort, startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { call, closeClients } from '../helpers/http.js';
 import { hush, startStoreProcess, stopProcess, waitForCluster, type StoreProcess } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
-
-interface ReadRecord {
-  node: string;
-  nodeName?: string;
-  container: string;
-  service: string;
-  secret: string;
-  version: number;
-  firstReadAt: string;
-  state: 'held' | 'released';
-  releasedAt: string | null;
-  reportedAt: string;
-}
 
 const RECORD_KEYS = ['node', 'nodeName', 'container', 'service', 'secret', 'version', 'firstReadAt', 'state', 'releasedAt', 'reportedAt'];
 

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import { createHmac } from 'node:crypto';
-import { HushError } from '../../src/errors/index.js';
 import {
   afterRun,
   chainEntries,
@@ -14,16 +13,7 @@ import {
   type AuditEntry,
   type AuditRecord,
 } from '../../src/rotation/index.js';
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).to.be.instanceOf(HushError);
-    return (err as HushError).code;
-  }
-  throw new Error('expected a HushError');
-}
+import { hushErrorCode } from '../helpers/assert.js';
 
 describe('rotation: generated values in a charset', () => {
   const bytes = Uint8Array.from([0, 1, 2, 250, 255, 17, 99, 128]);
@@ -55,7 +45,7 @@ describe('rotation: schedules', () => {
     expect(parsePeriod('1h30m')).to.equal(5_400_000);
     expect(parsePeriod('2s')).to.equal(2000);
     expect(parsePeriod('7d')).to.equal(7 * 86_400_000);
-    for (const bad of ['', '24', 'h', '1.5h', '0s', '500d', '24h ', '-1h', '1y']) expect(codeOf(() => parsePeriod(bad)), bad).to.equal('bad_request');
+    for (const bad of ['', '24', 'h', '1.5h', '0s', '500d', '24h ', '-1h', '1y']) expect(hushErrorCode(() => parsePeriod(bad)), bad).to.equal('bad_request');
   });
 
   it('is first due one period after it is set, and after a run one period after that run (missed periods are not made up)', () => {
@@ -67,7 +57,7 @@ describe('rotation: schedules', () => {
     // Down for five hours: one run at start, the next an hour after it.
     const late = new Date('2025-01-01T06:00:00Z');
     expect(afterRun(s, late).nextDue).to.equal('2025-01-01T07:00:00.000Z');
-    expect(codeOf(() => newSchedule('1h', 0, 'raw', t0))).to.equal('bad_request');
+    expect(hushErrorCode(() => newSchedule('1h', 0, 'raw', t0))).to.equal('bad_request');
   });
 });
 

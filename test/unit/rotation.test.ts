@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { HushError } from '../../src/errors/index.js';
 import { DEFAULT_KEEP_VERSIONS, generateValue, MAX_GENERATE_BYTES, PropagationTracker, retainVersions } from '../../src/rotation/index.js';
+import { hushErrorCode } from '../helpers/assert.js';
 
 /** A random source that counts calls and returns a recognisable pattern. */
 function patternSource() {
@@ -10,16 +10,6 @@ function patternSource() {
     return Uint8Array.from({ length: n }, (_, i) => i % 251);
   };
   return { calls, source };
-}
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).to.be.instanceOf(HushError);
-    return (err as HushError).code;
-  }
-  throw new Error('expected a HushError');
 }
 
 describe('rotation: value generation', () => {
@@ -33,12 +23,12 @@ describe('rotation: value generation', () => {
 
   it('refuses counts out of bounds or not whole, without asking the source', () => {
     const { calls, source } = patternSource();
-    for (const bad of [0, -1, MAX_GENERATE_BYTES + 1, 1.5, Number.NaN]) expect(codeOf(() => generateValue(bad, source)), String(bad)).to.equal('bad_request');
+    for (const bad of [0, -1, MAX_GENERATE_BYTES + 1, 1.5, Number.NaN]) expect(hushErrorCode(() => generateValue(bad, source)), String(bad)).to.equal('bad_request');
     expect(calls).to.deep.equal([]);
   });
 
   it('refuses a source that returns fewer bytes than asked (a weaker secret would follow)', () => {
-    expect(codeOf(() => generateValue(16, () => new Uint8Array(8)))).to.equal('internal');
+    expect(hushErrorCode(() => generateValue(16, () => new Uint8Array(8)))).to.equal('internal');
   });
 });
 
@@ -52,7 +42,7 @@ describe('rotation: retention', () => {
   });
 
   it('never keeps fewer than one version', () => {
-    expect(codeOf(() => retainVersions(versions(3), 0))).to.equal('bad_request');
+    expect(hushErrorCode(() => retainVersions(versions(3), 0))).to.equal('bad_request');
     expect(retainVersions(versions(3), 1).map((v) => v.version)).to.deep.equal([3]);
   });
 });

@@ -61,3 +61,28 @@ export function closeClients(): void {
   for (const agent of agents.values()) agent.destroy();
   agents.clear();
 }
+
+/** What a one-off request got: the status and text, or how the connection closed before a reply (a refused large body may close it mid-send). */
+export type OnceReply = { status: number; text: string } | { closed: string };
+
+/**
+ * One raw request on a connection of its own, never rejecting: the body as
+ * bytes with its content-length (none without a body), a content type only
+ * when given (Docker sends none to plugins).
+ */
+export function sendOnce(socketPath: string, r: { method: string; path: string; body?: string; contentType?: string }): Promise<OnceReply> {
+  return new Promise((resolve) => {
+    const payload = r.body === undefined ? undefined : Buffer.from(r.body, 'utf8');
+    const headers: Record<string, string> = {};
+    if (payload) headers['content-length'] = String(payload.length);
+    if (r.contentType !== undefined) headers['content-type'] = r.contentType;
+    const req = request({ socketPath, method: r.method, path: r.path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', (err) => resolve({ closed: err.message }));
+    });
+    req.on('error', (err) => resolve({ closed: err.message }));
+    req.end(payload);
+  });
+}

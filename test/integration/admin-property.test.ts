@@ -18,10 +18,10 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { request } from 'node:http';
 import { documentedOperations, openApiDocument } from '../../src/api/index.js';
 import { revisionOf, startSeededStore, type SeededStore } from '../helpers/admin-routes.js';
 import type { StoreProcess } from '../helpers/hush-process.js';
+import { sendOnce, type OnceReply } from '../helpers/http.js';
 import { check, runs } from '../helpers/property.js';
 
 interface Operation {
@@ -121,28 +121,13 @@ const adminRequest: fc.Arbitrary<AdminRequest> = fc
     return Object.assign(request, { [fc.toStringMethod]: () => describeRequest(request) });
   });
 
-type Reply = { status: number; text: string } | { closed: string };
-
 /**
  * One request on its own connection. A store that refuses a large body may
  * answer and close before the body is all sent: the caller then sees the
  * connection close (EPIPE/ECONNRESET) instead of a status.
  */
-function send(socketPath: string, r: AdminRequest): Promise<Reply> {
-  return new Promise((resolve) => {
-    const payload = r.body === undefined ? undefined : Buffer.from(r.body, 'utf8');
-    const headers: Record<string, string> = {};
-    if (r.contentType !== undefined) headers['content-type'] = r.contentType;
-    if (payload) headers['content-length'] = String(payload.length);
-    const req = request({ socketPath, method: r.method, path: r.query ? `${r.path}?${r.query}` : r.path, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (err) => resolve({ closed: err.message }));
-    });
-    req.on('error', (err) => resolve({ closed: err.message }));
-    req.end(payload);
-  });
+function send(socketPath: string, r: AdminRequest): Promise<OnceReply> {
+  return sendOnce(socketPath, { ...r, path: r.query ? `${r.path}?${r.query}` : r.path });
 }
 
 /** The request as a replayable line for the failure message (long strings cut). */

@@ -17,7 +17,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { revisionOf, seedAdminObjects } from '../helpers/admin-routes.js';
 import { startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
-import { call, closeClients } from '../helpers/http.js';
+import { call, closeClients, sendOnce, type OnceReply } from '../helpers/http.js';
 import { hush, startStoreProcess, stopProcess, waitForCluster, type StoreProcess } from '../helpers/hush-process.js';
 import { check, runs } from '../helpers/property.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
@@ -49,25 +49,10 @@ const body = fc.oneof(
 const contentType = fc.constantFrom(undefined, undefined, 'application/json', 'text/plain', 'application/vnd.docker.plugins.v1.2+json', 'multipart/form-data; boundary=x');
 const pluginRequest = fc.record({ path: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...CALLS) }, fc.constantFrom(...JUNK_PATHS)), method: fc.constantFrom('POST', 'POST', 'POST', 'GET', 'PUT'), body, contentType });
 
-interface RawReply {
-  status: number;
-  text: string;
-}
+type RawReply = Extract<OnceReply, { status: number }>;
 
 /** One request as Docker makes it: no content type unless given, the body as bytes. */
-function send(socketPath: string, r: { path: string; method: string; body: string; contentType?: string }): Promise<RawReply | { closed: string }> {
-  return new Promise((resolve) => {
-    const payload = Buffer.from(r.body, 'utf8');
-    const req = request({ socketPath, method: r.method, path: r.path, headers: { 'content-length': String(payload.length), ...(r.contentType ? { 'content-type': r.contentType } : {}) }, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (err) => resolve({ closed: err.message }));
-    });
-    req.on('error', (err) => resolve({ closed: err.message }));
-    req.end(payload);
-  });
-}
+const send = (socketPath: string, r: { path: string; method: string; body: string; contentType?: string }) => sendOnce(socketPath, r);
 
 describe('Docker volume plugin protocol: property-based bad input (integration, no dockerd)', function () {
   this.timeout(180_000);

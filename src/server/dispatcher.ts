@@ -364,9 +364,11 @@ export class Dispatcher {
   private sync(session: NodeSession): Promise<void> {
     return session
       .enqueue(async () => {
+        // Read before the state: the node then holds at least what this revision has (the reads may see later commits too).
+        const revision = this.store.watched.backend.revision();
         const desired = await this.desiredState(session.nodeId);
         if (!desired) return;
-        const sent = await session.push(desired, this.store.backend.revision(), (name, version) => this.reveal(name, version));
+        const sent = await session.push(desired, revision, (name, version) => this.reveal(name, version));
         if (sent) this.metrics?.countPush(sent.kind, sent.secretVersions);
       })
       .catch((err: unknown) => {
@@ -376,7 +378,7 @@ export class Dispatcher {
   }
 
   private async desiredState(nodeId: string): Promise<DesiredState | undefined> {
-    const node = await this.store.nodes.find(nodeId);
+    const node = await this.store.watched.nodes.find(nodeId);
     if (!node) return undefined;
     const services = await this.serviceIndex();
     const view = await this.nodeView(node);
@@ -384,7 +386,7 @@ export class Dispatcher {
     const versions = new Map<string, number>();
     const ids = new Map<string, string>();
     for (const name of names) {
-      const secret = await this.store.secrets.inspect(name).catch(() => undefined);
+      const secret = await this.store.watched.secrets.inspect(name).catch(() => undefined);
       if (secret) {
         versions.set(name, secret.version);
         ids.set(name, secret.id);
@@ -400,7 +402,7 @@ export class Dispatcher {
   }
 
   private async reveal(name: string, version: number): Promise<WireSecretVersion & { secret_id: string }> {
-    const revealed = await this.store.secrets.reveal(name, version);
+    const revealed = await this.store.watched.secrets.reveal(name, version);
     return { name, version, data: Buffer.from(revealed.data), created_at_ms: Date.parse(revealed.createdAt), secret_id: revealed.id };
   }
 
@@ -413,9 +415,9 @@ export class Dispatcher {
    * so syncs that start together share one read; a failed read is not kept.
    */
   private serviceIndex(): Promise<Map<string, acl.ServiceSpec>> {
-    const revision = this.store.backend.revision();
+    const revision = this.store.watched.backend.revision();
     if (this.services?.revision !== revision) {
-      const index = this.store.services.list().then((list) => new Map(list.map((s) => [s.name, { name: s.name, grants: s.grants, constraints: s.constraints }])));
+      const index = this.store.watched.services.list().then((list) => new Map(list.map((s) => [s.name, { name: s.name, grants: s.grants, constraints: s.constraints }])));
       this.services = { revision, index };
       index.catch(() => {
         if (this.services?.index === index) this.services = undefined;
@@ -426,7 +428,7 @@ export class Dispatcher {
 
   /** What placement judges: the admin labels of the node's name, and what the node reported about itself. */
   private async nodeView(node: NodeRecord): Promise<acl.NodeView> {
-    return { id: node.id, hostname: node.hostname, labels: await this.store.nodes.adminLabels(node.name), engineLabels: node.engineLabels, role: node.role };
+    return { id: node.id, hostname: node.hostname, labels: await this.store.watched.nodes.adminLabels(node.name), engineLabels: node.engineLabels, role: node.role };
   }
 
   /** Only a container the store has on record is removed; an unknown or malformed id changes nothing. */

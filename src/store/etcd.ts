@@ -18,6 +18,14 @@
  *   bytes 1-32 keyed BLAKE2b-256(len(key) ‖ key ‖ value), key without the prefix
  *   bytes 33-  the value (UTF-8)
  *
+ * Beside the linearizable reads (a range through etcd's leader), the backend
+ * keeps the copy of the prefix the watch keeps current (`watchedReads`):
+ * reads from it cost no round trip, and see at least every commit this
+ * replica made and every event its watch delivered, in revision order. The
+ * dispatcher reads through it (a sync starts from a watch event, so the copy
+ * holds that event already); admin reads stay linearizable, so a write
+ * through one replica is visible through every other at once.
+ *
  * Every read and watch event is checked against the tag: a value written or
  * edited by someone with etcd access but without the store's key, or moved
  * from another key, is refused loudly (an error naming the key, and a log
@@ -33,7 +41,7 @@ import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen } fr
 import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IRequestOp, type ITxnResponse, type IWatchResponse, type Watcher } from 'etcd3';
 import { HushError } from '../errors/index.js';
 import { log } from '../log/index.js';
-import { ConflictError, type KeyedBackend, type KvEntry, type KvEvent, type KvOp, type KvTxn, type PeekedValue } from './backend.js';
+import { ConflictError, type Backend, type KeyedBackend, type KvEntry, type KvEvent, type KvOp, type KvTxn, type PeekedValue } from './backend.js';
 import type { LogAuth } from './log-auth.js';
 
 export interface EtcdTls {
@@ -89,6 +97,13 @@ export class EtcdBackend implements KeyedBackend {
   private readonly listeners = new Set<Listener>();
   private readonly timeoutMs: number;
   private closed = false;
+  /** Every key under the prefix as of `copyRevision`: read at authenticate, then kept current by the watch. */
+  private readonly copy = new Map<string, KvEntry>();
+  private copyRevision = 0;
+  /** The newest revision this replica committed: reads from the copy wait until the watch has delivered it. */
+  private ownRevision = 0;
+  /** Reads from the copy waiting for the watch to reach a revision. */
+  private readonly copyWaiters = new Set<{ revision: number; done: () => void }>();
 
   private constructor(options: EtcdOptions) {
     if (options.endpoints.length === 0) throw new HushError('bad_request', 'no etcd endpoint given');
@@ -159,9 +174,10 @@ export class EtcdBackend implements KeyedBackend {
    */
   async authenticate(auth: LogAuth): Promise<{ upgraded: boolean }> {
     if (this.auth) return { upgraded: false };
-    const { revision } = await this.readRange('', auth);
+    const { entries, revision } = await this.readRange('', auth);
     this.auth = auth;
     this.latest = Math.max(this.latest, revision);
+    this.replaceCopy(entries, revision);
     this.startWatch(revision + 1);
     return { upgraded: false };
   }
@@ -206,13 +222,45 @@ export class EtcdBackend implements KeyedBackend {
     const revision = Number(res.header.revision);
     this.saw(revision);
     if (!res.succeeded) throw new ConflictError(failingCondition(conditions, res));
+    if (revision > this.ownRevision) this.ownRevision = revision;
     return revision;
+  }
+
+  /**
+   * The same storage, read from the copy the watch keeps current: no round
+   * trip to etcd per read. A read waits until the copy holds this replica's
+   * own latest commit (read-your-writes); a commit made through another
+   * replica is seen once this replica's watch delivers it, as its listeners
+   * are told. Writes and watches are the backend's own.
+   */
+  watchedReads(): Backend {
+    return {
+      get: async (key) => {
+        this.assertAuthenticated();
+        await this.copyCaughtUp();
+        return this.copy.get(key);
+      },
+      list: async (prefix) => {
+        this.assertAuthenticated();
+        await this.copyCaughtUp();
+        const out: KvEntry[] = [];
+        for (const [key, entry] of this.copy) if (key.startsWith(prefix)) out.push(entry);
+        return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      },
+      commit: (txn) => this.commit(txn),
+      // What a read through it now sees at least: the copy, or this replica's own later commit it waits for.
+      revision: () => Math.max(this.copyRevision, this.ownRevision),
+      watch: (listener) => this.watch(listener),
+      close: () => this.close(),
+    };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.listeners.clear();
+    for (const waiter of this.copyWaiters) waiter.done();
+    this.copyWaiters.clear();
     await this.watcher?.cancel().catch(() => undefined);
     this.client.close();
   }
@@ -294,12 +342,62 @@ export class EtcdBackend implements KeyedBackend {
     try {
       const { entries, revision } = await this.readRange('', this.auth);
       this.saw(revision);
+      // Deletes during the lost stretch are unknown: the copy is replaced whole, then listeners hear every key.
+      this.replaceCopy(entries, revision);
       this.publish({ revision, ops: entries.map((e) => ({ type: 'put', key: e.key, value: e.value })) });
       this.startWatch(revision + 1);
     } catch (err) {
       log.error({ err: (err as Error).message }, 'could not re-read the store after losing the etcd watch; retrying in 1 s');
       setTimeout(() => void this.resync(), 1000).unref();
     }
+  }
+
+  private replaceCopy(entries: KvEntry[], revision: number): void {
+    this.copy.clear();
+    for (const entry of entries) this.copy.set(entry.key, entry);
+    this.copyRevision = Math.max(this.copyRevision, revision);
+    this.wakeCopyWaiters();
+  }
+
+  private applyToCopy(event: KvEvent): void {
+    // A re-read after a lost watch replaced the copy already (with each key's own modRevision).
+    if (event.revision <= this.copyRevision) return;
+    for (const op of event.ops) {
+      if (op.type === 'delete') this.copy.delete(op.key);
+      else this.copy.set(op.key, { key: op.key, value: op.value, modRevision: event.revision });
+    }
+    if (event.revision > this.copyRevision) this.copyRevision = event.revision;
+    this.wakeCopyWaiters();
+  }
+
+  private wakeCopyWaiters(): void {
+    for (const waiter of this.copyWaiters) if (waiter.revision <= this.copyRevision) waiter.done();
+  }
+
+  /**
+   * Resolves once the copy holds this replica's latest commit. The watch
+   * delivers it within milliseconds; while the watch is lost (it reconnects
+   * within 2 s) the read waits, as long as a request may take, and then
+   * fails as unavailable like a read that etcd did not answer.
+   */
+  private copyCaughtUp(): Promise<void> {
+    const revision = this.ownRevision;
+    if (revision <= this.copyRevision) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.copyWaiters.delete(waiter);
+        reject(new HushError('unavailable', `the etcd watch has not delivered revision ${revision} within ${this.timeoutMs} ms; is a majority of etcd's members up?`));
+      }, this.timeoutMs);
+      const waiter = {
+        revision,
+        done: () => {
+          clearTimeout(timer);
+          this.copyWaiters.delete(waiter);
+          resolve();
+        },
+      };
+      this.copyWaiters.add(waiter);
+    });
   }
 
   /** A watch response: its events grouped by revision (a transaction's events share one, in the order of its operations). */
@@ -332,6 +430,8 @@ export class EtcdBackend implements KeyedBackend {
 
   private publish(event: KvEvent): void {
     this.saw(event.revision);
+    // The copy first: a listener that reads (the dispatcher's sync) reads what it was told about.
+    this.applyToCopy(event);
     for (const entry of [...this.listeners]) {
       if (event.revision <= entry.after || !this.listeners.has(entry)) continue;
       try {

@@ -45,6 +45,14 @@ export interface OpenedStore {
   stacks: StackStore;
   /** Where the cluster CA is kept (certificate, sealed key). */
   ca: CaRecords;
+  /**
+   * The same records read without a round trip per read, for pushing to
+   * agents: on etcd from the copy its watch keeps current (etcd.ts
+   * `watchedReads`: this replica's own commits and every change its
+   * listeners were told of), on the embedded engine the engine itself.
+   * Its backend's revision is the one those reads are at.
+   */
+  watched: { backend: Backend; nodes: NodeStore; services: ServiceStore; secrets: SecretStore };
   /** What each durable commit changed, decoded (the dispatcher's input). */
   changes: ChangeFeed;
   /** The chained, keyed audit log of every change and refusal. */
@@ -88,6 +96,10 @@ export async function openStore(options: OpenStoreOptions): Promise<OpenedStore>
     }
   });
   const nodes = new NodeStore(backend);
+  const watchedBackend = backend instanceof EtcdBackend ? backend.watchedReads() : backend;
+  const watched = watchedBackend === backend
+    ? { backend, nodes, services, secrets }
+    : { backend: watchedBackend, nodes: new NodeStore(watchedBackend), services: new ServiceStore(watchedBackend), secrets: new SecretStore(watchedBackend, keyring, envelope, options) };
   const changes = new ChangeFeed(backend);
   // Replicas on shared storage: a KEK rotation through another replica is taken from the watch, so this one
   // opens the re-wrapped values and seals under the new KEK (a write with the old keyring would be refused).
@@ -114,6 +126,7 @@ export async function openStore(options: OpenStoreOptions): Promise<OpenedStore>
     adminCerts,
     stacks: new StackStore(backend, secrets, services),
     ca: new CaRecords(backend, secrets),
+    watched,
     changes,
     audit: new AuditLog(backend, keyring),
     rotateKek: () => rotateKek(backend, keyring, envelope),

@@ -66,3 +66,14 @@ export const etcdTarget: ConformanceTarget<EtcdContext> = {
   },
   module: { url: import.meta.url, exportName: 'etcdTarget' },
 };
+
+/**
+ * The etcd backend read through the copy its watch keeps current
+ * (`watchedReads`, what the dispatcher reads): the same contract, read-your-writes
+ * included, without a round trip per read.
+ */
+export const etcdWatchedTarget: ConformanceTarget<EtcdContext> = {
+  ...etcdTarget,
+  open: async (context) => ((await etcdTarget.open(context)) as EtcdBackend).watchedReads(),
+  module: { url: import.meta.url, exportName: 'etcdWatchedTarget' },
+};

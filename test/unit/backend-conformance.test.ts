@@ -1,5 +1,5 @@
 import { describeBackendConformance } from '../helpers/backend-conformance.js';
-import { embeddedSnapshottingTarget, embeddedTarget, etcdTarget, useEtcdEndpoints } from '../helpers/backend-targets.js';
+import { embeddedSnapshottingTarget, embeddedTarget, etcdTarget, etcdWatchedTarget, useEtcdEndpoints } from '../helpers/backend-targets.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.js';
 
 describeBackendConformance('embedded engine', embeddedTarget);
@@ -14,4 +14,5 @@ describe('storage conformance on a real etcd cluster (3 members)', function () {
   });
   after(async () => cluster?.stop());
   describeBackendConformance('etcd backend', etcdTarget);
+  describeBackendConformance('etcd backend, read from its watched copy', etcdWatchedTarget);
 });

@@ -93,4 +93,52 @@ describe('etcd backend: authenticated values', function () {
     opened.push(empty);
     expect((await empty.peek('meta/keyring')).hasData).to.equal(false);
   });
+
+  describe('reads from the copy the watch keeps current', () => {
+    it('sees another replica\'s commits once its watch delivers them, deletes included, and its own commits at once', async () => {
+      const a = await open();
+      const b = await open();
+      const bCopy = b.watchedReads();
+      const told: number[] = [];
+      b.watch((event) => told.push(event.revision));
+      const put = await a.commit({ ops: [{ type: 'put', key: 'services/web', value: 'v1' }, { type: 'put', key: 'services/db', value: 'v1' }] });
+      await until(() => told.includes(put), 'replica b told of a\'s commit');
+      // Listeners are told after the copy has the event: what a listener reads is at least what it was told of.
+      expect(await bCopy.get('services/web')).to.deep.equal({ key: 'services/web', value: 'v1', modRevision: put });
+      const removed = await a.commit({ ops: [{ type: 'delete', key: 'services/db' }] });
+      await until(() => told.includes(removed), 'replica b told of the delete');
+      expect((await bCopy.list('services/')).map((e) => e.key)).to.deep.equal(['services/web']);
+      // Read-your-writes without waiting on anything: the read waits for the copy to hold b's own commit.
+      for (let i = 0; i < 20; i++) {
+        const mine = await b.commit({ ops: [{ type: 'put', key: 'services/web', value: `b${i}` }] });
+        expect(await bCopy.get('services/web'), `read after b's commit ${i}`).to.deep.equal({ key: 'services/web', value: `b${i}`, modRevision: mine });
+        expect(bCopy.revision()).to.be.at.least(mine);
+      }
+    });
+
+    it('answers from memory: with etcd down, a read of the copy still answers and a linearizable read fails as unavailable', async () => {
+      const db = await open();
+      const copy = db.watchedReads();
+      const written = await db.commit({ ops: [{ type: 'put', key: 'nodes/n1', value: 'record' }] });
+      expect((await copy.get('nodes/n1'))?.modRevision).to.equal(written);
+      await etcd.kill(0);
+      try {
+        expect((await copy.get('nodes/n1'))?.value).to.equal('record');
+        expect((await copy.list('nodes/')).map((e) => e.key)).to.deep.equal(['nodes/n1']);
+        expect(await rejection(db.get('nodes/n1'))).to.have.property('code', 'unavailable');
+      } finally {
+        await etcd.start(0);
+      }
+    });
+
+    it('keeps a forged value out of the copy (dropped as a delete, as listeners are told)', async () => {
+      const db = await open();
+      const copy = db.watchedReads();
+      await db.commit({ ops: [{ type: 'put', key: 'services/evil', value: 'genuine' }] });
+      await raw.put(`${prefix}services/evil`).value(Buffer.concat([Buffer.from([1]), Buffer.alloc(32), Buffer.from('forged')]));
+      const after = await db.commit({ ops: [{ type: 'put', key: 'services/good', value: 'ok' }] });
+      expect((await copy.get('services/good'))?.modRevision).to.equal(after);
+      expect(await copy.get('services/evil')).to.equal(undefined);
+    });
+  });
 });

@@ -88,6 +88,9 @@ export class ReplicaPresence {
       } else if (change.kind === 'node-acks') {
         if (change.record) this.remoteAcks.set(change.nodeId, change.record);
         else this.remoteAcks.delete(change.nodeId);
+      } else if (change.kind === 'revoked') {
+        // Removed with its records (nodes.ts revoke): acks not yet shared would write one back.
+        this.unshared.delete(change.id);
       }
     }
   }

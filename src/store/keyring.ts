@@ -62,8 +62,14 @@ export function isKeyringConflict(err: unknown): boolean {
   return err instanceof MissingTermError || (err instanceof ConflictError && err.key === KEYRING_KEY);
 }
 
-/** Times a piece of work is run again after the keyring it used turned out stale and was reloaded. */
-const STALE_KEYRING_RETRIES = 3;
+/**
+ * Times a piece of work is run again after the keyring it used turned out
+ * stale and was reloaded. A KEK rotation is two commits, each of which makes
+ * a write in flight stale: 8 lets a write through another replica outlast
+ * four rotations in a row (3 did not outlast three on a loaded machine,
+ * test/unit/keyring-replicas.test.ts); past that the caller gets a 409.
+ */
+const STALE_KEYRING_RETRIES = 8;
 
 const KEYRING_AAD = new TextEncoder().encode('hush/keyring/v1');
 const UNLOCK_KEY_PREFIX = 'HUSHKEY-1-';

@@ -13,7 +13,7 @@
 import { HushError } from '../errors/index.js';
 import { ConflictError, type Backend } from './backend.js';
 import { newObjectId } from './ids.js';
-import { NODE_LABELS_PREFIX, NODE_PREFIX, nodeKey, nodeLabelsKey, revokedKey } from './keys.js';
+import { NODE_LABELS_PREFIX, NODE_PREFIX, nodeAcksKey, nodeKey, nodeLabelsKey, nodeSessionKey, revokedKey } from './keys.js';
 
 export interface NodeContainer {
   id: string;
@@ -162,12 +162,18 @@ export class NodeStore {
     }
   }
 
-  /** Removes the node and revokes its certificate identity for good. */
+  /**
+   * Removes the node and revokes its certificate identity for good. What
+   * replicas shared about its session (which replica serves it, what it
+   * acknowledged holding) goes in the same commit: a removed node leaves no record behind.
+   */
   async revoke(idOrName: string): Promise<NodeRecord> {
     const node = await this.get(idOrName);
     await this.backend.commit({
       ops: [
         { type: 'delete', key: nodeKey(node.id) },
+        { type: 'delete', key: nodeAcksKey(node.id) },
+        { type: 'delete', key: nodeSessionKey(node.id) },
         { type: 'put', key: revokedKey(node.id), value: JSON.stringify({ id: node.id, name: node.name, revokedAt: new Date().toISOString() }) },
       ],
     });

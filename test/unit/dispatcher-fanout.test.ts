@@ -61,7 +61,8 @@ describe('dispatcher fan-out: a change re-checks only the nodes it affects', () 
     await store.services.put({ name: 'web', grants: [grant('api_key')], constraints: [] });
     const counting = countingBackend(store.backend);
     const tracker = new PropagationTracker();
-    dispatcher = new Dispatcher({ ...store, nodes: new NodeStore(counting.backend) }, pino({ level: 'silent' }), { maxContainersPerNode: 10 }, tracker);
+    const nodes = new NodeStore(counting.backend);
+    dispatcher = new Dispatcher({ ...store, nodes, watched: { ...store.watched, nodes } }, pino({ level: 'silent' }), { maxContainersPerNode: 10 }, tracker);
     await dispatcher.start();
 
     const streams = new Map<string, FakeStream>();
@@ -115,7 +116,7 @@ describe('dispatcher fan-out: a change re-checks only the nodes it affects', () 
         return store.services.list();
       },
     });
-    dispatcher = new Dispatcher({ ...store, services }, pino({ level: 'silent' }), { maxContainersPerNode: 10 }, new PropagationTracker());
+    dispatcher = new Dispatcher({ ...store, services, watched: { ...store.watched, services } }, pino({ level: 'silent' }), { maxContainersPerNode: 10 }, new PropagationTracker());
     await dispatcher.start();
     const streams: FakeStream[] = [];
     for (let i = 0; i < 100; i++) {

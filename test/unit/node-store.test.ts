@@ -33,6 +33,17 @@ describe('node store: admin labels and engine labels', () => {
     expect(await store.nodes.adminLabels('web2')).to.deep.equal({});
   });
 
+  it('removes what replicas shared about a node (its session and acks records) with the node', async () => {
+    store = await openStore({ dataDir: dir });
+    const node = await store.nodes.register({ name: 'web1', hostname: 'h1', engineLabels: {} });
+    const other = await store.nodes.register({ name: 'web2', hostname: 'h2', engineLabels: {} });
+    const shared = [node, other].flatMap((n) => [keys.nodeAcksKey(n.id), keys.nodeSessionKey(n.id)]);
+    await store.backend.commit({ ops: shared.map((key) => ({ type: 'put' as const, key, value: '{}' })) });
+    await store.nodes.revoke(node.id);
+    const left = await Promise.all(shared.map(async (key) => (await store!.backend.get(key)) !== undefined));
+    expect(left).to.deep.equal([false, false, true, true]);
+  });
+
   it('removes labels, and forgets a name left with none', async () => {
     store = await openStore({ dataDir: dir });
     await store.nodes.changeAdminLabels('web1', { add: { zone: 'eu', disk: 'ssd' } });

@@ -164,7 +164,14 @@ export function dockerRoutes(ctx: DockerContext): Router {
 
   router.delete('/secrets/:id', async (req, res) => {
     const secret = await findSecret(ctx.secrets, req.params.id);
-    await ctx.secrets.remove(secret.name);
+    try {
+      await ctx.secrets.remove(secret.name);
+    } catch (err) {
+      // Docker answers a secret in use with InvalidArgument, a 400 ("secret 'x' is in use by the
+      // following service: web"); the native route keeps its 409. The message stays hush's.
+      if (err instanceof HushError && err.code === 'in_use') throw new HushError('bad_request', err.message);
+      throw err;
+    }
     res.status(204).end();
   });
 

@@ -135,7 +135,7 @@ const OPERATIONS: Operation[] = [
     responses: { 200: ok({ type: 'array', items: { $ref: '#/components/schemas/DockerSecret' } }) },
   },
   { method: 'get', path: '/secrets/{id}', tag: 'docker', summary: 'Inspect a secret by id, name or id prefix', responses: { 200: ok('DockerSecret'), 404: ok('DockerError', 'No such secret') } },
-  { method: 'delete', path: '/secrets/{id}', tag: 'docker', summary: 'Remove a secret', responses: { 204: NO_CONTENT, 404: ok('DockerError', 'No such secret') } },
+  { method: 'delete', path: '/secrets/{id}', tag: 'docker', summary: 'Remove a secret', responses: { 204: NO_CONTENT, 400: ok('DockerError', 'A service uses it (400, as Docker)'), 404: ok('DockerError', 'No such secret') } },
   {
     method: 'post',
     path: '/secrets/{id}/update',

@@ -41,6 +41,13 @@ describe('hush deploy / hush stack (integration, real FUSE)', function () {
     revision: (await call<{ revision: number }>(socket, 'GET', '/healthz')).body.revision,
   });
   const versionOf = async (name: string) => (await storeState()).secrets.find((s) => s.name === name)?.version;
+  /** Secret versions the store has pushed to nodes so far (its Prometheus counter). */
+  const pushedVersions = async () => {
+    const text = (await call(socket, 'GET', '/metrics')).text;
+    const line = text.split('\n').find((l) => l.startsWith('hush_node_pushed_secret_versions_total '));
+    expect(line, 'the pushed-versions counter').to.be.a('string');
+    return Number(line!.split(' ')[1]);
+  };
   const fixture = (...parts: string[]) => join(work, ...parts);
 
   before(async () => {
@@ -142,16 +149,23 @@ describe('hush deploy / hush stack (integration, real FUSE)', function () {
     expect(await storeState()).to.deep.equal(before);
   });
 
-  it('makes a changed file: value a new version that a running container sees without a restart', async () => {
+  it('pushes nothing on an unchanged redeploy while a container runs; makes a changed file: value a new version that the container sees without a restart', async () => {
     const holder = startHush(['run', '--service', 'postgres_db', '--', 'sh', '-c', 'echo ready; while :; do cat /run/secrets/db_password; echo; sleep 0.1; done'], env);
     try {
       await until(() => holder.stdout().toString().includes('fake-postgres-password'), 'the holder to read the first value');
+      const pushedBefore = await pushedVersions();
+      // With a container of the service running (its node entitled), an unchanged redeploy pushes nothing ...
+      expect(cli(['deploy', '-c', fixture('postgres', 'compose.yaml')]).stdout).to.match(/^project postgres: 2 unchanged$/m);
       await writeFile(fixture('postgres', 'db_password.txt'), 'rotated-by-deploy');
       const r = cli(['deploy', '-c', fixture('postgres', 'compose.yaml')]);
       expect(r.stdout).to.match(/^version +secret +postgres_db_password +2$/m);
       expect(r.stdout).to.match(/^unchanged +service +postgres_db/m);
       await until(() => holder.stdout().toString().includes('rotated-by-deploy'), 'the running container to see the new version');
       expect(holder.child.exitCode, 'the container kept running').to.equal(null);
+      // ... and the changed one pushes exactly the new version, once, to the one node: had the unchanged
+      // redeploy pushed a version, it would count here too. (The store counts a push just after sending it.)
+      await until(async () => (await pushedVersions()) > pushedBefore, 'the push of the new version to be counted');
+      expect((await pushedVersions()) - pushedBefore).to.equal(1);
     } finally {
       holder.child.kill('SIGTERM');
       await holder.finished;

@@ -201,6 +201,22 @@ describe('Docker-compatible API (integration)', function () {
     expect(await revision()).to.equal(rev);
   });
 
+  it('refuses to remove a secret a service uses with Docker\'s status (400), naming the service; the native route keeps its 409', async () => {
+    const made = await call(socket, 'POST', '/v1/services', { name: 'docker_user', grants: [{ source: 'db_password' }] });
+    expect(made.status, made.text).to.equal(201);
+    const rev = await revision();
+    const docker = await call<{ message: string }>(socket, 'DELETE', '/v1.41/secrets/db_password');
+    expect(docker.status, docker.text).to.equal(400);
+    expect(docker.body.message).to.match(/secret "db_password" is used by service docker_user/);
+    expect(docker.body).not.to.have.property('error');
+    const native = await call<{ error: { code: string } }>(socket, 'DELETE', '/v1/secrets/db_password');
+    expect(native.status, native.text).to.equal(409);
+    expect(native.body.error.code).to.equal('in_use');
+    expect(await revision(), 'a refused removal changes nothing').to.equal(rev);
+    expect((await call(socket, 'GET', '/v1.41/secrets/db_password')).status).to.equal(200);
+    expect((await call(socket, 'DELETE', '/v1/services/docker_user')).status).to.equal(204);
+  });
+
   it('applies roles over HTTPS; no spelling of a path slips past them', async () => {
     const auditor = join(dir, 'auditor');
     const operator = join(dir, 'operator');

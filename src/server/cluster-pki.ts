@@ -73,9 +73,17 @@ export class ClusterPki {
     return this.ca.certPem;
   }
 
+  /**
+   * Asked twice per join (the token check, the certificate record): parsing
+   * the CA certificate each time was 7.5 s of the store's CPU over 1,000
+   * joins (bench/propagation.ts), so it is kept per CA certificate.
+   */
   get caFingerprint(): string {
-    return pki.certFingerprint(this.ca.certPem);
+    if (this.fingerprintOf.pem !== this.ca.certPem) this.fingerprintOf = { pem: this.ca.certPem, fingerprint: pki.certFingerprint(this.ca.certPem) };
+    return this.fingerprintOf.fingerprint;
   }
+
+  private fingerprintOf = { pem: '', fingerprint: '' };
 
   /** The CA being retired, while a rotation runs. */
   get previousCa(): (PreviousCaRecord & { fingerprint: string }) | undefined {

@@ -36,13 +36,21 @@
  * permissions do for the embedded engine's dropped tail.
  */
 import { timingSafeEqual } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type { CallOptions } from '@grpc/grpc-js';
 import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen } from 'cockatiel';
-import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IRequestOp, type ITxnResponse, type IWatchResponse, type Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue, IOptions, IRequestOp, ITxnResponse, IWatchResponse, Watcher } from 'etcd3';
 import { HushError } from '../errors/index.js';
 import { log } from '../log/index.js';
 import { ConflictError, type Backend, type KeyedBackend, type KvEntry, type KvEvent, type KvOp, type KvTxn, type PeekedValue } from './backend.js';
 import type { LogAuth } from './log-auth.js';
+
+/**
+ * The etcd client, loaded when a store first uses etcd: it brings its own
+ * copy of gRPC, 16 MiB resident, which a store on the embedded engine (the
+ * default) would carry for nothing (store RSS goal, bench/propagation.ts).
+ */
+const loadEtcd3 = (): typeof import('etcd3') => createRequire(import.meta.url)('etcd3') as typeof import('etcd3');
 
 export interface EtcdTls {
   /** CA that signed the etcd members' certificates (PEM). */
@@ -111,6 +119,7 @@ export class EtcdBackend implements KeyedBackend {
     if (prefix === '' || prefix === '/') throw new HushError('bad_request', 'the etcd prefix must not be empty (it is where this store\'s keys live, e.g. hush/)');
     this.prefix = prefix.endsWith('/') ? prefix : `${prefix}/`;
     this.timeoutMs = options.requestTimeoutMs ?? 5000;
+    const { Etcd3: Client, isRecoverableError } = loadEtcd3();
     const clientOptions: IOptions = {
       hosts: options.endpoints,
       // Values of 256 KiB and pages of 500 of them: above grpc-js's 4 MiB default.
@@ -129,7 +138,7 @@ export class EtcdBackend implements KeyedBackend {
       },
     };
     if (options.tls?.ca) clientOptions.credentials = { rootCertificate: options.tls.ca, privateKey: options.tls.key, certChain: options.tls.cert };
-    this.client = new Etcd3(clientOptions);
+    this.client = new Client(clientOptions);
   }
 
   /** A backend connected to etcd that has read nothing yet: `peek`, then `authenticate`. */

@@ -339,11 +339,21 @@ export class Dispatcher {
       const services = await this.serviceIndex();
       const decision = acl.decideContainerStart({ service: container.service, node: await this.nodeView(node), services, nodeRevoked: await this.store.nodes.isRevoked(node.id) });
       if (!decision.allowed) return await decide(false, decision.reason);
-      await this.store.nodes.update(node.id, (n) => {
-        const others = n.containers.filter((c) => c.id !== container.id);
-        if (others.length >= this.limits.maxContainersPerNode) throw tooManyContainers(this.limits.maxContainersPerNode);
-        return { ...n, containers: [...others, { id: container.id, service: container.service }] };
-      });
+      // Checked inside the update so two starts racing for the last slot cannot both take it. The error thrown
+      // there aborts the commit; it is kept here so the catch below can tell this refusal from a storage failure.
+      const overLimit = tooManyContainers(this.limits.maxContainersPerNode);
+      try {
+        await this.store.nodes.update(node.id, (n) => {
+          const others = n.containers.filter((c) => c.id !== container.id);
+          if (others.length >= this.limits.maxContainersPerNode) throw overLimit;
+          return { ...n, containers: [...others, { id: container.id, service: container.service }] };
+        });
+      } catch (err) {
+        if (err !== overLimit) throw err;
+        // A limit the node ran into, not a fault of the store: a plain refusal, as an admission rule's is.
+        this.log.warn({ node: session.nodeId, container: container.id, service: container.service, max: this.limits.maxContainersPerNode }, 'container start refused: node at its container limit');
+        return await decide(false, overLimit.message);
+      }
       session.rememberContainer(container.id, container.service, this.rememberedContainers());
       // Queued ahead of the decision, so the secrets reach the node first. The commit's own watch event may
       // come after the commit resolves (etcd), so this sync does not wait for it; the event's later sync sends nothing new.

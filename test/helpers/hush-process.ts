@@ -72,9 +72,12 @@ export interface StoreProcess {
 /**
  * Starts `hush store` and waits until its admin socket answers and (unless it
  * starts autolocked) its cluster side (PKI, node and HTTPS listeners) is up.
+ * `wrapper` is a command that execs the rest in place, keeping the pid
+ * (e.g. `prlimit --nofile=N:N` to start the store under a low open-file limit).
  */
-export async function startStoreProcess(opts: { data: string; socket: string; home: string; extraArgs?: string[]; logLevel?: string; nodeArgs?: string[] }): Promise<StoreProcess> {
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), HUSH_BIN, 'store', '--data', opts.data, '--socket', opts.socket, '--home', opts.home, ...(opts.extraArgs ?? [])], {
+export async function startStoreProcess(opts: { data: string; socket: string; home: string; extraArgs?: string[]; logLevel?: string; nodeArgs?: string[]; wrapper?: string[] }): Promise<StoreProcess> {
+  const command = [...(opts.wrapper ?? []), process.execPath, ...(opts.nodeArgs ?? []), HUSH_BIN, 'store', '--data', opts.data, '--socket', opts.socket, '--home', opts.home, ...(opts.extraArgs ?? [])];
+  const child = spawn(command[0]!, command.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, HUSH_LOG_LEVEL: opts.logLevel ?? 'info' },
   });

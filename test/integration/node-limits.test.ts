@@ -7,14 +7,14 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { expect } from 'chai';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import http2 from 'node:http2';
 import net from 'node:net';
 import { join } from 'node:path';
 import tls from 'node:tls';
 import { nodeServiceClient, STORE_TLS_NAME, type JoinResponse, type StoreMessage } from '../../src/protocol/index.js';
 import * as pki from '../../src/pki/index.js';
-import { call, closeClients } from '../helpers/http.js';
+import { call, closeClients, sendOnce, type OnceReply } from '../helpers/http.js';
 import { hush, startStoreProcess, stopProcess, waitForCluster, type StoreProcess } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
@@ -32,9 +32,9 @@ interface Cluster {
   token: string;
 }
 
-async function startCluster(prefix: string, extraArgs: string[] = []): Promise<Cluster> {
+async function startCluster(prefix: string, extraArgs: string[] = [], wrapper?: string[]): Promise<Cluster> {
   const dir = await tempDir(prefix);
-  const store = await startStoreProcess({ data: join(dir, 'data'), socket: join(dir, 'admin.sock'), home: dir, extraArgs: ['--listen', '127.0.0.1:0', '--admin', '', ...extraArgs] });
+  const store = await startStoreProcess({ data: join(dir, 'data'), socket: join(dir, 'admin.sock'), home: dir, extraArgs: ['--listen', '127.0.0.1:0', '--admin', '', ...extraArgs], wrapper });
   const address = (await waitForCluster(dir)).nodeAddress;
   const caPem = await readFile(join(dir, 'ca.pem'), 'utf8');
   const token = hush(['join-token'], { env: { HUSH_HOME: dir, HUSH_HOST: '' } }).stdout.trim();
@@ -357,6 +357,95 @@ describe('node port limits (integration)', function () {
       expect(logged[0]).to.include('"address":"127.0.0.1"').and.include('"failures":3');
       expect(logged[0]).to.not.include(c.token.split('-').at(-1)!);
       expect((await call<unknown[]>(c.store.socket, 'GET', '/v1/nodes')).body.length).to.equal(nodesBefore);
+    });
+  });
+
+  /**
+   * The review's 20,000 idle TCP connections, scaled down: the store runs
+   * under an open-file limit of 1,400 and is sent 2,000 connections that never
+   * speak, more than it has descriptors for. Asked for 20,000 connections by
+   * flag, the gate keeps the node port to the limit minus the descriptors it
+   * reserves (1,400 − 1,024 = 376) and resets the rest, so the admin socket
+   * and the data files always have descriptors left. With the ceiling above
+   * the open-file limit (the clamp in resolveNodeLimits taken out) the store
+   * runs out of descriptors and closes a new admin-socket connection
+   * unanswered (the client sees EPIPE): this test then fails at its first check.
+   */
+  describe('under a low open-file limit, flooded with idle connections', () => {
+    const FD_LIMIT = 1_400;
+    const NODE_PORT_BUDGET = FD_LIMIT - 1_024; // RESERVED_FDS in src/protocol/node-limits.ts
+    const FLOOD = 2_000;
+    let c: Cluster;
+    before(async () => {
+      c = await startCluster(
+        'hush-limits-fds-',
+        [
+          // More than the descriptors allow, as an operator might set it: the store must lower it, not trust it.
+          '--node-max-connections', '20000',
+          // One address may hold them all, so the flood meets the total limit rather than the per-address one.
+          '--node-max-connections-per-address', String(FLOOD),
+          // Idle connections hold their slots for the whole test.
+          '--node-handshake-timeout', '300000',
+        ],
+        ['prlimit', `--nofile=${FD_LIMIT}:${FD_LIMIT}`],
+      );
+    });
+    after(async () => {
+      closeClients();
+      await stopCluster(c);
+    });
+
+    it(`keeps the node port within the descriptors it has (${NODE_PORT_BUDGET} of ${FD_LIMIT}) against ${FLOOD} idle connections: the admin socket answers, a fresh connection is reset, refusals are logged and counted, and a node joins once the flood ends`, async function () {
+      this.timeout(180_000);
+      const pid = c.store.child.pid!;
+      const limits = await readFile(`/proc/${pid}/limits`, 'utf8');
+      expect(limits, 'the store runs under the low limit').to.match(new RegExp(`^Max open files\\s+${FD_LIMIT}\\s+${FD_LIMIT}`, 'm'));
+      expect(c.store.output()).to.include('node port connection limit lowered to fit the open-file limit');
+
+      const flood = await openSockets(c, FLOOD);
+      try {
+        // The admin socket answers on a connection of its own (one needs a descriptor in the store), reads included.
+        const fresh = (path: string) => Promise.race([sendOnce(c.store.socket, { method: 'GET', path }), new Promise<OnceReply>((r) => setTimeout(() => r({ closed: 'no answer in 10 s' }), 10_000))]);
+        expect(await fresh('/healthz'), 'the admin socket during the flood').to.include({ status: 200 });
+        expect(await fresh('/v1/nodes'), 'a read over the admin socket during the flood').to.include({ status: 200 });
+        expect(c.store.child.exitCode, 'the store is still running').to.equal(null);
+
+        await until(() => flood.closed() >= FLOOD - NODE_PORT_BUDGET, `the store to reset the connections beyond ${NODE_PORT_BUDGET}`, 60_000);
+        // Settled: exactly the budget stays open (the handshake timeout is far off).
+        await new Promise((r) => setTimeout(r, 500));
+        expect(flood.closed()).to.equal(FLOOD - NODE_PORT_BUDGET);
+        const fds = (await readdir(`/proc/${pid}/fd`)).length;
+        expect(fds, 'descriptors the store holds').to.be.within(NODE_PORT_BUDGET, FD_LIMIT - 500);
+
+        const refusals = () =>
+          c.store
+            .output()
+            .split('\n')
+            .filter((l) => l.includes('node port closed connections over its limits'))
+            .map((l) => JSON.parse(l) as { level: number; overTotal: number; overPerAddress: number; open: number; limits: { maxConnections: number } });
+        // A fresh connection while the port is full is reset at once, not left hanging. The store logs refusals at
+        // most every 10 s, each message with the count since the last: probe until a message after the flood's first
+        // one carries the rest of the flood's count.
+        let probes = 0;
+        while (refusals().length < 2) {
+          const probe = await openSockets(c, 1);
+          await until(() => probe.closed() === 1, 'the store to reset a connection over the limit', 5_000);
+          probes++;
+          await new Promise((r) => setTimeout(r, 1_000));
+          expect(probes, 'probes before the second refusal message').to.be.below(30);
+        }
+        const logged = refusals();
+        expect(logged.every((l) => l.level === 40 && l.limits.maxConnections === NODE_PORT_BUDGET && l.overPerAddress === 0)).to.equal(true);
+        expect(logged.reduce((sum, l) => sum + l.overTotal, 0), 'refusals counted in the log').to.equal(FLOOD - NODE_PORT_BUDGET + probes);
+        expect(logged.at(-1)!.open).to.equal(NODE_PORT_BUDGET);
+        expect(c.store.output()).not.to.match(/EMFILE|too many open files/i);
+      } finally {
+        for (const s of flood.sockets) s.destroy();
+      }
+      await until(() => flood.closed() === FLOOD, 'all the flood sockets closed');
+      // The store sees them close too and takes connections again: a real node joins and the store still serves.
+      await until(() => joinNode(c).then(() => true, () => false), 'a node to join after the flood', 30_000, 250);
+      expect((await healthz(c)).status).to.equal(200);
     });
   });
 });

@@ -11,6 +11,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as acl from '../acl/index.js';
 import type { NodeStatus } from '../api/index.js';
+import { HushError } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
 import type { NodeState, StoreMetrics } from '../metrics/index.js';
 import { DEFAULT_HEARTBEAT_PERIOD_MS, MISSED_HEARTBEATS_BEFORE_DOWN, endWithStatus, grpcStatusOf } from '../protocol/index.js';
@@ -41,6 +42,8 @@ export class Dispatcher {
   private unsubscribe: (() => void) | undefined;
   /** serviceIndex()'s read and the store revision it was made at. */
   private services: { revision: number; index: Promise<Map<string, acl.ServiceSpec>> } | undefined;
+  /** secretHead()'s reads and the store revision they were made at. */
+  private heads: { revision: number; byName: Map<string, Promise<{ version: number; id: string } | undefined>> } | undefined;
   /** entitledNodes()'s reads at one store revision, dropped by every change (see there). */
   private entitled: { revision: number; bySecret: Map<string, Promise<Map<string, string>>> } | undefined;
 
@@ -422,10 +425,10 @@ export class Dispatcher {
     const versions = new Map<string, number>();
     const ids = new Map<string, string>();
     for (const name of names) {
-      const secret = await this.store.watched.secrets.inspect(name).catch(() => undefined);
-      if (secret) {
-        versions.set(name, secret.version);
-        ids.set(name, secret.id);
+      const head = await this.secretHead(name);
+      if (head) {
+        versions.set(name, head.version);
+        ids.set(name, head.id);
       }
     }
     const running = new Set(node.containers.map((c) => c.service));
@@ -460,6 +463,33 @@ export class Dispatcher {
       });
     }
     return this.services!.index;
+  }
+
+  /**
+   * A secret's current version and id (undefined if it does not exist), read
+   * once per store revision like the service index: a rotation reaches every
+   * node running a service granted the secret, and each node's sync needs the
+   * same answer. Read per node, each of 1,000 syncs parsed the secret's whole
+   * record (every kept version, sealed). A failed read is not kept.
+   */
+  private secretHead(name: string): Promise<{ version: number; id: string } | undefined> {
+    const revision = this.store.watched.backend.revision();
+    if (this.heads?.revision !== revision) this.heads = { revision, byName: new Map() };
+    const cache = this.heads.byName;
+    let head = cache.get(name);
+    if (!head) {
+      const read = this.store.watched.secrets.inspect(name).then(
+        (secret) => ({ version: secret.version, id: secret.id }),
+        (err: unknown) => {
+          if (err instanceof HushError && err.code === 'not_found') return undefined;
+          if (cache.get(name) === read) cache.delete(name);
+          throw err;
+        },
+      );
+      cache.set(name, read);
+      head = read;
+    }
+    return head;
   }
 
   /** What placement judges: the admin labels of the node's name, and what the node reported about itself. */

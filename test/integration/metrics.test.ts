@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { freePort, startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { call, closeClients } from '../helpers/http.js';
 import { httpsCall } from '../helpers/https.js';
-import { hush, startStoreProcess, stopProcess, waitForCluster, type StoreProcess } from '../helpers/hush-process.js';
+import { hushOk, startStoreProcess, stopProcess, waitForCluster, type StoreProcess } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
 
@@ -45,11 +45,7 @@ describe('Prometheus metrics (integration)', function () {
   let nodePort: number;
   const SECRET_NAME = 'payroll_db_password_zq7';
   const SECRET_VALUE = 'metrics-canary-value-8c1f';
-  const cli = (args: string[], input?: string) => {
-    const result = hush(args, { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir }, input });
-    if (result.status !== 0) throw new Error(`hush ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-    return result.stdout.trim();
-  };
+  const cli = (args: string[], input?: string) => hushOk(args, { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir }, input }).stdout.trim();
   const metrics = async () => {
     const reply = await scrape(socket);
     expect(reply.status).to.equal(200);

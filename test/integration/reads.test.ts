@@ -135,6 +135,10 @@ describe('who read what (store process, an agent with FUSE mounts, the CLI)', fu
       expect(store!.output()).to.not.include(value);
       expect(agent!.output()).to.not.include(value);
     }
+    // Positive controls: each search reads real text (the answers name the secret; each process logged its start).
+    expect(everything).to.include('db_password');
+    expect(store!.output()).to.include('store ready');
+    expect(agent!.output()).to.include('joined the cluster');
     for (const record of JSON.parse(cli(['audit', '--reads', '--format', 'json'])) as ReadRecord[]) expect(RECORD_KEYS).to.include.members(Object.keys(record));
   });
 

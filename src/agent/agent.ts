@@ -13,6 +13,7 @@ import { closeServer, listenOnUnixSocket } from '../http/index.js';
 import { certFingerprint, parseJoinToken } from '../pki/index.js';
 import { log as rootLog, type Logger } from '../log/index.js';
 import { nodeClient, type NodeClient } from '../protocol/index.js';
+import type { SecretSource } from '../tmpfs-mount/index.js';
 import { parseStoreAddresses, type StoreAddress } from './address.js';
 import type { BackoffOptions } from './backoff.js';
 import { SecretCache } from './cache.js';
@@ -24,7 +25,7 @@ import type { NodeIdentity } from './node-identity.js';
 import { CertificateRenewer } from './renewal.js';
 import { ReadReporter } from './read-reports.js';
 import { createRuntimeApp } from './runtime-api.js';
-import { sourceForService, type SecretSource } from './secret-source.js';
+import { sourceForService } from './secret-source.js';
 import { StoreSession, type SessionStatus } from './session.js';
 
 export interface AgentOptions {

@@ -1,11 +1,12 @@
 /**
  * The seam for per-container filesystems. The registry calls `mount` once the
  * store has allowed a container and its secrets are held, and `unmount` when
- * the container goes. The FUSE implementation (src/tmpfs-mount) plugs in
- * here; until it does, `noMounts` records nothing and reports no mount path.
+ * the container goes. The FUSE implementation (fuse-mounts.ts, over
+ * src/tmpfs-mount) plugs in here, as `hush agent` does; `noMounts` records
+ * nothing and reports no mount path, for an agent run without it (tests of
+ * the session and the runtime API).
  */
-import type { FuseImplementation, LookupRecord } from '../tmpfs-mount/index.js';
-import type { SecretSource } from './secret-source.js';
+import type { FuseImplementation, LookupRecord, SecretSource } from '../tmpfs-mount/index.js';
 
 export interface MountRequest {
   containerId: string;

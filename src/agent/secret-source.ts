@@ -1,42 +1,16 @@
 /**
  * The files one service's containers see under /run/secrets, built on demand
- * from the service's grants and the cache. The FUSE layer (src/tmpfs-mount)
- * consumes this shape; it is declared here too so the agent does not depend
- * on the mount code, and it matches src/tmpfs-mount/types.ts structurally.
+ * from the service's grants and the cache, in the shape the FUSE layer
+ * consumes (SecretSource, declared once in src/tmpfs-mount/types.ts; a type
+ * import loads none of the mount code).
  *
  * Every lookup reads the current grants and versions, so the view swaps per
  * version by itself; `open()` pins the version it found, so an open file
  * keeps the content it opened (DESIGN, data flow step 5).
  */
 import type { Grant } from '../acl/index.js';
+import type { SecretFile, SecretSource } from '../tmpfs-mount/index.js';
 import type { SecretCache } from './cache.js';
-
-export interface OpenSecret {
-  size: number;
-  /** A fresh buffer; the caller should zero it after copying it on. */
-  read(position: number, length: number): Buffer;
-}
-
-export interface SecretFile {
-  /** The grant's target: the file name under /run/secrets. */
-  name: string;
-  uid: number;
-  gid: number;
-  mode: number;
-  mtime: Date;
-  size: number;
-  /** The secret's name and version, for logs and tests: never the value. */
-  source: string;
-  version: number;
-  open(): OpenSecret;
-}
-
-export interface SecretSource {
-  list(): SecretFile[];
-  lookup(name: string): SecretFile | undefined;
-  /** Called after every change the cache applies (a new version, a grant added or removed); returns the way to stop. */
-  onChange(listener: () => void): () => void;
-}
 
 export function sourceForService(cache: SecretCache, service: string): SecretSource {
   return {

@@ -8,6 +8,7 @@
  */
 import { InvalidArgumentError, Option } from 'commander';
 import { HushError } from '../errors/index.js';
+import type { Propagation } from '../rotation/index.js';
 import type { ApiClient } from './client.js';
 
 const POLL_MS = 200;
@@ -22,19 +23,6 @@ export const timeoutOption = () =>
     return n;
   });
 
-
-interface NodeHolding {
-  node: string;
-  name?: string;
-  version?: number;
-  ackedAt?: string;
-}
-
-interface Propagation {
-  version: number;
-  complete: boolean;
-  nodes: NodeHolding[];
-}
 
 export interface WaitTarget {
   secret: string;

@@ -15,11 +15,11 @@ import * as pki from '../pki/index.js';
 import { assertValidName } from '../rules/index.js';
 import { CaRecords, keys, type Backend, type PreviousCaRecord, type SecretStore } from '../store/index.js';
 
-const JOIN_SECRET = 'join-secret';
+const JOIN_SECRET = keys.JOIN_SECRET_SEALED_NAME;
 const sealedKeyOf = (name: string) => keys.sealedKey(name);
 
 /** Sealed name of the join secret bound to one node name. */
-const nodeJoinSecretName = (node: string) => `join-secret/node/${node}`;
+const nodeJoinSecretName = keys.nodeJoinSecretSealedName;
 
 /** What a join token grants: any fresh name (the cluster-wide token), or one node name. */
 type JoinGrant = { kind: 'cluster' } | { kind: 'node'; name: string };

@@ -10,10 +10,8 @@
  * this is only its storage.
  */
 import type { Backend } from './backend.js';
-import { CA_CERT_KEY, CA_PREVIOUS_KEY, NODE_CERT_PREFIX } from './keys.js';
+import { CA_CERT_KEY, CA_KEY_SEALED_NAME as CA_KEY_NAME, CA_PREVIOUS_KEY, NODE_CERT_PREFIX } from './keys.js';
 import type { SecretStore } from './secrets.js';
-
-const CA_KEY_NAME = 'ca-key';
 
 /** The CA being retired, while a rotation runs. */
 export interface PreviousCaRecord {

@@ -17,8 +17,11 @@ export { ServiceStore, type ServiceRecord } from './services.js';
 export {
   StackStore,
   STACK_LABEL,
+  type DeployAction,
   type DeployRequest,
+  type DeployResult,
   type DeploySecret,
+  type StackSummary,
 } from './stacks.js';
 export { NodeStore, type NodeContainer, type NodeRecord } from './nodes.js';
 export * as keys from './keys.js';

@@ -8,7 +8,8 @@
  *   secret-ids/<id>                → name (text)
  *   secret-users/<name>/<service>  the service grants the secret (written with the service)
  *   secret-use/<name>              touched by every commit that adds or drops a use of the secret
- *   sealed/<name>                  internal sealed values: the CA key, the join secrets
+ *   sealed/<name>                  internal sealed values: ca-key (the CA's key), join-secret (the
+ *                                  cluster-wide one), join-secret/node/<node name> (a name's own token)
  *   services/<name>                service record: grants, constraints
  *   nodes/<id>                     node record: name, hostname, engine labels, containers
  *   node-labels/<node name>        admin labels of a node name
@@ -21,6 +22,7 @@
  *   meta/keyring                   the sealed keyring of KEKs
  *   replicas/<replica id>          a store replica on shared storage (etcd): last seen, node address
  *   node-sessions/<node id>        which replica the node's session is open on (shared storage only)
+ *   node-acks/<node id>            what the node acknowledged holding, shared by the replica serving it (shared storage only)
  *   audit/<seq, 20 digits>         one audit record, chained (rotation/audit-chain.ts); never a value
  *   audit-head                     {seq, tag} of the last audit record: appends are conditioned on it
  */
@@ -51,6 +53,11 @@ export const secretUsersPrefix = (secret: string): string => `${SECRET_USERS_PRE
 export const secretUserKey = (secret: string, service: string): string => secretUsersPrefix(secret) + service;
 export const secretUseKey = (secret: string): string => SECRET_USE_PREFIX + secret;
 export const sealedKey = (name: string): string => SEALED_PREFIX + name;
+/** The names of the internal sealed values (SecretStore.putSealed/getSealed take the name, sealedKey makes the key). */
+export const CA_KEY_SEALED_NAME = 'ca-key';
+export const JOIN_SECRET_SEALED_NAME = 'join-secret';
+/** The join secret bound to one node name (a name's own token); with '' the prefix of them all. */
+export const nodeJoinSecretSealedName = (node: string): string => `join-secret/node/${node}`;
 export const serviceKey = (name: string): string => SERVICE_PREFIX + name;
 export const nodeKey = (id: string): string => NODE_PREFIX + id;
 export const nodeLabelsKey = (name: string): string => NODE_LABELS_PREFIX + name;

@@ -16,7 +16,7 @@ import { readdir } from 'node:fs/promises';
 import { HushError } from '../errors/index.js';
 import type { KvEntry, KvOp } from './backend.js';
 import { EtcdBackend, type EtcdOptions } from './etcd.js';
-import { KEYRING_KEY } from './keys.js';
+import { KEYRING_KEY, NODE_PREFIX, SECRET_PREFIX, SERVICE_PREFIX } from './keys.js';
 import { openStore } from './open.js';
 
 /** etcd takes up to 128 operations and 1.5 MiB per request by default: stay under both. */
@@ -69,7 +69,7 @@ export async function migrateToEtcd(options: { dataDir: string; etcd: EtcdOption
         throw new HushError('internal', `verification failed: ${missing.length} keys differ or are missing (first: ${missing[0]?.key ?? '-'}), ${copied.size} keys in etcd for ${entries.length} in the source`);
       }
       const count = (prefix: string) => entries.filter((e) => e.key.startsWith(prefix)).length;
-      return { keys: entries.length, secrets: count('secrets/'), services: count('services/'), nodes: count('nodes/'), revision: check.revision() };
+      return { keys: entries.length, secrets: count(SECRET_PREFIX), services: count(SERVICE_PREFIX), nodes: count(NODE_PREFIX), revision: check.revision() };
     } finally {
       await check.close();
     }

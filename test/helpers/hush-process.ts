@@ -25,6 +25,19 @@ export function hush(args: string[], options: { env?: Record<string, string>; in
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+/**
+ * Runs a CLI command that must succeed (the suites' `cli`): a failure throws,
+ * naming the command, the store it went to and its stderr.
+ */
+export function hushOk(args: string[], options: { env?: Record<string, string>; input?: string | Buffer } = {}): RunResult {
+  const result = hush(args, options);
+  if (result.status !== 0) {
+    const host = options.env?.HUSH_HOST ? ` via ${options.env.HUSH_HOST}` : '';
+    throw new Error(`hush ${args.join(' ')}${host} failed (${result.status}): ${result.stderr}`);
+  }
+  return result;
+}
+
 export interface Finished {
   code: number | null;
   stdout: Buffer;

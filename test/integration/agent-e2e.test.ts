@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { formatJoinToken, parseJoinToken } from '../../src/pki/index.js';
 import { findInProcessMemory, freePort, mountsDirOf, runAgentToExit, startAgentProcess, waitForSession, type AgentProcess } from '../helpers/agent-process.js';
 import { call, closeClients, type ErrorBody } from '../helpers/http.js';
-import { hush, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
+import { hush, hushOk, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
 import { newTestCa } from '../helpers/test-ca.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
@@ -38,11 +38,7 @@ describe('agent end to end (store process + two agent processes)', function () {
   const ungrantedValue = `ungranted-${randomBytes(12).toString('hex')}`;
   const usOnlyValue = `us-only-${randomBytes(12).toString('hex')}`;
 
-  const cli = (args: string[], input?: string) => {
-    const result = hush(args, { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir }, input });
-    if (result.status !== 0) throw new Error(`hush ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-    return result.stdout.trim();
-  };
+  const cli = (args: string[], input?: string) => hushOk(args, { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir }, input }).stdout.trim();
   const startStore = (extraArgs: string[] = []) =>
     startStoreProcess({ data: join(dir, 'data'), socket, home: dir, extraArgs: ['--listen', `127.0.0.1:${port}`, '--admin', '', ...extraArgs] });
   let sockets = 0;

@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { freePort, mountsDirOf, startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { call, closeClients } from '../helpers/http.js';
-import { hush, startHush, startStoreProcess, stopProcess, type Running, type StoreProcess } from '../helpers/hush-process.js';
+import { hushOk, startHush, startStoreProcess, stopProcess, type Running, type StoreProcess } from '../helpers/hush-process.js';
 import { hushMountsUnder } from '../helpers/mounts.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
@@ -45,11 +45,7 @@ describe('losing an agent under read load (store and agent processes, hush run, 
   const readers: Running[] = [];
   const values: string[] = [];
 
-  const cli = (args: string[], input?: string) => {
-    const result = hush(args, { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir }, input });
-    if (result.status !== 0) throw new Error(`hush ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-    return result.stdout.trim();
-  };
+  const cli = (args: string[], input?: string) => hushOk(args, { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir }, input }).stdout.trim();
   const rotate = () => {
     values.push(`v${values.length + 1}-${randomBytes(8).toString('hex')}`);
     cli(values.length === 1 ? ['secret', 'create', 'db', '-'] : ['secret', 'rotate', 'db', '-'], values.at(-1));

@@ -14,7 +14,7 @@ import { parseJoinToken } from '../../src/pki/index.js';
 import { freePort, runAgentToExit, startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { call, closeClients } from '../helpers/http.js';
 import { httpsCall } from '../helpers/https.js';
-import { hush, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
+import { hush, hushOk, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
 
@@ -37,11 +37,7 @@ describe('CA rotation (store, agents with FUSE, admin clients)', function () {
   let reader: ChildProcess | undefined;
   const agents: AgentProcess[] = [];
 
-  const cli = (args: string[], input?: string) => {
-    const result = hush(args, { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir }, input });
-    if (result.status !== 0) throw new Error(`hush ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-    return result.stdout.trim();
-  };
+  const cli = (args: string[], input?: string) => hushOk(args, { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir }, input }).stdout.trim();
   const caStatus = () => JSON.parse(cli(['ca', 'status', '--format', 'json'])) as CaStatusJson;
   const agentStatus = async (a: AgentProcess) => (await call<AgentStatusJson>(a.socket, 'GET', '/v1/status')).body;
   const startAgent = async (name: string, token: string) => {

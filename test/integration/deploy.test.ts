@@ -11,7 +11,7 @@ import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { call, closeClients, type ErrorBody } from '../helpers/http.js';
-import { hush, type RunResult } from '../helpers/hush-process.js';
+import { hush, hushOk, type RunResult } from '../helpers/hush-process.js';
 import { runHush, startHush, type Running } from '../helpers/hush-process.js';
 import { until } from '../helpers/until.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
@@ -28,11 +28,7 @@ describe('hush deploy / hush stack (integration, real FUSE)', function () {
   let env: Record<string, string>;
 
   const run = (args: string[], extraEnv: Record<string, string> = {}, input?: string): RunResult => hush(args, { env: { ...env, ...extraEnv }, input });
-  const cli = (args: string[], extraEnv: Record<string, string> = {}, input?: string): RunResult => {
-    const r = run(args, extraEnv, input);
-    if (r.status !== 0) throw new Error(`hush ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
-    return r;
-  };
+  const cli = (args: string[], extraEnv: Record<string, string> = {}, input?: string): RunResult => hushOk(args, { env: { ...env, ...extraEnv }, input });
   const container = (service: string, command: string[], extra: string[] = []) => runHush(['run', '--service', service, ...extra, '--', ...command], env);
   /** What a refused command must leave as it was. */
   const storeState = async () => ({

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { call, closeClients } from '../helpers/http.js';
-import { hush, runHush, startHush, type Running } from '../helpers/hush-process.js';
+import { hushOk, runHush, startHush, type Running } from '../helpers/hush-process.js';
 import { dockerdLogTail, startDockerd, stopDockerSuite, TEST_IMAGE, type Dockerd } from '../helpers/dockerd.js';
 import { hushMountsUnder } from '../helpers/mounts.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -31,11 +31,7 @@ describe('hush compose (integration, real dockerd + docker-compose)', function (
   const apiToken = `tok-${randomBytes(6).toString('hex')}`;
   const stripe = `sk-${randomBytes(6).toString('hex')}`;
 
-  const cli = (args: string[], input?: string | Buffer) => {
-    const r = hush(args, { env, input });
-    if (r.status !== 0) throw new Error(`hush ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const cli = (args: string[], input?: string | Buffer) => hushOk(args, { env, input }).stdout;
   const compose = (args: string[], extraEnv: Record<string, string> = {}) =>
     runHush(['compose', '-c', join(project, 'compose.yaml'), '-p', 'shop', '--volume-driver', plugin, '--', ...args], { ...env, ...dockerd!.env, ...extraEnv }, 120_000);
   const containers = async () => (await call<{ id: string; service: string }[]>(agentSocket, 'GET', '/v1/containers')).body;

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { call, closeClients } from '../helpers/http.js';
-import { hush, startHush, type Running } from '../helpers/hush-process.js';
+import { hushOk, startHush, type Running } from '../helpers/hush-process.js';
 import { dockerdLogTail, startDockerd, stopDockerSuite, TEST_IMAGE, type Dockerd } from '../helpers/dockerd.js';
 import { hushMountsUnder } from '../helpers/mounts.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -37,11 +37,7 @@ describe('Docker volume plugin (integration, real dockerd + FUSE)', function () 
   const binary = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
   const other = `other-${randomBytes(8).toString('hex')}`;
 
-  const cli = (args: string[], input?: string | Buffer) => {
-    const r = hush(args, { env, input });
-    if (r.status !== 0) throw new Error(`hush ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const cli = (args: string[], input?: string | Buffer) => hushOk(args, { env, input }).stdout;
   const volume = (service: string) => ['--mount', `type=volume,volume-driver=${plugin},source=${service},target=/run/secrets,readonly`];
   /** `docker run --rm --network none` of the test image with SERVICE's hush volume. */
   const run = (service: string, command: string[], extra: string[] = []) => dockerd!.docker(['run', '--rm', '--network', 'none', ...volume(service), ...extra, TEST_IMAGE, ...command]);

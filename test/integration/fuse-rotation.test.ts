@@ -15,6 +15,7 @@ import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { cleanStaleMounts, mountSecrets } from '../../src/tmpfs-mount/index.js';
 import { MemorySource } from '../helpers/memory-source.js';
+import { until } from '../helpers/until.js';
 
 const exec = promisify(execFile);
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -46,13 +47,16 @@ function start(reader: string, args: string[]): Child {
 }
 
 async function waitForLine(c: Child, pattern: RegExp): Promise<RegExpExecArray> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const m = pattern.exec(c.out());
-    if (m) return m;
-    if (c.child.exitCode !== null || Date.now() > deadline) throw new Error(`reader never printed ${pattern}: ${c.out()} ${c.err()}`);
-    await sleep(5);
-  }
+  const seen: { match?: RegExpExecArray } = {};
+  const printed = () => {
+    seen.match = pattern.exec(c.out()) ?? undefined;
+    if (!seen.match && c.child.exitCode !== null) throw new Error(`reader exited (${c.child.exitCode}) before it printed ${pattern}`);
+    return seen.match !== undefined;
+  };
+  await until(printed, `the reader to print ${pattern}`, 15_000, 5).catch((err: Error) => {
+    throw new Error(`${err.message}: ${c.out()} ${c.err()}`);
+  });
+  return seen.match!;
 }
 
 /** The child's exit code once its output is all read: 'close', not 'exit', which may come before the last of stdout. */

@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import { freePort, startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { call, closeClients } from '../helpers/http.js';
 import { httpsCall } from '../helpers/https.js';
-import { hush, startStoreProcess, stopProcess, waitForCluster, type StoreProcess } from '../helpers/hush-process.js';
+import { hushOk, startStoreProcess, stopProcess, waitForCluster, type StoreProcess } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 /** A scrape over the unix socket: the exposition text and its content type. */
 function scrape(socketPath: string): Promise<{ status: number; type: string; text: string }> {
@@ -34,14 +35,6 @@ function sample(text: string, series: string): number | undefined {
   return undefined;
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('Prometheus metrics (integration)', function () {
   this.timeout(90_000);
   let dir: string;
@@ -52,11 +45,7 @@ describe('Prometheus metrics (integration)', function () {
   let nodePort: number;
   const SECRET_NAME = 'payroll_db_password_zq7';
   const SECRET_VALUE = 'metrics-canary-value-8c1f';
-  const cli = (args: string[], input?: string) => {
-    const result = hush(args, { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir }, input });
-    if (result.status !== 0) throw new Error(`hush ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-    return result.stdout.trim();
-  };
+  const cli = (args: string[], input?: string) => hushOk(args, { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir }, input }).stdout.trim();
   const metrics = async () => {
     const reply = await scrape(socket);
     expect(reply.status).to.equal(200);
@@ -119,24 +108,24 @@ describe('Prometheus metrics (integration)', function () {
     const acksBefore = sample(text, 'hush_node_acks_total') ?? 0;
     const started = await call(agent.socket, 'POST', '/v1/containers', { id: 'metrics-1', service: 'payroll' });
     expect(started.status, started.text).to.equal(201);
-    await until('the delta and its ack', async () => {
+    await until(async () => {
       text = await metrics();
       return (sample(text, 'hush_node_pushed_secret_versions_total') ?? 0) >= 1 && (sample(text, 'hush_node_acks_total') ?? 0) > acksBefore;
-    });
+    }, 'the delta and its ack', 15_000, 50);
     const deltas = sample(text, 'hush_node_pushes_total{kind="delta"}') ?? 0;
     expect(deltas).to.be.at.least(1);
 
     cli(['secret', 'rotate', SECRET_NAME, '-'], `${SECRET_VALUE}-3`);
-    await until('the rotation pushed', async () => {
+    await until(async () => {
       text = await metrics();
       return sample(text, 'hush_node_pushed_secret_versions_total') === 2;
-    });
+    }, 'the rotation pushed', 15_000, 50);
     expect(sample(text, 'hush_node_pushes_total{kind="delta"}')).to.be.above(deltas);
     expect((await call(agent.socket, 'DELETE', '/v1/containers/metrics-1')).status).to.equal(204);
 
     await agent.stop('SIGKILL');
     agent = undefined;
-    await until('the session closed', async () => sample(await metrics(), 'hush_node_sessions') === 0);
+    await until(async () => sample(await metrics(), 'hush_node_sessions') === 0, 'the session closed', 15_000, 50);
   });
 
   it('times requests by route pattern and never puts request input, a secret name or a value into it', async () => {

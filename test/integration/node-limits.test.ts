@@ -328,9 +328,9 @@ describe('node port limits (integration)', function () {
       expect(await queued.status).to.equal('pending');
       h2.destroy();
       // Slots come back when the calls end (the store notices the closed connection): a real join goes through.
-      let joined: string | undefined;
-      for (let attempt = 0; attempt < 50 && !joined; attempt++) joined = await joinNode(c).then((n) => n.nodeId, () => new Promise<undefined>((r) => setTimeout(r, 100)));
-      expect(joined).to.match(/^[a-z0-9]{25}$/);
+      const joined: { nodeId?: string } = {};
+      await until(async () => (joined.nodeId = await joinNode(c).then((n) => n.nodeId, () => undefined)) !== undefined, 'a join once the held calls ended', 20_000, 100);
+      expect(joined.nodeId).to.match(/^[a-z0-9]{25}$/);
     });
 
     it('throttles join-token guessing from one address: after 3 refused tokens even the right one is refused unread, and the store logs it once', async () => {

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { freePort, startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { ChaosProxy, type Direction } from '../helpers/chaos-proxy.js';
 import { call, closeClients } from '../helpers/http.js';
-import { hush, startHush, startStoreProcess, stopProcess, type Running, type StoreProcess } from '../helpers/hush-process.js';
+import { hushOk, startHush, startStoreProcess, stopProcess, type Running, type StoreProcess } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
 
@@ -48,11 +48,7 @@ describe('partitions between agent and store (chaos proxy, store and agent proce
   let version = 0;
   const values: string[] = [];
 
-  const cli = (args: string[], input?: string) => {
-    const result = hush(args, { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir }, input });
-    if (result.status !== 0) throw new Error(`hush ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-    return result.stdout.trim();
-  };
+  const cli = (args: string[], input?: string) => hushOk(args, { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir }, input }).stdout.trim();
   const rotate = () => {
     const value = `v${values.length + 1}-${randomBytes(8).toString('hex')}`;
     values.push(value);

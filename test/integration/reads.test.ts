@@ -20,7 +20,7 @@ import type { ReadRecord } from '../../src/rotation/index.js';
 import { nodeServiceClient, STORE_TLS_NAME, type JoinResponse, type StoreMessage, type WireReadEntry } from '../../src/protocol/index.js';
 import { freePort, startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { call, closeClients } from '../helpers/http.js';
-import { hush, startStoreProcess, stopProcess, waitForCluster, type StoreProcess } from '../helpers/hush-process.js';
+import { hush, hushOk, startStoreProcess, stopProcess, waitForCluster, type StoreProcess } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
 
@@ -38,11 +38,7 @@ describe('who read what (store process, an agent with FUSE mounts, the CLI)', fu
   const v2 = `pw2-${randomBytes(12).toString('hex')}`;
   const env = () => ({ HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir });
 
-  const cli = (args: string[], input?: string) => {
-    const result = hush(args, { env: env(), input });
-    if (result.status !== 0) throw new Error(`hush ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-    return result.stdout.trim();
-  };
+  const cli = (args: string[], input?: string) => hushOk(args, { env: env(), input }).stdout.trim();
   const reads = (secret: string): ReadRecord[] => JSON.parse(cli(['audit', '--reads', '--secret', secret, '--format', 'json'])) as ReadRecord[];
   const readOf = (records: ReadRecord[], container: string, version: number) => records.find((r) => r.container === container && r.version === version);
 
@@ -139,6 +135,10 @@ describe('who read what (store process, an agent with FUSE mounts, the CLI)', fu
       expect(store!.output()).to.not.include(value);
       expect(agent!.output()).to.not.include(value);
     }
+    // Positive controls: each search reads real text (the answers name the secret; each process logged its start).
+    expect(everything).to.include('db_password');
+    expect(store!.output()).to.include('store ready');
+    expect(agent!.output()).to.include('joined the cluster');
     for (const record of JSON.parse(cli(['audit', '--reads', '--format', 'json'])) as ReadRecord[]) expect(RECORD_KEYS).to.include.members(Object.keys(record));
   });
 

@@ -12,7 +12,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort, startAgentProcess, waitForSession, type AgentProcess } from '../helpers/agent-process.js';
 import { call, closeClients } from '../helpers/http.js';
-import { hush, runHush, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
+import { hush, hushOk, runHush, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
 
@@ -32,11 +32,7 @@ describe('rotation you can watch (store process, two agents, the CLI)', function
   const value = `db-${randomBytes(12).toString('hex')}`;
   const env = () => ({ HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir });
 
-  const cli = (args: string[], input?: string) => {
-    const result = hush(args, { env: env(), input });
-    if (result.status !== 0) throw new Error(`hush ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-    return result.stdout.trim();
-  };
+  const cli = (args: string[], input?: string) => hushOk(args, { env: env(), input }).stdout.trim();
   const startStore = () => startStoreProcess({ data: join(dir, 'data'), socket, home: dir, extraArgs: ['--listen', `127.0.0.1:${port}`, '--admin', ''] });
   const propagation = async (secret: string, version?: number) =>
     (await call<Propagation>(socket, 'GET', `/v1/secrets/${secret}/propagation${version ? `?version=${version}` : ''}`)).body;
@@ -167,11 +163,7 @@ describe('rotation schedules across a store restart (store process, the CLI)', f
   let socket: string;
   let store: StoreProcess | undefined;
   const env = () => ({ HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir });
-  const cli = (args: string[], input?: string) => {
-    const result = hush(args, { env: env(), input });
-    if (result.status !== 0) throw new Error(`hush ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-    return result.stdout.trim();
-  };
+  const cli = (args: string[], input?: string) => hushOk(args, { env: env(), input }).stdout.trim();
   const startStore = async () => startStoreProcess({ data: join(dir, 'data'), socket, home: dir, extraArgs: ['--listen', `127.0.0.1:${await freePort()}`, '--admin', ''] });
   const version = () => (JSON.parse(cli(['secret', 'inspect', 'api_token'])) as { version: number }[])[0]!.version;
 

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { call, closeClients } from '../helpers/http.js';
-import { hush, runHush, startHush, type Running } from '../helpers/hush-process.js';
+import { hushOk, runHush, startHush, type Running } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
 
@@ -25,11 +25,7 @@ describe('hush run --env (integration, real FUSE)', function () {
   const second = `pw-${randomBytes(10).toString('hex')}`;
   const running: Running[] = [];
 
-  const cli = (args: string[], input?: string | Buffer) => {
-    const r = hush(args, { env, input });
-    if (r.status !== 0) throw new Error(`hush ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const cli = (args: string[], input?: string | Buffer) => hushOk(args, { env, input }).stdout;
   const containers = async () => (await call<{ id: string }[]>(agentSocket, 'GET', '/v1/containers')).body;
 
   before(async () => {

@@ -12,7 +12,7 @@ import { chmod, mkdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { call, closeClients } from '../helpers/http.js';
-import { hush, runHush, startHush, type Running } from '../helpers/hush-process.js';
+import { hushOk, runHush, startHush, type Running } from '../helpers/hush-process.js';
 import { hushMountsUnder } from '../helpers/mounts.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
@@ -31,11 +31,7 @@ describe('hush up + hush run (integration, real FUSE)', function () {
   const big = randomBytes(500 * 1024);
   const other = `other-${randomBytes(8).toString('hex')}`;
 
-  const cli = (args: string[], input?: string | Buffer) => {
-    const r = hush(args, { env, input });
-    if (r.status !== 0) throw new Error(`hush ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const cli = (args: string[], input?: string | Buffer) => hushOk(args, { env, input }).stdout;
   const run = (service: string, command: string[], extra: string[] = []) => runHush(['run', '--service', service, ...extra, '--', ...command], env);
   const containers = async () => (await call<{ id: string; service: string; mount: string }[]>(agentSocket, 'GET', '/v1/containers')).body;
 

@@ -10,7 +10,7 @@ import { cp, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort, startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { call, closeClients } from '../helpers/http.js';
-import { hush, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
+import { hushOk, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
 
@@ -40,11 +40,7 @@ describe('agent session resume against a restarted store (embedded engine)', fun
     const start = async () => {
       store = await startStoreProcess({ data, socket, home: dir, extraArgs: ['--listen', `127.0.0.1:${port}`, '--admin', ''] });
     };
-    const cli = (args: string[], input?: string) => {
-      const result = hush(args, { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir }, input });
-      if (result.status !== 0) throw new Error(`hush ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-      return result.stdout.trim();
-    };
+    const cli = (args: string[], input?: string) => hushOk(args, { env: { HUSH_HOST: `unix://${socket}`, HUSH_HOME: dir }, input }).stdout.trim();
     const held = async () => (await call<Held>(agent!.socket, 'GET', '/v1/debug/held')).body;
     const heldPairs = async () => (await held()).secrets.map((s) => [s.name, s.version]);
     const metric = async (line: RegExp) => line.test((await call(socket, 'GET', '/metrics')).text);

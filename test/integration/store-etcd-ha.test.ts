@@ -17,7 +17,7 @@ import { Etcd3 } from 'etcd3';
 import { freePort, startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.js';
 import { call, closeClients, type ErrorBody } from '../helpers/http.js';
-import { hush, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
+import { hush, hushOk, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
 
@@ -62,11 +62,7 @@ describe('store HA: two replicas on a 3-member etcd cluster, agents failing over
   const startReplica = async (r: Replica) => {
     r.process = await startStoreProcess({ data: r.data, socket: r.socket, home: r.home, extraArgs: storeArgs(r) });
   };
-  const cli = (r: Replica, args: string[], input?: string) => {
-    const result = hush(args, { env: { HUSH_HOST: `unix://${r.socket}`, HUSH_HOME: r.home }, input });
-    if (result.status !== 0) throw new Error(`hush ${args.join(' ')} via ${r.name} failed (${result.status}): ${result.stderr}`);
-    return result.stdout.trim();
-  };
+  const cli = (r: Replica, args: string[], input?: string) => hushOk(args, { env: { HUSH_HOST: `unix://${r.socket}`, HUSH_HOME: r.home }, input }).stdout.trim();
   const storeList = (r: Replica) => [r, ...replicas.filter((x) => x !== r)].map((x) => `127.0.0.1:${x.port}`).join(',');
   /** An agent that prefers replica `r` (listed first) and knows the other. */
   const agentOn = async (r: Replica, name: string, token: string) => {

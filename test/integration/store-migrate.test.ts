@@ -12,7 +12,7 @@ import { Etcd3 } from 'etcd3';
 import { freePort, startAgentProcess, type AgentProcess } from '../helpers/agent-process.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.js';
 import { call, closeClients } from '../helpers/http.js';
-import { hush, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
+import { hush, hushOk, startStoreProcess, stopProcess, type StoreProcess } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 
 describe('hush store migrate: embedded store to etcd', function () {
@@ -38,12 +38,9 @@ describe('hush store migrate: embedded store to etcd', function () {
     await removeDir(dir);
   });
 
-  const run = (args: string[], socket?: string, input?: string) => hush(args, { env: { HUSH_HOME: join(dir, 'home'), ...(socket ? { HUSH_HOST: `unix://${socket}` } : {}) }, input });
-  const ok = (args: string[], socket?: string, input?: string) => {
-    const result = run(args, socket, input);
-    if (result.status !== 0) throw new Error(`hush ${args.join(' ')} failed (${result.status}): ${result.stderr}`);
-    return result.stdout.trim();
-  };
+  const envOf = (socket?: string) => ({ HUSH_HOME: join(dir, 'home'), ...(socket ? { HUSH_HOST: `unix://${socket}` } : {}) });
+  const run = (args: string[], socket?: string, input?: string) => hush(args, { env: envOf(socket), input });
+  const ok = (args: string[], socket?: string, input?: string) => hushOk(args, { env: envOf(socket), input }).stdout.trim();
 
   it('moves secrets with their versions, services, the CA and the join token; the replica on etcd serves them', async () => {
     const data = join(dir, 'embedded');

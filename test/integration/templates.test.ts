@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { closeClients } from '../helpers/http.js';
-import { hush, runHush, startHush, type Running } from '../helpers/hush-process.js';
+import { hush, hushOk, runHush, startHush, type Running } from '../helpers/hush-process.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
 
@@ -18,11 +18,7 @@ describe('template grants (integration, real FUSE)', function () {
   let env: Record<string, string>;
 
   const cli = (args: string[], input?: string) => hush(args, { env, input });
-  const ok = (args: string[], input?: string) => {
-    const r = cli(args, input);
-    if (r.status !== 0) throw new Error(`hush ${args.join(' ')}: ${r.stderr}`);
-    return r.stdout;
-  };
+  const ok = (args: string[], input?: string) => hushOk(args, { env, input }).stdout;
   const read = async (service: string, file: string) => {
     const r = await runHush(['run', '--service', service, '--', 'cat', `/run/secrets/${file}`], env);
     if (r.code !== 0) throw new Error(`cat ${file}: ${r.stderr}`);

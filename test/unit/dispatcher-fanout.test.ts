@@ -6,6 +6,7 @@ import { PropagationTracker } from '../../src/rotation/index.js';
 import { Dispatcher } from '../../src/server/dispatcher.js';
 import { keys, NodeStore, openStore, type Backend, type OpenedStore } from '../../src/store/index.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 /** A session stream as the dispatcher sees it: it records what the store writes; the test emits what the agent sends. */
 class FakeStream extends EventEmitter {
@@ -32,11 +33,6 @@ function countingBackend(inner: Backend): { backend: Backend; nodeReads: () => n
     close: () => inner.close(),
   };
   return { backend, nodeReads: () => reads };
-}
-
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
-  expect(check()).to.equal(true);
 }
 
 describe('dispatcher fan-out: a change re-checks only the nodes it affects', () => {
@@ -78,7 +74,7 @@ describe('dispatcher fan-out: a change re-checks only the nodes it affects', () 
       s.written.some((m) => (m.body === 'snapshot' && m.snapshot.secrets.some((v) => v.name === 'db_pw')) || (m.body === 'delta' && m.delta.upserts.some((v) => v.name === 'db_pw')));
     const sentApiKey = (s: FakeStream) =>
       s.written.some((m) => (m.body === 'snapshot' && m.snapshot.secrets.some((v) => v.name === 'api_key')) || (m.body === 'delta' && m.delta.upserts.some((v) => v.name === 'api_key')));
-    await until(() => [...streams.values()].every((s) => sentDbPw(s) || sentApiKey(s)));
+    await until(() => [...streams.values()].every((s) => sentDbPw(s) || sentApiKey(s)), 'every session sent its secrets', 5_000, 10);
     const dbNodes = [...streams.entries()].filter(([, s]) => sentDbPw(s)).map(([id]) => id);
     expect(dbNodes).to.have.length(3);
     // Settle: no session has work left from the hellos.
@@ -87,7 +83,7 @@ describe('dispatcher fan-out: a change re-checks only the nodes it affects', () 
     const readsBefore = counting.nodeReads();
     const writesBefore = new Map([...streams].map(([id, s]) => [id, s.written.length]));
     await store.secrets.rotate('db_pw', new TextEncoder().encode('v2'));
-    await until(() => dbNodes.every((id) => streams.get(id)!.written.length > writesBefore.get(id)!));
+    await until(() => dbNodes.every((id) => streams.get(id)!.written.length > writesBefore.get(id)!), 'the 3 db nodes sent the rotation', 5_000, 10);
     await new Promise((r) => setTimeout(r, 100));
 
     expect(counting.nodeReads() - readsBefore, 'node records read (one per re-checked session)').to.equal(3);
@@ -100,7 +96,7 @@ describe('dispatcher fan-out: a change re-checks only the nodes it affects', () 
       expect(delta.delta.upserts.map((u) => [u.name, u.version])).to.deep.equal([['db_pw', 2]]);
       streams.get(id)!.emit('data', { body: 'ack', ack: { revision: delta.delta.revision } } as AgentMessage);
     }
-    await until(() => tracker.propagation('db_pw', 2, dbNodes).complete);
+    await until(() => tracker.propagation('db_pw', 2, dbNodes).complete, 'the acks of version 2 at the tracker', 5_000, 10);
     expect(tracker.versionOn(updated[0]!, 'db_pw')).to.equal(2);
     expect(dispatcher.status(updated[0]!).ackedRevision).to.be.greaterThan(0);
   });
@@ -126,13 +122,13 @@ describe('dispatcher fan-out: a change re-checks only the nodes it affects', () 
       dispatcher.openSession({ nodeId: node.id, role: 'node', certPem: '' }, stream as never);
       stream.emit('data', { body: 'hello', hello: { containers: [{ id: `c${i}`, service: 'db' }] } } as AgentMessage);
     }
-    await until(() => streams.every((s) => s.written.some((m) => m.body === 'snapshot')));
+    await until(() => streams.every((s) => s.written.some((m) => m.body === 'snapshot')), 'a snapshot to every session', 5_000, 10);
     await new Promise((r) => setTimeout(r, 100));
 
     const before = lists;
     await store.secrets.rotate('db_pw', new TextEncoder().encode('v2'));
     const gotV2 = (s: FakeStream) => s.written.some((m) => m.body === 'delta' && m.delta.upserts.some((u) => u.name === 'db_pw' && u.version === 2));
-    await until(() => streams.every(gotV2));
+    await until(() => streams.every(gotV2), 'version 2 to every session', 5_000, 10);
     expect(lists - before, 'service list reads for one rotation seen by 100 nodes').to.equal(1);
   });
 });

@@ -14,6 +14,7 @@ import { PropagationTracker } from '../../src/rotation/index.js';
 import { Dispatcher } from '../../src/server/dispatcher.js';
 import { openStore, type OpenedStore } from '../../src/store/index.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 /** A session stream as the dispatcher sees it: it records what the store writes; the test emits what the agent sends. */
 class FakeStream extends EventEmitter {
@@ -24,11 +25,6 @@ class FakeStream extends EventEmitter {
     return true;
   }
   end(): void {}
-}
-
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
-  expect(check()).to.equal(true);
 }
 
 const text = (s: string) => new TextEncoder().encode(s);
@@ -76,7 +72,7 @@ describe('dispatcher: resuming a session from the revision the agent holds', () 
     const stream = new FakeStream();
     dispatcher.openSession({ nodeId, role: 'node', certPem: '' }, stream as never);
     stream.emit('data', { body: 'hello', hello } as AgentMessage);
-    await until(() => stream.written.length > 0);
+    await until(() => stream.written.length > 0, 'the first send of the session', 5_000, 10);
     return stream;
   }
 
@@ -163,7 +159,7 @@ describe('dispatcher: resuming a session from the revision the agent holds', () 
     cache.apply(delta);
 
     await store.secrets.rotate('keep', text('keep-2'));
-    await until(() => resumed.written.length > 1);
+    await until(() => resumed.written.length > 1, 'a delta after the resume', 5_000, 10);
     const next = resumed.written[1]!;
     expect(next.body).to.equal('delta');
     const update = (next as { delta: WireDelta }).delta;
@@ -210,7 +206,7 @@ describe('dispatcher: resuming a session from the revision the agent holds', () 
       stream.on('error', (err: Error) => (error = err));
       dispatcher.openSession({ nodeId, role: 'node', certPem: '' }, stream as never);
       stream.emit('data', { body: 'hello', hello: { containers, last_revision: cache.revision, resume: true, held, held_services: [] } } as AgentMessage);
-      await until(() => error !== undefined);
+      await until(() => error !== undefined, 'the session to end with an error', 5_000, 10);
       expect(error!.message).to.match(/listed twice|malformed id|no valid version/);
       expect(stream.written).to.deep.equal([]);
     }

@@ -8,29 +8,10 @@
  */
 import { Command, Option } from 'commander';
 import type { DeployPlan } from '../../compose/index.js';
+import type { DeployAction, DeployResult, StackSummary } from '../../store/index.js';
 import type { ApiClient } from '../client.js';
 import { formatOption, printJson, printTable, type Format } from '../output.js';
 import { DEFAULT_WAIT_SECONDS, timeoutOption, waitForPropagation, waitOption } from '../wait.js';
-
-interface DeployAction {
-  kind: 'secret' | 'service';
-  name: string;
-  action: string;
-  version?: number;
-}
-
-interface DeployResult {
-  project: string;
-  dryRun: boolean;
-  actions: DeployAction[];
-  revision: number;
-}
-
-interface StackSummary {
-  name: string;
-  secrets: number;
-  services: number;
-}
 
 interface DeployOptions {
   composeFile: string[];

@@ -6,29 +6,15 @@
  * on the node's record.
  */
 import { expect } from 'chai';
-import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { AgentMessage, StoreMessage, WireDecision } from '../../src/protocol/index.js';
 import { PropagationTracker } from '../../src/rotation/index.js';
 import { Dispatcher } from '../../src/server/dispatcher.js';
 import { openStore, type OpenedStore } from '../../src/store/index.js';
+import { FakeSessionStream } from '../helpers/session-stream.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
-
-/** A session stream as the dispatcher sees it: it records what the store writes; the test emits what the agent sends. */
-class FakeStream extends EventEmitter {
-  readonly written: StoreMessage[] = [];
-  write(message: StoreMessage): boolean {
-    this.written.push(message);
-    return true;
-  }
-  end(): void {}
-}
-
-async function until(check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 10));
-  expect(check()).to.equal(true);
-}
+import { until } from '../helpers/until.js';
 
 const MAX = 3;
 
@@ -37,7 +23,7 @@ describe('dispatcher: a container start over the node container limit', () => {
   let store: OpenedStore;
   let dispatcher: Dispatcher;
   let nodeId: string;
-  let stream: FakeStream;
+  let stream: FakeSessionStream;
   /** Every line the dispatcher logged, parsed. */
   let logged: { level: number; msg: string }[];
 
@@ -56,10 +42,10 @@ describe('dispatcher: a container start over the node container limit', () => {
     await store.secrets.create('db_pw', new TextEncoder().encode('v1'));
     await store.services.put({ name: 'db', grants: [{ source: 'db_pw', target: 'db_pw', uid: 0, gid: 0, mode: 0o444 }], constraints: [] });
     nodeId = (await store.nodes.register({ name: 'n1', hostname: 'n1', engineLabels: {} })).id;
-    stream = new FakeStream();
+    stream = new FakeSessionStream();
     dispatcher.openSession({ nodeId, role: 'node', certPem: '' }, stream as never);
     stream.emit('data', { body: 'hello', hello: { containers: [], last_revision: 0 } } as AgentMessage);
-    await until(() => stream.written.length > 0);
+    await until(() => stream.written.length > 0, 'the session\'s first send', 5_000, 10);
   });
   afterEach(async () => {
     dispatcher?.stop();
@@ -72,7 +58,7 @@ describe('dispatcher: a container start over the node container limit', () => {
     const requestId = `req-${id}`;
     stream.emit('data', { body: 'container_start', container_start: { request_id: requestId, container: { id, service: 'db' } } } as AgentMessage);
     const decisionOf = () => stream.written.find((m): m is Extract<StoreMessage, { body: 'decision' }> => m.body === 'decision' && m.decision.request_id === requestId)?.decision;
-    await until(() => decisionOf() !== undefined);
+    await until(() => decisionOf() !== undefined, 'the store\'s decision', 5_000, 10);
     return decisionOf()!;
   }
 

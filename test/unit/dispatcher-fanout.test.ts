@@ -1,22 +1,12 @@
 import { expect } from 'chai';
-import { EventEmitter } from 'node:events';
 import pino from 'pino';
-import type { AgentMessage, StoreMessage } from '../../src/protocol/index.js';
+import type { AgentMessage } from '../../src/protocol/index.js';
 import { PropagationTracker } from '../../src/rotation/index.js';
 import { Dispatcher } from '../../src/server/dispatcher.js';
 import { keys, NodeStore, openStore, type Backend, type OpenedStore } from '../../src/store/index.js';
+import { FakeSessionStream } from '../helpers/session-stream.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
-
-/** A session stream as the dispatcher sees it: it records what the store writes; the test emits what the agent sends. */
-class FakeStream extends EventEmitter {
-  readonly written: StoreMessage[] = [];
-  write(message: StoreMessage): boolean {
-    this.written.push(message);
-    return true;
-  }
-  end(): void {}
-}
 
 /** Counts reads of node records: the dispatcher reads a node's record each time it re-checks that node. */
 function countingBackend(inner: Backend): { backend: Backend; nodeReads: () => number } {
@@ -61,18 +51,18 @@ describe('dispatcher fan-out: a change re-checks only the nodes it affects', () 
     dispatcher = new Dispatcher({ ...store, nodes, watched: { ...store.watched, nodes } }, pino({ level: 'silent' }), { maxContainersPerNode: 10 }, tracker);
     await dispatcher.start();
 
-    const streams = new Map<string, FakeStream>();
+    const streams = new Map<string, FakeSessionStream>();
     for (let i = 0; i < 100; i++) {
       const node = await store.nodes.register({ name: `node${i}`, hostname: `node${i}`, engineLabels: {} });
-      const stream = new FakeStream();
+      const stream = new FakeSessionStream();
       streams.set(node.id, stream);
       dispatcher.openSession({ nodeId: node.id, role: 'node', certPem: '' }, stream as never);
       const hello: AgentMessage = { body: 'hello', hello: { containers: [{ id: `c${i}`, service: i < 3 ? 'db' : 'web' }] } } as AgentMessage;
       stream.emit('data', hello);
     }
-    const sentDbPw = (s: FakeStream) =>
+    const sentDbPw = (s: FakeSessionStream) =>
       s.written.some((m) => (m.body === 'snapshot' && m.snapshot.secrets.some((v) => v.name === 'db_pw')) || (m.body === 'delta' && m.delta.upserts.some((v) => v.name === 'db_pw')));
-    const sentApiKey = (s: FakeStream) =>
+    const sentApiKey = (s: FakeSessionStream) =>
       s.written.some((m) => (m.body === 'snapshot' && m.snapshot.secrets.some((v) => v.name === 'api_key')) || (m.body === 'delta' && m.delta.upserts.some((v) => v.name === 'api_key')));
     await until(() => [...streams.values()].every((s) => sentDbPw(s) || sentApiKey(s)), 'every session sent its secrets', 5_000, 10);
     const dbNodes = [...streams.entries()].filter(([, s]) => sentDbPw(s)).map(([id]) => id);
@@ -114,10 +104,10 @@ describe('dispatcher fan-out: a change re-checks only the nodes it affects', () 
     });
     dispatcher = new Dispatcher({ ...store, services, watched: { ...store.watched, services } }, pino({ level: 'silent' }), { maxContainersPerNode: 10 }, new PropagationTracker());
     await dispatcher.start();
-    const streams: FakeStream[] = [];
+    const streams: FakeSessionStream[] = [];
     for (let i = 0; i < 100; i++) {
       const node = await store.nodes.register({ name: `node${i}`, hostname: `node${i}`, engineLabels: {} });
-      const stream = new FakeStream();
+      const stream = new FakeSessionStream();
       streams.push(stream);
       dispatcher.openSession({ nodeId: node.id, role: 'node', certPem: '' }, stream as never);
       stream.emit('data', { body: 'hello', hello: { containers: [{ id: `c${i}`, service: 'db' }] } } as AgentMessage);
@@ -127,7 +117,7 @@ describe('dispatcher fan-out: a change re-checks only the nodes it affects', () 
 
     const before = lists;
     await store.secrets.rotate('db_pw', new TextEncoder().encode('v2'));
-    const gotV2 = (s: FakeStream) => s.written.some((m) => m.body === 'delta' && m.delta.upserts.some((u) => u.name === 'db_pw' && u.version === 2));
+    const gotV2 = (s: FakeSessionStream) => s.written.some((m) => m.body === 'delta' && m.delta.upserts.some((u) => u.name === 'db_pw' && u.version === 2));
     await until(() => streams.every(gotV2), 'version 2 to every session', 5_000, 10);
     expect(lists - before, 'service list reads for one rotation seen by 100 nodes').to.equal(1);
   });

@@ -5,27 +5,16 @@
  * compared with what a fresh Snapshot gives, name by name, value by value.
  */
 import { expect } from 'chai';
-import { EventEmitter } from 'node:events';
 import pino from 'pino';
 import { SecretCache } from '../../src/agent/cache.js';
 import { StoreMetrics } from '../../src/metrics/index.js';
-import type { AgentMessage, StoreMessage, WireContainer, WireDelta, WireHello, WireSnapshot } from '../../src/protocol/index.js';
+import type { AgentMessage, WireContainer, WireDelta, WireHello, WireSnapshot } from '../../src/protocol/index.js';
 import { PropagationTracker } from '../../src/rotation/index.js';
 import { Dispatcher } from '../../src/server/dispatcher.js';
 import { openStore, type OpenedStore } from '../../src/store/index.js';
+import { FakeSessionStream } from '../helpers/session-stream.js';
 import { removeDir, tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
-
-/** A session stream as the dispatcher sees it: it records what the store writes; the test emits what the agent sends. */
-class FakeStream extends EventEmitter {
-  readonly written: StoreMessage[] = [];
-  write(message: StoreMessage): boolean {
-    // The dispatcher hands over buffers the agent's cache zeroes once sealed: keep copies, as the wire would.
-    this.written.push(structuredClone(message));
-    return true;
-  }
-  end(): void {}
-}
 
 const text = (s: string) => new TextEncoder().encode(s);
 const grant = (source: string) => ({ source, target: source, uid: 0, gid: 0, mode: 0o444 });
@@ -68,15 +57,15 @@ describe('dispatcher: resuming a session from the revision the agent holds', () 
   });
 
   /** Opens a session, sends `hello`, and returns the stream once the store's first message is there. */
-  async function session(hello: WireHello): Promise<FakeStream> {
-    const stream = new FakeStream();
+  async function session(hello: WireHello): Promise<FakeSessionStream> {
+    const stream = new FakeSessionStream();
     dispatcher.openSession({ nodeId, role: 'node', certPem: '' }, stream as never);
     stream.emit('data', { body: 'hello', hello } as AgentMessage);
     await until(() => stream.written.length > 0, 'the first send of the session', 5_000, 10);
     return stream;
   }
 
-  function close(stream: FakeStream): void {
+  function close(stream: FakeSessionStream): void {
     stream.emit('end');
   }
 
@@ -201,7 +190,7 @@ describe('dispatcher: resuming a session from the revision the agent holds', () 
       [{ name: 'keep', secret_id: '../../x', version: 1 }],
       [{ name: 'keep', secret_id: 'abc', version: 0 }],
     ]) {
-      const stream = new FakeStream();
+      const stream = new FakeSessionStream();
       let error: Error | undefined;
       stream.on('error', (err: Error) => (error = err));
       dispatcher.openSession({ nodeId, role: 'node', certPem: '' }, stream as never);

@@ -345,7 +345,7 @@ describe('store HA: two replicas on a 3-member etcd cluster, agents failing over
     }
   });
 
-  it('elects exactly one replica to run the singleton jobs; after kill -9 of it, the other takes over once the lease expires', async () => {
+  it('elects exactly one replica to run the singleton jobs; after kill -9 of it, the other takes over once the lease expires and runs the schedules, one version per due time', async () => {
     const elected = (r: Replica) => (r.process!.output().match(/now runs the singleton jobs/g) ?? []).length;
     await until(() => elected(replicas[0]!) + elected(replicas[1]!) === 1, 'one replica elected');
     const leader = elected(replicas[0]!) === 1 ? replicas[0]! : replicas[1]!;
@@ -353,9 +353,26 @@ describe('store HA: two replicas on a 3-member etcd cluster, agents failing over
     // Still one, a while later: the other is waiting, not elected too.
     await new Promise((r) => setTimeout(r, 1500));
     expect(elected(other)).to.equal(0);
+
+    // A schedule made through the replica that is not running the jobs: the leader runs it.
+    cli(other, ['secret', 'create', 'scheduled_pw', '-'], 'first');
+    cli(other, ['secret', 'rotate', 'scheduled_pw', '--every', '2s', '--generate', '16']);
+    const scheduledAt = () =>
+      (JSON.parse(cli(other, ['secret', 'versions', 'scheduled_pw', '--format', 'json'])) as { createdAt: string; origin?: string }[])
+        .filter((v) => v.origin === 'schedule')
+        .map((v) => Date.parse(v.createdAt))
+        .sort((x, y) => x - y);
+    await until(() => scheduledAt().length >= 2, 'two scheduled rotations run by the leader', 20_000);
+
     leader.process!.child.kill('SIGKILL');
     await leader.process!.exited;
+    const killedAt = Date.now();
     await until(() => elected(other) === 1, 'the other replica elected after the lease expired', 20_000);
+    await until(() => scheduledAt().filter((t) => t > killedAt).length >= 2, 'two scheduled rotations run by the new leader', 20_000);
+    // Each run sets the next due time one period (2 s) after it: two versions closer than that are one due time run twice.
+    const times = scheduledAt();
+    for (let i = 1; i < times.length; i++) expect(times[i]! - times[i - 1]!, `scheduled versions ${i} and ${i + 1} apart (ms)`).to.be.at.least(1000);
+    cli(other, ['secret', 'rotate', 'scheduled_pw', '--every', 'off']);
   });
 
   it('refuses loudly a record written into etcd without the store\'s key', async () => {

@@ -29,6 +29,7 @@ import { writeFileAtomic } from '../files/index.js';
 import { log } from '../log/index.js';
 import { decodeCommit, encodeCommit } from './commit-codec.js';
 import type { LogAuth } from './log-auth.js';
+import { PrefixIndex } from './prefix-index.js';
 import { readSegment, WalWriter, type RecoveredSegment } from './wal.js';
 
 export interface EmbeddedOptions {
@@ -77,6 +78,8 @@ const revisionOf = (file: string) => Number(file.replace(/^\D+-(\d+)\..*$/, '$1'
 
 export class EmbeddedBackend implements KeyedBackend {
   private readonly committed = new Map<string, StoredValue>();
+  /** The committed keys by first segment, for list(): kept with `committed` by setCommitted/deleteCommitted. */
+  private readonly prefixes = new PrefixIndex();
   /** Latest state of keys written by commits that are queued but not yet durable (null = deleted). */
   private readonly pendingState = new Map<string, { value: string | null; modRevision: number }>();
   private queue: Pending[] = [];
@@ -146,6 +149,7 @@ export class EmbeddedBackend implements KeyedBackend {
     } catch (err) {
       // A refused attempt leaves nothing behind (the writer is opened last): the engine stays closed, and a later attempt starts over.
       this.committed.clear();
+      this.prefixes.clear();
       this.committedRevision = 0;
       this.nextRevision = 1;
       throw err;
@@ -161,7 +165,12 @@ export class EmbeddedBackend implements KeyedBackend {
   async list(prefix: string): Promise<KvEntry[]> {
     this.assertAuthenticated();
     const out: KvEntry[] = [];
-    for (const [key, stored] of this.committed) if (key.startsWith(prefix)) out.push({ key, ...stored });
+    const candidates = this.prefixes.candidates(prefix);
+    if (candidates === undefined) {
+      for (const [key, stored] of this.committed) if (key.startsWith(prefix)) out.push({ key, ...stored });
+    } else {
+      for (const key of candidates) if (key.startsWith(prefix)) out.push({ key, ...this.committed.get(key)! });
+    }
     return out.sort((a, b) => (a.key < b.key ? -1 : 1));
   }
 
@@ -237,10 +246,20 @@ export class EmbeddedBackend implements KeyedBackend {
     }
   }
 
+  private setCommitted(key: string, stored: StoredValue): void {
+    this.committed.set(key, stored);
+    this.prefixes.add(key);
+  }
+
+  private deleteCommitted(key: string): void {
+    this.committed.delete(key);
+    this.prefixes.delete(key);
+  }
+
   private apply(revision: number, ops: KvOp[]): void {
     for (const op of ops) {
-      if (op.type === 'put') this.committed.set(op.key, { value: op.value, modRevision: revision });
-      else this.committed.delete(op.key);
+      if (op.type === 'put') this.setCommitted(op.key, { value: op.value, modRevision: revision });
+      else this.deleteCommitted(op.key);
       const pending = this.pendingState.get(op.key);
       if (pending && pending.modRevision === revision) this.pendingState.delete(op.key);
     }
@@ -291,7 +310,7 @@ export class EmbeddedBackend implements KeyedBackend {
       const path = join(dir, latestSnapshot);
       const snap = verifySnapshot(path, await readFile(path, 'utf8'), auth);
       if (snap.format === 1) unkeyedSnapshot = path;
-      for (const [key, stored] of snap.entries) this.committed.set(key, stored);
+      for (const [key, stored] of snap.entries) this.setCommitted(key, stored);
       revision = snap.revision;
       chain = Buffer.from(snap.chainHash, 'hex');
     }

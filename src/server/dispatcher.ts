@@ -21,6 +21,7 @@ import type { ChangeBatch, NodeRecord, OpenedStore } from '../store/index.js';
 import { assertValidContainer, assertValidHello, nodeContainer, assertValidReadReport, tooManyContainers } from './agent-input.js';
 import { Assignments } from './assignments.js';
 import { NodeSession, heldStateOf, type DesiredState } from './node-session.js';
+import { RevisionMemo } from './revision-memo.js';
 import type { ReplicaPresence } from './presence.js';
 
 /** A failed update of a node is tried again after this long (the storage's own retries have given up by then). */
@@ -40,12 +41,11 @@ export class Dispatcher {
   readonly reads = new ReadLedger();
   private readonly assignments = new Assignments();
   private unsubscribe: (() => void) | undefined;
-  /** serviceIndex()'s read and the store revision it was made at. */
-  private services: { revision: number; index: Promise<Map<string, acl.ServiceSpec>> } | undefined;
-  /** secretHead()'s reads and the store revision they were made at. */
-  private heads: { revision: number; byName: Map<string, Promise<{ version: number; id: string } | undefined>> } | undefined;
-  /** entitledNodes()'s reads at one store revision, dropped by every change (see there). */
-  private entitled: { revision: number; bySecret: Map<string, Promise<Map<string, string>>> } | undefined;
+  /** serviceIndex()'s read, secretHead()'s and entitledNodes()'s, each once per store revision. */
+  private readonly services = new RevisionMemo<Map<string, acl.ServiceSpec>>();
+  private readonly heads = new RevisionMemo<{ version: number; id: string } | undefined>();
+  /** Also dropped by every change (see entitledNodes). */
+  private readonly entitled = new RevisionMemo<Map<string, string>>();
 
   constructor(
     private readonly store: OpenedStore,
@@ -75,7 +75,7 @@ export class Dispatcher {
 
   /** The sessions a change touches: those of the nodes it affects, and no other. */
   private onChange(batch: ChangeBatch): void {
-    this.entitled = undefined;
+    this.entitled.clear();
     this.presence?.onChange(batch);
     for (const change of batch.changes) {
       if (change.kind !== 'revoked') continue;
@@ -134,17 +134,7 @@ export class Dispatcher {
    * in the middle of the fan-out whose acks it is waiting for.
    */
   private entitledNodes(secret: string): Promise<Map<string, string>> {
-    const revision = this.store.watched.backend.revision();
-    if (this.entitled?.revision !== revision) this.entitled = { revision, bySecret: new Map() };
-    const cache = this.entitled.bySecret;
-    let nodes = cache.get(secret);
-    if (!nodes) {
-      const read = this.readEntitledNodes(secret);
-      cache.set(secret, read);
-      read.catch(() => cache.get(secret) === read && cache.delete(secret));
-      nodes = read;
-    }
-    return nodes;
+    return this.entitled.get(this.store.watched.backend.revision(), secret, () => this.readEntitledNodes(secret));
   }
 
   private async readEntitledNodes(secret: string): Promise<Map<string, string>> {
@@ -450,19 +440,13 @@ export class Dispatcher {
    * it affects, and each node's sync needs the same index. Read per node, a
    * rotation seen by 1,000 nodes listed the services 1,000 times (the embedded
    * engine's list scans every key: ~2 ms each with 10,000 secrets), which held
-   * the rotate call's answer ~2 s (bench/propagation.ts). The promise is kept,
-   * so syncs that start together share one read; a failed read is not kept.
+   * the rotate call's answer ~2 s (bench/propagation.ts).
    */
   private serviceIndex(): Promise<Map<string, acl.ServiceSpec>> {
-    const revision = this.store.watched.backend.revision();
-    if (this.services?.revision !== revision) {
-      const index = this.store.watched.services.list().then((list) => new Map(list.map((s) => [s.name, { name: s.name, grants: s.grants, constraints: s.constraints }])));
-      this.services = { revision, index };
-      index.catch(() => {
-        if (this.services?.index === index) this.services = undefined;
-      });
-    }
-    return this.services!.index;
+    return this.services.get(this.store.watched.backend.revision(), '', async () => {
+      const list = await this.store.watched.services.list();
+      return new Map(list.map((s) => [s.name, { name: s.name, grants: s.grants, constraints: s.constraints }]));
+    });
   }
 
   /**
@@ -470,26 +454,18 @@ export class Dispatcher {
    * once per store revision like the service index: a rotation reaches every
    * node running a service granted the secret, and each node's sync needs the
    * same answer. Read per node, each of 1,000 syncs parsed the secret's whole
-   * record (every kept version, sealed). A failed read is not kept.
+   * record (every kept version, sealed).
    */
   private secretHead(name: string): Promise<{ version: number; id: string } | undefined> {
-    const revision = this.store.watched.backend.revision();
-    if (this.heads?.revision !== revision) this.heads = { revision, byName: new Map() };
-    const cache = this.heads.byName;
-    let head = cache.get(name);
-    if (!head) {
-      const read = this.store.watched.secrets.inspect(name).then(
+    return this.heads.get(this.store.watched.backend.revision(), name, () =>
+      this.store.watched.secrets.inspect(name).then(
         (secret) => ({ version: secret.version, id: secret.id }),
         (err: unknown) => {
           if (err instanceof HushError && err.code === 'not_found') return undefined;
-          if (cache.get(name) === read) cache.delete(name);
           throw err;
         },
-      );
-      cache.set(name, read);
-      head = read;
-    }
-    return head;
+      ),
+    );
   }
 
   /** What placement judges: the admin labels of the node's name, and what the node reported about itself. */

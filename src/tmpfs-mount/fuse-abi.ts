@@ -57,6 +57,7 @@
  *
  *   INVAL_ENTRY  fuse_notify_inval_entry_out (16) + name + NUL   parent u64 @0 | namelen u32 @8 | flags u32 @12
  *   INVAL_INODE  fuse_notify_inval_inode_out (24)                ino u64 @0 | off i64 @8 | len i64 @16
+ *   STORE        fuse_notify_store_out (24) + bytes                nodeid u64 @0 | offset u64 @8 | size u32 @16 | padding u32 @20
  */
 
 export const ROOT_ID = 1;
@@ -185,6 +186,7 @@ export const OpenFlag = {
 export const Notify = {
   INVAL_INODE: 2,
   INVAL_ENTRY: 3,
+  STORE: 4,
 } as const;
 
 /** Directory entry types (DT_* of dirent.h). */
@@ -318,6 +320,22 @@ export function invalEntryNotification(parent: number, name: string): Buffer {
   payload.writeUInt32LE(nameBytes.length, 8);
   nameBytes.copy(payload, 16);
   return notification(Notify.INVAL_ENTRY, payload);
+}
+
+/**
+ * The node's bytes from offset 0, into its page cache. The kernel takes it
+ * only for a node it holds (else ENOENT). The caller zeroes the message.
+ */
+export function storeNotification(ino: number, bytes: Buffer): Buffer {
+  const payload = Buffer.alloc(24 + bytes.length);
+  writeU64(payload, 0, ino);
+  payload.writeUInt32LE(bytes.length, 16);
+  bytes.copy(payload, 24);
+  try {
+    return notification(Notify.STORE, payload);
+  } finally {
+    payload.fill(0);
+  }
 }
 
 /** off 0, len 0: the node's attributes and all its cached pages (for a directory: its cached listing). */

@@ -64,6 +64,8 @@ interface HeldNode extends WorkerNode {
 export class NodeTable {
   readonly #names = new Map<string, number>();
   readonly #nodes = new Map<number, HeldNode>();
+  /** Node ids some name points at. */
+  readonly #current = new Set<number>();
   #sorted: string[] = [];
 
   apply(update: ViewUpdate): void {
@@ -71,6 +73,8 @@ export class NodeTable {
     for (const id of update.drop) this.#nodes.delete(id);
     if (update.names === undefined) return;
     this.#names.clear();
+    this.#current.clear();
+    for (const [, id] of update.names) this.#current.add(id);
     // Keyed by the name's UTF-8 bytes read as latin1: a LOOKUP matches byte for byte.
     for (const [name, id] of update.names) this.#names.set(Buffer.from(name).toString('latin1'), id);
     this.#sorted = [...this.#names.keys()].sort();
@@ -84,6 +88,11 @@ export class NodeTable {
 
   get(id: number): HeldNode | undefined {
     return this.#nodes.get(id);
+  }
+
+  /** A node some name points at now (not a superseded version). */
+  current(id: number): HeldNode | undefined {
+    return this.#current.has(id) ? this.#nodes.get(id) : undefined;
   }
 
   /** [latin1 name, node id] in a stable order. */
@@ -108,6 +117,13 @@ export interface DispatchOptions {
   entryTimeoutMs: number;
   attrTimeoutMs: number;
   noOpen: boolean;
+  /**
+   * Names that start with this (latin1; random per mount, known only to the
+   * agent) are the agent's own lookups of a node by id, made so that it can
+   * fill the node's page cache (kernel-prefill.ts): never listed, never
+   * recorded as an access.
+   */
+  prefillPrefix: string;
 }
 
 const INIT_NO_OPEN = 1;
@@ -275,11 +291,13 @@ export class Dispatcher {
     if (h.nodeid !== ROOT_ID) return this.#error(out, h.unique, this.table.get(h.nodeid) ? Errno.ENOTDIR : Errno.ENOENT);
     const end = body.indexOf(0);
     const name = body.toString('latin1', 0, end < 0 ? body.length : end);
-    let node = this.table.byName(name);
+    const prefill = name.startsWith(this.opts.prefillPrefix);
+    const find = (): HeldNode | undefined => (prefill ? this.#prefillNode(name) : this.table.byName(name));
+    let node = find();
     // Dropped between the main thread's update and our drain: take the update and look again.
     while (node?.state && !addLookup(node.state)) {
       this.sync();
-      node = this.table.byName(name);
+      node = find();
     }
     if (node === undefined) return this.#error(out, h.unique, Errno.ENOENT);
     if (!node.shared) {
@@ -287,7 +305,7 @@ export class Dispatcher {
       this.#problem('error', 'lookup', node.id, 'this version could not be read when it was published');
       return this.#error(out, h.unique, Errno.EIO);
     }
-    if (!this.#reported.has(node.id)) {
+    if (!prefill && !this.#reported.has(node.id)) {
       this.#reported.add(node.id);
       this.emit({ kind: 'lookup', node: node.id, pid: h.pid, uid: h.uid, gid: h.gid, at: Date.now() });
     }
@@ -300,6 +318,16 @@ export class Dispatcher {
     out.writeUInt32LE(this.#attr[1], o + 36);
     writeAttr(out, o + 40, node.attr);
     return this.#ok(out, h.unique, ENTRY_OUT_BYTES);
+  }
+
+  /**
+   * The node a prefill name points at: the agent's lookup by id, of current
+   * versions only (a superseded one's name was invalidated with it and must
+   * not come back).
+   */
+  #prefillNode(name: string): HeldNode | undefined {
+    const id = name.slice(this.opts.prefillPrefix.length);
+    return /^[1-9][0-9]{0,14}$/.test(id) ? this.table.current(Number(id)) : undefined;
   }
 
   #forget(id: number, n: number): void {

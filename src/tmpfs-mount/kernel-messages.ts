@@ -117,6 +117,8 @@ export interface WorkerData {
   rootMtimeMs: number;
   entryTimeoutMs: number;
   attrTimeoutMs: number;
+  /** Names the agent looks nodes up by to fill their page cache (kernel-dispatch.ts). */
+  prefillPrefix: string;
   /** false: treat the kernel as if it lacked FUSE_NO_OPEN_SUPPORT (opens reach us; tests and the bench). */
   noOpen: boolean;
   /** The first update, applied before the first request. */

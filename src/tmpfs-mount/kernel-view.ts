@@ -12,6 +12,7 @@
 import { invalEntryNotification, invalInodeNotification, ROOT_ID, S_IFREG } from './fuse-abi.js';
 import type { ViewUpdate, WorkerNode } from './kernel-messages.js';
 import { MAX_RETAINED_BYTES, MAX_RETAINED_VERSIONS, RETENTION_GRACE_MS } from './kernel-options.js';
+import type { Prefiller } from './kernel-prefill.js';
 import { LookupLog } from './lookup-log.js';
 import { forceDrop, MountKey, stateOf, supersede } from './shared-version.js';
 import type { SecretFile, SecretSource } from './types.js';
@@ -32,6 +33,8 @@ export interface ViewPorts {
   post(update: ViewUpdate): void;
   /** Writes a notification to the kernel; returns the errno code if it refused it. */
   notify(message: Buffer): string | null;
+  /** Brings `lookups` up to date with what the serving threads saw. */
+  collectLookups(): void;
   warn(fields: Record<string, unknown>, message: string): void;
 }
 
@@ -49,11 +52,16 @@ export class MountView {
   /** Nodes the kernel forgot, reported one message each: handed on in one update per turn of the event loop. */
   #forgotten: number[] = [];
   #flush: NodeJS.Immediate | undefined;
+  /** Current versions whose prefill name the kernel may hold (kernel-prefill.ts). */
+  readonly #prefilled = new Set<number>();
+  /** Current versions a container looked up (the audit log keeps only the latest records; this keeps every current one). */
+  readonly #lookedUp = new Set<number>();
 
   constructor(
     private readonly source: SecretSource,
     private readonly key: MountKey,
     private readonly ports: ViewPorts,
+    private readonly prefiller?: Prefiller,
   ) {}
 
   /** The first view, before any serving thread runs. */
@@ -77,6 +85,8 @@ export class MountView {
     const add: WorkerNode[] = [];
     const retire: LiveNode[] = [];
     const changed: string[] = [];
+    const fill: number[] = [];
+    if (this.prefiller) this.ports.collectLookups();
     for (const file of files) {
       seen.add(file.name);
       const old = this.#current.get(file.name);
@@ -85,6 +95,8 @@ export class MountView {
       this.#current.set(file.name, node);
       add.push(this.#forWorker(node, file));
       if (old) retire.push(old);
+      // The container looked up the version this one replaces: it reads this file, so it gets the new bytes cached.
+      if (old && this.prefiller && node.shared && this.#lookedUp.has(old.id)) fill.push(node.id);
       changed.push(file.name);
     }
     let namesChanged = add.length > retire.length;
@@ -104,8 +116,23 @@ export class MountView {
     this.#scheduleBoundCheck();
     // 3. The kernel: forget the cached name, so the next open looks it up again.
     for (const name of changed) this.#notify(invalEntryNotification(ROOT_ID, name), name);
+    for (const node of retire) {
+      this.#lookedUp.delete(node.id);
+      if (this.#prefilled.delete(node.id)) this.#notify(invalEntryNotification(ROOT_ID, this.prefiller!.nameOf(node.id)), node.name);
+    }
     // A changed set of names also drops the directory's cached listing.
     if (namesChanged) this.#notify(invalInodeNotification(ROOT_ID), '.');
+    if (fill.length > 0) {
+      for (const id of fill) this.#prefilled.add(id);
+      this.prefiller!.fill(fill);
+    }
+  }
+
+  /** The plaintext of a current version, for its prefill (the caller zeroes it); undefined once superseded. */
+  plaintextOf(id: number): Buffer | undefined {
+    const node = this.#nodes.get(id);
+    if (!node?.shared || this.#current.get(node.name) !== node) return undefined;
+    return this.key.open(id, node.shared, node.size);
   }
 
   /** Every name goes (the mount is being taken down): new lookups find nothing. */
@@ -137,6 +164,8 @@ export class MountView {
   /** A serving thread answered the first lookup of `id`. */
   lookedUp(id: number, caller: { pid: number; uid: number; gid: number; at: number }): void {
     this.lookups.lookup(id, caller);
+    const node = this.#nodes.get(id);
+    if (node && this.#current.get(node.name) === node) this.#lookedUp.add(id);
   }
 
   /** Versions held: current ones and retired ones the kernel still references. */

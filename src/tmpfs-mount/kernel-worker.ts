@@ -36,7 +36,7 @@ const emit = (event: FromWorker): void => {
 };
 
 const dispatcher = new Dispatcher(
-  { key: data.key, connection: new Int32Array(data.connection), rootMtimeMs: data.rootMtimeMs, entryTimeoutMs: data.entryTimeoutMs, attrTimeoutMs: data.attrTimeoutMs, noOpen: data.noOpen },
+  { key: data.key, connection: new Int32Array(data.connection), rootMtimeMs: data.rootMtimeMs, entryTimeoutMs: data.entryTimeoutMs, attrTimeoutMs: data.attrTimeoutMs, noOpen: data.noOpen, prefillPrefix: data.prefillPrefix },
   new BigInt64Array(data.counters),
   emit,
   pending,

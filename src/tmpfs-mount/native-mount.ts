@@ -27,6 +27,7 @@ export async function mountNative(target: string, source: SecretSource, options:
     implementation: 'native',
     stats: () => ({ ...stats, requests: stats.getattr + stats.readdir + stats.open + stats.read + stats.release + stats.refused, openHandles: handles.size }),
     lookups: () => null,
+    settled: () => Promise.resolve(),
     unmount: () => (unmounting ??= session.unmount()),
   };
 }

@@ -76,6 +76,13 @@ export class MountKey {
     return shared;
   }
 
+  /** The whole plaintext of a version sealed with this key (the caller zeroes it). */
+  open(node: number, shared: SharedArrayBuffer, size: number): Buffer {
+    const plaintext = Buffer.alloc(size);
+    openRange(this.#key, node, shared, size, 0, size, plaintext, 0);
+    return plaintext;
+  }
+
   /** Wipes the key. */
   destroy(): void {
     this.#key.fill(0);

@@ -145,6 +145,11 @@ export interface SecretsMount {
   /** kernel: first lookups and releases per version (oldest first); native: null, it cannot see them. */
   lookups(): LookupRecord[] | null;
   /**
+   * Resolves once the background work the changes so far started is done
+   * (kernel: filling new versions into the page cache; native: none).
+   */
+  settled(): Promise<void>;
+  /**
    * Detaches the mount (lazily if a reader still has a file open; that reader
    * keeps reading its pinned version until it closes). Idempotent.
    */

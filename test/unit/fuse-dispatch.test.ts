@@ -17,6 +17,7 @@ import { check, runs } from '../helpers/property.js';
 
 const KEY = randomBytes(32);
 const ALL_FLAGS = 0x7fffffff;
+const PREFILL = '.hush-fill-test-';
 
 interface Header {
   unique?: bigint;
@@ -94,7 +95,7 @@ function fixture(opts: { noOpen?: boolean } = {}) {
   const queue: ViewUpdate[] = [];
   const counters = new BigInt64Array(new SharedArrayBuffer(8 * Counter.SLOTS));
   const d = new Dispatcher(
-    { key: Buffer.from(KEY), connection: new Int32Array(new SharedArrayBuffer(4)), rootMtimeMs: 1_700_000_000_000, entryTimeoutMs: 60_000, attrTimeoutMs: 60_000, noOpen: opts.noOpen ?? true },
+    { key: Buffer.from(KEY), connection: new Int32Array(new SharedArrayBuffer(4)), rootMtimeMs: 1_700_000_000_000, entryTimeoutMs: 60_000, attrTimeoutMs: 60_000, noOpen: opts.noOpen ?? true, prefillPrefix: PREFILL },
     counters,
     (e) => events.push(e),
     () => queue.splice(0),
@@ -191,6 +192,27 @@ describe('FUSE kernel protocol: request handler', () => {
       // A version that could not be read: EIO, counted, reported.
       expect(f.send(request(Op.LOOKUP, cstring('broken')))!.error).to.equal(-Errno.EIO);
       expect(f.counters[Counter.ERRORS]).to.equal(1n);
+    });
+
+    it('LOOKUP of a prefill name: the current node of that id, counted for FORGET, never reported as an access; ENOENT for anything else', () => {
+      const f = initialized();
+      const r = f.send(request(Op.LOOKUP, cstring(`${PREFILL}2`), { pid: 4242 }))!;
+      expect(r.error).to.equal(0);
+      expect(Number(r.body.readBigUInt64LE(0))).to.equal(2);
+      expect(Number(r.body.readBigUInt64LE(48))).to.equal(A.length);
+      expect(f.events.filter((e) => e.kind === 'lookup'), 'the agent looking up its own node is no access').to.have.length(0);
+      // The kernel holds the node through that lookup: it is not dropped until forgotten.
+      expect(Atomics.load(stateOf(f.d.table.get(2)!.shared!), 0) >> 1).to.equal(1);
+      // The container's lookup of the name is still an access.
+      f.send(request(Op.LOOKUP, cstring('a'), { pid: 7 }));
+      expect(f.events.flatMap((e) => (e.kind === 'lookup' ? [[e.node, e.pid]] : []))).to.deep.equal([[2, 7]]);
+      for (const bad of [`${PREFILL}`, `${PREFILL}02`, `${PREFILL}2x`, `${PREFILL}99`, `${PREFILL}-2`, `${PREFILL}1`, `.hush-fill-other-2`]) {
+        expect(f.send(request(Op.LOOKUP, cstring(bad)))!.error, bad).to.equal(-Errno.ENOENT);
+      }
+      // A superseded version (no name points at it any more) has no prefill name either.
+      f.queue.push({ kind: 'update', names: [['a', 5]], add: [f.node(5, Buffer.from('new'))], drop: [] });
+      expect(f.send(request(Op.LOOKUP, cstring(`${PREFILL}2`)))!.error).to.equal(-Errno.ENOENT);
+      expect(Number(f.send(request(Op.LOOKUP, cstring(`${PREFILL}5`)))!.body.readBigUInt64LE(0))).to.equal(5);
     });
 
     it('GETATTR and STATX of the root and of a node; ESTALE for a node it does not hold', () => {

@@ -138,6 +138,68 @@ describe('tmpfs-mount (kernel): node per version, lookups, at-once removal', fun
     });
   });
 
+  it('fills a new version into the page cache where the container read the one it replaces: its first read is one LOOKUP, no READ', async () => {
+    const src = new MemorySource();
+    const large = (c: string): string => c.repeat(500 * 1024);
+    src.set('used', 'u'.repeat(1024));
+    src.set('large', large('1'));
+    src.set('untouched', 'n'.repeat(1024));
+    await withMount(src, async (mnt) => {
+      const path = (name: string): string => join(mnt.mountpoint, name);
+      await cat(path('used'));
+      expect(await cat(path('large'))).to.equal(large('1'));
+      src.set('used', 'U'.repeat(1024));
+      src.set('large', large('2'));
+      src.set('untouched', 'N'.repeat(1024));
+      await mnt.settled();
+      const before = mnt.stats();
+      expect(await cat(path('used'))).to.equal('U'.repeat(1024));
+      expect(await cat(path('large'))).to.equal(large('2'));
+      const filled = mnt.stats();
+      expect(filled.read - before.read, 'READs for the first reads of the filled versions (1 KiB and 500 KiB)').to.equal(0);
+      expect(filled.lookup - before.lookup, 'each open still asks for the name').to.be.at.least(2);
+      // A file the container never read gets no plaintext in its page cache: its first read asks.
+      expect(await cat(path('untouched'))).to.equal('N'.repeat(1024));
+      expect(mnt.stats().read - filled.read).to.equal(1);
+    });
+  });
+
+  it('keeps prefill names out of listings and access records, answers a guessed one with ENOENT, and stops filling a file no longer read', async () => {
+    const src = new MemorySource();
+    src.set('db', 'v1');
+    await withMount(src, async (mnt) => {
+      const file = join(mnt.mountpoint, 'db');
+      await cat(file);
+      src.set('db', 'v2');
+      await mnt.settled();
+      // The agent's own lookup that filled version 2 is no access: only version 1's record.
+      await until(() => mnt.lookups()!.length === 1, 'the lookup record of version 1');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(mnt.lookups()!.map((r) => r.version)).to.deep.equal([1]);
+      expect((await sh('ls', ['-a', mnt.mountpoint])).stdout.split('\n').filter(Boolean)).to.deep.equal(['.', '..', 'db']);
+      const guess = await sh('stat', [join(mnt.mountpoint, `.hush-fill-${'0'.repeat(32)}-3`)]);
+      expect(guess.stderr).to.match(/No such file/);
+      // The container's first read of version 2 is recorded with its pid.
+      const child = spawn('cat', [file], { stdio: 'ignore' });
+      const [code] = await once(child, 'exit');
+      expect(code).to.equal(0);
+      await until(() => mnt.lookups()!.length === 2, 'the lookup record of version 2');
+      expect(mnt.lookups()![1]).to.deep.include({ version: 2 });
+      expect(mnt.lookups()![1]!.firstLookup.pid).to.equal(child.pid);
+
+      // Version 3 is filled (version 2 was read); version 4 is not (nobody read version 3).
+      src.set('db', 'v3');
+      await mnt.settled();
+      src.set('db', 'v4');
+      await mnt.settled();
+      const before = mnt.stats();
+      expect(await cat(file)).to.equal('v4');
+      expect(mnt.stats().read - before.read).to.equal(1);
+      // Nothing holds versions 1-3 any more, the filled but unread version 3 included: the kernel forgot them.
+      await until(() => mnt.stats().retained === 0, 'the kernel releasing every old version');
+    });
+  });
+
   it('makes a removed file vanish at once (ENOENT), also for a process that had it cached, and a new one appear at once', async () => {
     const src = new MemorySource();
     src.set('keep', 'k');

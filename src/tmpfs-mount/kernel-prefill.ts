@@ -11,9 +11,8 @@
  * current versions only and never record as an access (kernel-dispatch.ts).
  * The child gets the prefix in its environment and the ids as arguments:
  * /proc/<pid>/cmdline is readable by every user of the host, environ only by
- * root. The dentry the
- * lookup leaves keeps the node, and its pages, until the version is
- * superseded, when its name is invalidated with the file's.
+ * root. The dentry the lookup leaves keeps the node, and its pages, until the
+ * version is superseded, when its name is invalidated with the file's.
  *
  * The container's first open of the new version still asks the agent (its
  * LOOKUP of the file's name, which the audit of who read what records); only
@@ -32,7 +31,7 @@ const BATCH = 1_000;
 const LOOKUP_TIMEOUT_MS = 10_000;
 
 export interface PrefillPorts {
-  /** The version's plaintext, or undefined when it is gone meanwhile (the caller's copy; zeroed here). */
+  /** The version's plaintext (a copy, zeroed here once written), or undefined when it was superseded meanwhile. */
   open(id: number): Buffer | undefined;
   /** Writes a notification to the kernel; returns the errno code if it refused it. */
   notify(message: Buffer): string | null;
@@ -45,7 +44,7 @@ export class Prefiller {
 
   constructor(
     private readonly mountpoint: string,
-    readonly prefix: string,
+    private readonly prefix: string,
     private readonly ports: PrefillPorts,
   ) {}
 
@@ -83,24 +82,33 @@ export class Prefiller {
   }
 
   #store(id: number): void {
-    const plaintext = this.ports.open(id);
-    if (plaintext === undefined) return;
-    const message = storeNotification(id, plaintext);
-    plaintext.fill(0);
+    let plaintext: Buffer | undefined;
+    let message: Buffer | undefined;
     try {
+      plaintext = this.ports.open(id);
+      if (plaintext === undefined) return;
+      message = storeNotification(id, plaintext);
       const refused = this.ports.notify(message);
       // ENOENT: the kernel no longer holds the node (superseded and forgotten meanwhile).
       if (refused !== null && refused !== 'ENOENT') this.ports.warn({ node: id, error: refused }, 'secrets mount: the kernel refused a page-cache fill');
+    } catch (err) {
+      // Never a value in the message: the error of a decrypt or a buffer allocation.
+      this.ports.warn({ node: id, error: (err as Error).message }, 'secrets mount: a page-cache fill failed; its first read will ask the agent');
     } finally {
-      message.fill(0);
+      plaintext?.fill(0);
+      message?.fill(0);
     }
   }
 }
 
-/** Looks up `prefix` + id for each id from a child process; null when it ran to the end, else why not. */
+/**
+ * Looks up `prefix` + id for each id from a child process; null when it ran
+ * to the end, else why not. A name that is gone (its version superseded
+ * meanwhile) is no failure.
+ */
 function lookUp(prefix: string, ids: number[]): Promise<string | null> {
   return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', 'for id; do [ -e "$HUSH_FILL_PREFIX$id" ]; done', 'sh', ...ids.map(String)], {
+    const child = spawn('/bin/sh', ['-c', 'for id; do [ -e "$HUSH_FILL_PREFIX$id" ] || :; done', 'sh', ...ids.map(String)], {
       stdio: ['ignore', 'ignore', 'pipe'],
       env: { HUSH_FILL_PREFIX: prefix },
     });

@@ -23,7 +23,6 @@ import { run } from './exec.js';
 import { Op } from './fuse-abi.js';
 import { ABANDONED, Counter, MOUNTED, type FromWorker, type InitEvent, type WorkerData } from './kernel-messages.js';
 import { ATTR_TIMEOUT_MS, DEFAULT_SERVING_THREADS, ENTRY_TIMEOUT_MS, INIT_TIMEOUT_MS, MAX_SERVING_THREADS } from './kernel-options.js';
-import { Prefiller } from './kernel-prefill.js';
 import { MountView } from './kernel-view.js';
 import { isMounted, readMounts } from './mountinfo.js';
 import { LookupRing, newLookupRing } from './lookup-ring.js';
@@ -66,6 +65,7 @@ function abortOnExit(connectionDir: string): () => void {
 export interface KernelMountOptions {
   threads?: number;
   noOpen?: boolean;
+  prefill?: boolean;
 }
 
 /** Opens /dev/fuse for a new connection; a clear error when this process cannot. */
@@ -131,31 +131,30 @@ export async function mountKernel(target: string, source: SecretSource, options:
   const rings = ringBuffers.map((b) => new LookupRing(b));
   const mlog = log.child({ mountpoint: target });
 
-  const prefixBytes = randomBytes(16).toString('hex');
-  let view: MountView;
-  const prefiller = new Prefiller(target, `.hush-fill-${prefixBytes}-`, {
-    open: (id) => view.plaintextOf(id),
-    notify: (message) => notifyKernel(message),
-    warn: (fields, message) => mlog.warn(fields, message),
-  });
-  const notifyKernel = (message: Buffer): string | null => {
-    try {
-      writeSync(fd, message);
-      return null;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    }
-  };
-  view = new MountView(source, mountKey, {
-    post(update) {
-      for (const c of channels) c.port1.postMessage(update);
-      // After the posts: a thread that sees the new generation finds them on its port.
-      Atomics.add(new Int32Array(generation), 0, 1);
+  // Prefill names (kernel-prefill.ts): random per mount, known only to this process and its lookup child.
+  const prefillPrefix = `.hush-fill-${randomBytes(16).toString('hex')}-`;
+  const view = new MountView(
+    source,
+    mountKey,
+    {
+      post(update) {
+        for (const c of channels) c.port1.postMessage(update);
+        // After the posts: a thread that sees the new generation finds them on its port.
+        Atomics.add(new Int32Array(generation), 0, 1);
+      },
+      notify(message) {
+        try {
+          writeSync(fd, message);
+          return null;
+        } catch (err) {
+          return (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        }
+      },
+      collectLookups: () => collectLookups(),
+      warn: (fields, message) => mlog.warn(fields, message),
     },
-    notify: notifyKernel,
-    collectLookups: () => collectLookups(),
-    warn: (fields, message) => mlog.warn(fields, message),
-  }, prefiller);
+    options.prefill === false ? undefined : { mountpoint: target, prefix: prefillPrefix },
+  );
   const initial = view.initial();
   // Nothing runs between the first view and the subscription: no change is missed.
   const unsubscribe = source.onChange(() => view.refresh());
@@ -229,7 +228,7 @@ export async function mountKernel(target: string, source: SecretSource, options:
     entryTimeoutMs: ENTRY_TIMEOUT_MS,
     attrTimeoutMs: ATTR_TIMEOUT_MS,
     noOpen: options.noOpen ?? true,
-    prefillPrefix: prefiller.prefix,
+    prefillPrefix,
     initial,
   });
   workers = channels.map((c, i) => {
@@ -291,11 +290,10 @@ export async function mountKernel(target: string, source: SecretSource, options:
       collectLookups();
       return view.lookups.list();
     },
-    settled: () => prefiller.idle(),
+    settled: () => view.settled(),
     unmount: () =>
       (unmounting ??= (async () => {
         unsubscribe();
-        prefiller.stop();
         // Names first: from here on every lookup (also through a bind of this mount elsewhere) finds nothing.
         view.clear();
         view.dispose();

@@ -7,12 +7,14 @@
  * never change, so the kernel may keep its pages for as long as it holds the
  * node. A change makes a new node, re-points the name (to the serving threads
  * first, then to the kernel with FUSE_NOTIFY_INVAL_ENTRY), and retires the old
- * node, which lives on until the kernel forgets it (shared-version.ts).
+ * node, which lives on until the kernel forgets it (shared-version.ts). Where
+ * the container had looked up the old node, the new one is then filled into
+ * the page cache (kernel-prefill.ts).
  */
 import { invalEntryNotification, invalInodeNotification, ROOT_ID, S_IFREG } from './fuse-abi.js';
 import type { ViewUpdate, WorkerNode } from './kernel-messages.js';
 import { MAX_RETAINED_BYTES, MAX_RETAINED_VERSIONS, RETENTION_GRACE_MS } from './kernel-options.js';
-import type { Prefiller } from './kernel-prefill.js';
+import { Prefiller } from './kernel-prefill.js';
 import { LookupLog } from './lookup-log.js';
 import { forceDrop, MountKey, stateOf, supersede } from './shared-version.js';
 import type { SecretFile, SecretSource } from './types.js';
@@ -57,12 +59,19 @@ export class MountView {
   /** Current versions a container looked up (the audit log keeps only the latest records; this keeps every current one). */
   readonly #lookedUp = new Set<number>();
 
+  /** Fills new versions into the page cache; absent when the mount was made without. */
+  readonly #prefiller: Prefiller | undefined;
+
   constructor(
     private readonly source: SecretSource,
     private readonly key: MountKey,
     private readonly ports: ViewPorts,
-    private readonly prefiller?: Prefiller,
-  ) {}
+    /** Where the mount is and its prefill names' prefix (kernel-prefill.ts); undefined: no fills. */
+    prefill?: { mountpoint: string; prefix: string },
+  ) {
+    this.#prefiller =
+      prefill && new Prefiller(prefill.mountpoint, prefill.prefix, { open: (id) => this.#plaintextOf(id), notify: (m) => ports.notify(m), warn: (f, m) => ports.warn(f, m) });
+  }
 
   /** The first view, before any serving thread runs. */
   initial(): ViewUpdate {
@@ -86,7 +95,7 @@ export class MountView {
     const retire: LiveNode[] = [];
     const changed: string[] = [];
     const fill: number[] = [];
-    if (this.prefiller) this.ports.collectLookups();
+    if (this.#prefiller) this.ports.collectLookups();
     for (const file of files) {
       seen.add(file.name);
       const old = this.#current.get(file.name);
@@ -96,7 +105,7 @@ export class MountView {
       add.push(this.#forWorker(node, file));
       if (old) retire.push(old);
       // The container looked up the version this one replaces: it reads this file, so it gets the new bytes cached.
-      if (old && this.prefiller && node.shared && this.#lookedUp.has(old.id)) fill.push(node.id);
+      if (old && node.shared && this.#lookedUp.has(old.id)) fill.push(node.id);
       changed.push(file.name);
     }
     let namesChanged = add.length > retire.length;
@@ -118,18 +127,23 @@ export class MountView {
     for (const name of changed) this.#notify(invalEntryNotification(ROOT_ID, name), name);
     for (const node of retire) {
       this.#lookedUp.delete(node.id);
-      if (this.#prefilled.delete(node.id)) this.#notify(invalEntryNotification(ROOT_ID, this.prefiller!.nameOf(node.id)), node.name);
+      if (this.#prefiller && this.#prefilled.delete(node.id)) this.#notify(invalEntryNotification(ROOT_ID, this.#prefiller.nameOf(node.id)), node.name);
     }
     // A changed set of names also drops the directory's cached listing.
     if (namesChanged) this.#notify(invalInodeNotification(ROOT_ID), '.');
-    if (fill.length > 0) {
+    if (this.#prefiller && fill.length > 0) {
       for (const id of fill) this.#prefilled.add(id);
-      this.prefiller!.fill(fill);
+      this.#prefiller.fill(fill);
     }
   }
 
-  /** The plaintext of a current version, for its prefill (the caller zeroes it); undefined once superseded. */
-  plaintextOf(id: number): Buffer | undefined {
+  /** Resolves once the fills the changes so far started are done. */
+  async settled(): Promise<void> {
+    await this.#prefiller?.idle();
+  }
+
+  /** The plaintext of a current version, for its fill (the caller zeroes it); undefined once superseded. */
+  #plaintextOf(id: number): Buffer | undefined {
     const node = this.#nodes.get(id);
     if (!node?.shared || this.#current.get(node.name) !== node) return undefined;
     return this.key.open(id, node.shared, node.size);
@@ -137,6 +151,7 @@ export class MountView {
 
   /** Every name goes (the mount is being taken down): new lookups find nothing. */
   clear(): void {
+    this.#prefiller?.stop();
     this.refresh([]);
   }
 

@@ -36,6 +36,6 @@ export async function mountSecrets(mountpoint: string, source: SecretSource, opt
   // mount (0555) is what everyone sees.
   await mkdir(target, { recursive: true, mode: 0o700 });
   return implementation === 'kernel'
-    ? mountKernel(target, source, { threads: options.threads, noOpen: options.noOpen })
+    ? mountKernel(target, source, { threads: options.threads, noOpen: options.noOpen, prefill: options.prefill })
     : mountNative(target, source, options);
 }

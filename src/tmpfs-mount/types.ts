@@ -101,6 +101,12 @@ export interface MountOptions {
    */
   noOpen?: boolean;
   /**
+   * kernel: fill a new version into the page cache when the container looked
+   * up the one it replaces (kernel-prefill.ts). Default true; false for the
+   * bench's comparison.
+   */
+  prefill?: boolean;
+  /**
    * native: upper bound on how long after the source changes a NEW open may still see
    * the old version. Becomes attr_timeout, entry_timeout and ac_attr_timeout.
    * Default 50 ms; the promise to users is 100 ms.

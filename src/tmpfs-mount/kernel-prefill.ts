@@ -9,9 +9,7 @@
  * `[ -e ]` builtin) looks up the version under a prefill name: the mount's
  * random prefix followed by the node id, which the serving threads answer for
  * current versions only and never record as an access (kernel-dispatch.ts).
- * The child gets the prefix in its environment and the ids as arguments:
- * /proc/<pid>/cmdline is readable by every user of the host, environ only by
- * root. The dentry the lookup leaves keeps the node, and its pages, until the
+ * The dentry the lookup leaves keeps the node, and its pages, until the
  * version is superseded, when its name is invalidated with the file's.
  *
  * The container's first open of the new version still asks the agent (its
@@ -22,11 +20,12 @@
  * (kernel-view.ts): a file the container never touched gets no plaintext in
  * its page cache.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { storeNotification } from './fuse-abi.js';
 
-/** Nodes per `sh`: its lookups take ~50 µs each here, so a batch is done in well under a second. */
+/** Nodes per batch: `sh` reads its stdin a byte at a time, ~250 µs per lookup here, so a batch takes well under a second. */
 const BATCH = 1_000;
 const LOOKUP_TIMEOUT_MS = 10_000;
 
@@ -70,6 +69,8 @@ export class Prefiller {
   }
 
   async #drain(): Promise<void> {
+    // Not inside the refresh that queued the nodes: that one makes the rotation visible, and returns first.
+    await new Promise((resolve) => setImmediate(resolve));
     while (this.#queue.length > 0) {
       const batch = this.#queue.splice(0, BATCH);
       const failed = await lookUp(join(this.mountpoint, this.prefix), batch);
@@ -102,26 +103,74 @@ export class Prefiller {
 }
 
 /**
- * Looks up `prefix` + id for each id from a child process; null when it ran
- * to the end, else why not. A name that is gone (its version superseded
- * meanwhile) is no failure.
+ * One long-lived `sh` per agent makes the lookups of every mount: spawning
+ * costs the main thread ~10 ms here (the fork of a large process), a line on
+ * a pipe nothing. It reads one path per line (on its stdin: the names never
+ * show in /proc/<pid>/cmdline, which every user of the host can read) and
+ * answers an empty line, the end of a batch, with an empty line. A path that
+ * is gone (its version superseded meanwhile) is no failure.
  */
+const SCRIPT = 'while IFS= read -r p; do if [ -z "$p" ]; then echo; else [ -e "$p" ] || :; fi; done';
+
+interface Batch {
+  done: (failure: string | null) => void;
+  timer: NodeJS.Timeout;
+}
+
+class LookupChild {
+  #child: ChildProcess | undefined;
+  readonly #waiting: Batch[] = [];
+
+  /** Looks up each path; resolves null once all were looked up, else why not. */
+  lookUp(paths: string[]): Promise<string | null> {
+    if (paths.some((p) => p.includes('\n'))) return Promise.resolve('a path with a newline');
+    return new Promise((resolve) => {
+      const child = this.#child ?? this.#start();
+      const timer = setTimeout(() => this.#fail(child, `no answer within ${LOOKUP_TIMEOUT_MS} ms`), LOOKUP_TIMEOUT_MS);
+      timer.unref();
+      this.#waiting.push({ done: resolve, timer });
+      // Waiting for an answer keeps the agent running; idle, the child does not (#finish).
+      (child.stdout as Socket).ref();
+      child.stdin!.write(`${paths.join('\n')}\n\n`);
+    });
+  }
+
+  #start(): ChildProcess {
+    // An empty environment: the agent's (a join token, say) is none of its business; it runs builtins only.
+    const child = spawn('/bin/sh', ['-c', SCRIPT], { stdio: ['pipe', 'pipe', 'ignore'], env: {} });
+    this.#child = child;
+    child.stdout!.on('data', (chunk: Buffer) => {
+      for (let i = 0; i < chunk.length; i++) if (chunk[i] === 0x0a) this.#finish(null);
+    });
+    child.on('error', (err) => this.#fail(child, `cannot run /bin/sh: ${err.message}`));
+    child.on('exit', (code, signal) => this.#fail(child, `the lookup child ended (${signal ?? `code ${code}`})`));
+    // A closed pipe (the child died) is reported by 'exit'.
+    child.stdin!.on('error', () => {});
+    // Idle, it must not keep the agent running; at the agent's exit it reads EOF and ends.
+    child.unref();
+    (child.stdin as Socket).unref();
+    return child;
+  }
+
+  #finish(failure: string | null): void {
+    const batch = this.#waiting.shift();
+    if (!batch) return;
+    clearTimeout(batch.timer);
+    if (this.#waiting.length === 0) (this.#child?.stdout as Socket | undefined)?.unref();
+    batch.done(failure);
+  }
+
+  #fail(child: ChildProcess, why: string): void {
+    if (this.#child !== child) return;
+    this.#child = undefined;
+    child.kill('SIGKILL');
+    while (this.#waiting.length > 0) this.#finish(why);
+  }
+}
+
+const lookups = new LookupChild();
+
+/** The lookups of one batch: `prefix` + id for each id. */
 function lookUp(prefix: string, ids: number[]): Promise<string | null> {
-  return new Promise((resolve) => {
-    const child = spawn('/bin/sh', ['-c', 'for id; do [ -e "$HUSH_FILL_PREFIX$id" ] || :; done', 'sh', ...ids.map(String)], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { HUSH_FILL_PREFIX: prefix },
-    });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), LOOKUP_TIMEOUT_MS);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      resolve(`cannot run /bin/sh: ${err.message}`);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve(code === 0 ? null : stderr.trim() || `sh ended with ${signal ?? `code ${code}`}`);
-    });
-  });
+  return lookups.lookUp(ids.map((id) => `${prefix}${id}`));
 }

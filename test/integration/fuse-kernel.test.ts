@@ -6,6 +6,7 @@
  * read is done by a child process; this process serves the mounts.
  */
 import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -281,6 +282,42 @@ describe('tmpfs-mount (kernel): node per version, lookups, at-once removal', fun
       },
       { noOpen: false },
     );
+  });
+
+  it('lets a process that filled versions exit by itself, and its lookup child end with it', async () => {
+    const mp = join(dir, `k${++seq}`);
+    const code = `
+      import { execFileSync } from 'node:child_process';
+      import { mountSecrets } from ${JSON.stringify(INDEX)};
+      import { MemorySource } from ${JSON.stringify(pathToFileURL(resolve(import.meta.dirname, '../helpers/memory-source.ts')).href)};
+      const src = new MemorySource();
+      src.set('x', 'one');
+      const m = await mountSecrets(process.env.MP, src);
+      execFileSync('cat', [process.env.MP + '/x']); // another process reads: this one only serves
+      src.set('x', 'two');
+      await m.settled();
+      const children = execFileSync('ps', ['-o', 'pid=,args=', '--ppid', String(process.pid)]).toString();
+      const sh = children.split('\\n').find((l) => l.includes('read -r p'));
+      process.stdout.write(JSON.stringify({ reads: m.stats().read, sh: sh && Number(sh.trim().split(' ')[0]) }) + '\\n');
+      await m.unmount();
+    `;
+    const server = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+      cwd: resolve(import.meta.dirname, '../..'),
+      env: { ...process.env, MP: mp },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    server.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      const [exitCode] = await once(server, 'exit');
+      expect(exitCode, 'exits without being told to').to.equal(0);
+      const { reads, sh: shPid } = JSON.parse(out) as { reads: number; sh?: number };
+      expect(reads, 'one READ: version 1; version 2 was filled').to.equal(1);
+      expect(shPid, 'the lookup child ran').to.be.a('number');
+      await until(() => !existsSync(`/proc/${shPid}`), 'the lookup child to end with the agent');
+    } finally {
+      if (server.exitCode === null) server.kill('SIGKILL');
+    }
   });
 
   it('lets the serving process exit although a reader still holds its unmounted mount (its connection is aborted)', async () => {

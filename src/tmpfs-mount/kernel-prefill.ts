@@ -23,7 +23,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { storeNotification } from './fuse-abi.js';
+import { invalEntryNotification, ROOT_ID, storeNotification } from './fuse-abi.js';
 
 /** Nodes per batch: `sh` reads its stdin a byte at a time, ~250 µs per lookup here, so a batch takes well under a second. */
 const BATCH = 1_000;
@@ -39,6 +39,7 @@ export interface PrefillPorts {
 
 export class Prefiller {
   #queue: number[] = [];
+  #released: number[] = [];
   #running: Promise<void> | undefined;
 
   constructor(
@@ -55,7 +56,17 @@ export class Prefiller {
   /** Queues the nodes; they are filled in the background, in order. */
   fill(ids: number[]): void {
     this.#queue.push(...ids);
-    this.#running ??= this.#drain().finally(() => (this.#running = undefined));
+    this.#start();
+  }
+
+  /**
+   * Superseded nodes that had a prefill name: the kernel is told to drop
+   * those names (and with them its last hold on the node), in the
+   * background: the rotation does not wait for it.
+   */
+  release(ids: number[]): void {
+    this.#released.push(...ids);
+    this.#start();
   }
 
   /** Resolves when every queued node has been tried (tests, unmount). */
@@ -63,15 +74,25 @@ export class Prefiller {
     while (this.#running) await this.#running;
   }
 
-  /** Forgets what is queued (the mount is going away). */
+  /** Forgets the fills queued (the mount is going away); names to drop still go. */
   stop(): void {
     this.#queue.length = 0;
   }
 
+  #start(): void {
+    this.#running ??= this.#drain().finally(() => (this.#running = undefined));
+  }
+
   async #drain(): Promise<void> {
-    // Not inside the refresh that queued the nodes: that one makes the rotation visible, and returns first.
+    // Not inside the refresh that queued the work: that one makes the rotation visible, and returns first.
     await new Promise((resolve) => setImmediate(resolve));
-    while (this.#queue.length > 0) {
+    while (this.#queue.length > 0 || this.#released.length > 0) {
+      for (const id of this.#released.splice(0)) {
+        const refused = this.ports.notify(invalEntryNotification(ROOT_ID, this.nameOf(id)));
+        // ENOENT: the kernel had dropped that name already.
+        if (refused !== null && refused !== 'ENOENT') this.ports.warn({ node: id, error: refused }, 'secrets mount: the kernel refused to drop a prefill name');
+      }
+      if (this.#queue.length === 0) break;
       const batch = this.#queue.splice(0, BATCH);
       const failed = await lookUp(join(this.mountpoint, this.prefix), batch);
       if (failed !== null) {

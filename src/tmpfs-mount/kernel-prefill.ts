@@ -48,8 +48,8 @@ export class Prefiller {
     private readonly ports: PrefillPorts,
   ) {}
 
-  /** The name a node is looked up by for its prefill. */
-  nameOf(id: number): string {
+  /** The name a node is looked up by for its fill. */
+  #nameOf(id: number): string {
     return `${this.prefix}${id}`;
   }
 
@@ -88,13 +88,13 @@ export class Prefiller {
     await new Promise((resolve) => setImmediate(resolve));
     while (this.#queue.length > 0 || this.#released.length > 0) {
       for (const id of this.#released.splice(0)) {
-        const refused = this.ports.notify(invalEntryNotification(ROOT_ID, this.nameOf(id)));
+        const refused = this.ports.notify(invalEntryNotification(ROOT_ID, this.#nameOf(id)));
         // ENOENT: the kernel had dropped that name already.
         if (refused !== null && refused !== 'ENOENT') this.ports.warn({ node: id, error: refused }, 'secrets mount: the kernel refused to drop a prefill name');
       }
       if (this.#queue.length === 0) break;
       const batch = this.#queue.splice(0, BATCH);
-      const failed = await lookUp(join(this.mountpoint, this.prefix), batch);
+      const failed = await lookups.lookUp(batch.map((id) => join(this.mountpoint, this.#nameOf(id))));
       if (failed !== null) {
         this.ports.warn({ error: failed }, 'secrets mount: the lookups that fill new versions into the page cache failed; their first reads will ask the agent');
         continue;
@@ -189,9 +189,5 @@ class LookupChild {
   }
 }
 
+/** Shared by every mount of the process. */
 const lookups = new LookupChild();
-
-/** The lookups of one batch: `prefix` + id for each id. */
-function lookUp(prefix: string, ids: number[]): Promise<string | null> {
-  return lookups.lookUp(ids.map((id) => `${prefix}${id}`));
-}

@@ -126,8 +126,9 @@ export class MountView {
     // 3. The kernel: forget the cached name, so the next open looks it up again.
     for (const name of changed) this.#notify(invalEntryNotification(ROOT_ID, name), name);
     for (const node of retire) this.#lookedUp.delete(node.id);
-    const unfilled = retire.filter((node) => this.#prefilled.delete(node.id));
-    if (unfilled.length > 0) this.#prefiller?.release(unfilled.map((node) => node.id));
+    // Retired versions that were filled: their prefill names go too (in the background), or the kernel would hold them until memory runs short.
+    const filled = retire.filter((node) => this.#prefilled.delete(node.id));
+    if (filled.length > 0) this.#prefiller?.release(filled.map((node) => node.id));
     // A changed set of names also drops the directory's cached listing.
     if (namesChanged) this.#notify(invalInodeNotification(ROOT_ID), '.');
     if (this.#prefiller && fill.length > 0) {

@@ -26,10 +26,20 @@ interface StoredVersion {
   ciphertext: string;
 }
 
-/** Every byte of every file in the data directory, as one buffer. */
+/**
+ * Every byte of every file in the data directory, as one buffer. The store
+ * replaces snapshots in the background: a file listed may be gone when read,
+ * so the directory is read again until one listing reads whole.
+ */
 async function dataDirBytes(dir: string): Promise<Buffer> {
-  const files = await readdir(dir);
-  return Buffer.concat(await Promise.all(files.map((f) => readFile(join(dir, f)))));
+  for (;;) {
+    const files = await readdir(dir);
+    try {
+      return Buffer.concat(await Promise.all(files.map((f) => readFile(join(dir, f)))));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
 }
 
 describe('secret history, rollback, retention', () => {

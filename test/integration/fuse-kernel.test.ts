@@ -39,6 +39,18 @@ async function cat(path: string): Promise<string> {
 
 const INDEX = pathToFileURL(resolve(import.meta.dirname, '../../src/tmpfs-mount/index.ts')).href;
 
+/** Runs `code` (an ES module) in a Node child, the mountpoint in $MP: that process serves the mount, this one reads. */
+function serveInChild(code: string, mp: string, stdin: 'ignore' | 'pipe'): { server: ReturnType<typeof spawn>; output: () => string } {
+  const server = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+    cwd: resolve(import.meta.dirname, '../..'),
+    env: { ...process.env, MP: mp },
+    stdio: [stdin, 'pipe', 'inherit'],
+  });
+  let out = '';
+  server.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  return { server, output: () => out };
+}
+
 const inode = async (path: string): Promise<number> => Number((await sh('stat', ['-c', '%i', path])).stdout.trim());
 
 describe('tmpfs-mount (kernel): node per version, lookups, at-once removal', function () {
@@ -301,17 +313,11 @@ describe('tmpfs-mount (kernel): node per version, lookups, at-once removal', fun
       process.stdout.write(JSON.stringify({ reads: m.stats().read, sh: sh && Number(sh.trim().split(' ')[0]) }) + '\\n');
       await m.unmount();
     `;
-    const server = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
-      cwd: resolve(import.meta.dirname, '../..'),
-      env: { ...process.env, MP: mp },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    server.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const { server, output } = serveInChild(code, mp, 'ignore');
     try {
       const [exitCode] = await once(server, 'exit');
       expect(exitCode, 'exits without being told to').to.equal(0);
-      const { reads, sh: shPid } = JSON.parse(out) as { reads: number; sh?: number };
+      const { reads, sh: shPid } = JSON.parse(output()) as { reads: number; sh?: number };
       expect(reads, 'one READ: version 1; version 2 was filled').to.equal(1);
       expect(shPid, 'the lookup child ran').to.be.a('number');
       await until(() => !existsSync(`/proc/${shPid}`), 'the lookup child to end with the agent');
@@ -333,16 +339,10 @@ describe('tmpfs-mount (kernel): node per version, lookups, at-once removal', fun
       process.stdout.write('mounted\\n');
       process.stdin.once('data', async () => { await m.unmount(); process.stdout.write('unmounted\\n'); process.stdin.destroy(); });
     `;
-    const server = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
-      cwd: resolve(import.meta.dirname, '../..'),
-      env: { ...process.env, MP: mp },
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
-    let out = '';
-    server.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const { server, output } = serveInChild(code, mp, 'pipe');
     let holder: ReturnType<typeof spawn> | undefined;
     try {
-      await until(() => out === 'mounted\n', 'the child to mount');
+      await until(() => output() === 'mounted\n', 'the child to mount');
       holder = spawn('sh', ['-c', `exec 3< ${join(mp, 'x')}; echo opened; exec sleep 60`], { stdio: ['ignore', 'pipe', 'inherit'] });
       let held = '';
       holder.stdout!.on('data', (d: Buffer) => (held += d.toString()));
@@ -351,7 +351,7 @@ describe('tmpfs-mount (kernel): node per version, lookups, at-once removal', fun
       server.stdin!.write('go\n');
       const [exitCode] = await exited;
       expect(exitCode).to.equal(0);
-      expect(out).to.equal('mounted\nunmounted\n');
+      expect(output()).to.equal('mounted\nunmounted\n');
       expect(holder.exitCode, 'the holder still holds the file').to.equal(null);
     } finally {
       if (server.exitCode === null) server.kill('SIGKILL');

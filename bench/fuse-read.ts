@@ -394,7 +394,7 @@ function render(rows: Row[], rotation: Rotation, fillMs: number, others: number 
       `${fmt(cold1.requestsPerRead, 2)} requests per read, ${fmt(cold1.readsPerSec)} reads/s (two readers ${fmt(cold1x2.readsPerSec)}; with two serving ` +
       `threads ${fmt(cold2.readsPerSec)} and ${fmt(cold2x2.readsPerSec)}), ${fmt(cold1.cpuUsPerRead, 1)} µs of agent CPU per read. ` +
       `The fill is off the reader's path: the default mount had filled all ${fmt(COLD_FILES * 2)} new versions ${fmt(fillMs)} ms after the rotation ` +
-      '(a child process per batch of 1,000 lookups, then a decrypt and a notification write per version). ' +
+      '(one long-lived child process makes the lookups, ~250 µs each here, then a decrypt and a notification write per version). ' +
       `fuse-native at the same job: ${fmt(coldNativeOff.readsPerSec)} reads/s with direct_io (${fmt(coldNativeOff.requestsPerRead, 2)} requests per read), ` +
       `${fmt(coldNativeAuto.readsPerSec)} with auto_cache (${fmt(coldNativeAuto.requestsPerRead, 2)}).`,
     '',

@@ -322,8 +322,8 @@ export class Dispatcher {
 
   /**
    * The node a prefill name points at: the agent's lookup by id, of current
-   * versions only (a superseded one's name was invalidated with it and must
-   * not come back).
+   * versions only (the prefill name of a superseded one is being dropped
+   * from the kernel and must not come back).
    */
   #prefillNode(name: string): HeldNode | undefined {
     const id = name.slice(this.opts.prefillPrefix.length);

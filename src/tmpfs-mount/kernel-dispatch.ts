@@ -74,9 +74,11 @@ export class NodeTable {
     if (update.names === undefined) return;
     this.#names.clear();
     this.#current.clear();
-    for (const [, id] of update.names) this.#current.add(id);
-    // Keyed by the name's UTF-8 bytes read as latin1: a LOOKUP matches byte for byte.
-    for (const [name, id] of update.names) this.#names.set(Buffer.from(name).toString('latin1'), id);
+    for (const [name, id] of update.names) {
+      // Keyed by the name's UTF-8 bytes read as latin1: a LOOKUP matches byte for byte.
+      this.#names.set(Buffer.from(name).toString('latin1'), id);
+      this.#current.add(id);
+    }
     this.#sorted = [...this.#names.keys()].sort();
   }
 

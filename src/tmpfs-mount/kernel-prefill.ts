@@ -10,7 +10,7 @@
  * random prefix followed by the node id, which the serving threads answer for
  * current versions only and never record as an access (kernel-dispatch.ts).
  * The dentry the lookup leaves keeps the node, and its pages, until the
- * version is superseded, when its name is invalidated with the file's.
+ * version is superseded; then that name is dropped too (`release`).
  *
  * The container's first open of the new version still asks the agent (its
  * LOOKUP of the file's name, which the audit of who read what records); only
